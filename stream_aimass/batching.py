@@ -1,0 +1,128 @@
+"""Token-budget micro-batching with an injected clock.
+
+A batch costs what the model pays for it: padded to its longest member, so
+``len(batch) * max(tokens)``. Items are sorted by length before they are cut into batches,
+which keeps padding (wasted compute) small.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Batch(Generic[T]):
+    items: list[T]
+    costs: list[int]
+    oldest_enqueued: float
+
+    @property
+    def padded_cost(self) -> int:
+        return len(self.costs) * max(self.costs) if self.costs else 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class TokenBudgetBatcher(Generic[T]):
+    """Collects items with a token cost and releases length-sorted batches.
+
+    A batch is released when the pending items fill a batch (padded cost reaches
+    ``max_tokens`` or ``max_items``), or when the oldest pending item has waited
+    ``max_wait_s``; then everything pending goes.
+    """
+
+    def __init__(
+        self,
+        max_tokens: int,
+        max_items: int,
+        max_wait_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_tokens < 1 or max_items < 1 or max_wait_s < 0:
+            raise ValueError("max_tokens and max_items must be >= 1, max_wait_s >= 0")
+        self.max_tokens = max_tokens
+        self.max_items = max_items
+        self.max_wait_s = max_wait_s
+        self._clock = clock
+        self._pending: list[tuple[int, float, T]] = []  # (cost, enqueued_at, item)
+        self._pending_tokens = 0
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    @property
+    def pending_tokens(self) -> int:
+        return self._pending_tokens
+
+    def add(self, item: T, cost: int) -> None:
+        # An item over budget still runs, alone: the budget bounds batches, never drops work.
+        cost = max(1, cost)
+        self._pending.append((cost, self._clock(), item))
+        self._pending_tokens += cost
+
+    def deadline(self) -> float | None:
+        """When the oldest pending item must go (clock units), or None when empty."""
+        if not self._pending:
+            return None
+        return min(p[1] for p in self._pending) + self.max_wait_s
+
+    def _full(self) -> bool:
+        if len(self._pending) >= self.max_items:
+            return True
+        # Cheapest possible padded cost of everything pending is at least the raw sum.
+        return self._pending_tokens >= self.max_tokens
+
+    def ready(self) -> list[Batch[T]]:
+        """Batches that should run now: full ones, or everything once the wait expired."""
+        if not self._pending:
+            return []
+        deadline = self.deadline()
+        if deadline is not None and self._clock() >= deadline:
+            return self.flush()
+        if not self._full():
+            return []
+        ordered = sorted(self._pending, key=lambda p: p[0])
+        batches = self._cut(ordered)
+        # Keep the last, partly filled batch pending unless it is full too.
+        last = batches[-1]
+        if len(last) < self.max_items and last.padded_cost < self.max_tokens:
+            batches.pop()
+            self._pending = ordered[len(ordered) - len(last) :]
+        else:
+            self._pending = []
+        self._pending_tokens = sum(p[0] for p in self._pending)
+        return batches
+
+    def flush(self) -> list[Batch[T]]:
+        """Everything pending, as length-sorted batches."""
+        if not self._pending:
+            return []
+        batches = self._cut(sorted(self._pending, key=lambda p: p[0]))
+        self._pending = []
+        self._pending_tokens = 0
+        return batches
+
+    def _cut(self, ordered: list[tuple[int, float, T]]) -> list[Batch[T]]:
+        batches: list[Batch[T]] = []
+        items: list[T] = []
+        costs: list[int] = []
+        oldest = float("inf")
+        for cost, enqueued, item in ordered:
+            # Sorted ascending, so the new item is the longest: padded cost = n * cost.
+            if items and (
+                (len(items) + 1) * cost > self.max_tokens or len(items) >= self.max_items
+            ):
+                batches.append(Batch(items, costs, oldest))
+                items, costs, oldest = [], [], float("inf")
+            items.append(item)
+            costs.append(cost)
+            oldest = min(oldest, enqueued)
+        if items:
+            batches.append(Batch(items, costs, oldest))
+        return batches

@@ -1,0 +1,231 @@
+"""``stream-aimass bench``: three measurements on the same texts, in one run.
+
+- model ceiling: tokenize + forward only, same batching and dtype as the pipeline;
+- pipeline: the full path through the embedded broker and ClickHouse, from a backlog;
+- naive loop: consume one message, fp32 forward, insert one row, commit, repeat.
+
+Machines are noisy: the ratios measured in one run are the figures that mean something.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+
+from stream_aimass.batching import TokenBudgetBatcher
+from stream_aimass.corpus import generate_documents
+from stream_aimass.enrich import DocumentEnricher
+from stream_aimass.kafka import make_consumer, make_producer
+from stream_aimass.models.encoder import Encoder
+from stream_aimass.pipeline import Pipeline, Stack, open_clickhouse
+from stream_aimass.settings import Settings
+from stream_aimass.sinks.clickhouse import DOCUMENT_COLUMNS, document_row
+
+WARMUP_DOCS = 64
+
+
+def model_ceiling(enricher: DocumentEnricher, texts: list[str], settings: Settings) -> float:
+    """Docs/s of tokenize + forward + heads with the pipeline's batching policy."""
+    encoder = enricher.encoder
+    started = time.perf_counter()
+    ids = encoder.tokenize(texts)
+    batcher: TokenBudgetBatcher[list[int]] = TokenBudgetBatcher(
+        settings.batch_max_tokens, settings.batch_max_documents, 0.0
+    )
+    for seq in ids:
+        batcher.add(seq, len(seq))
+    for batch in batcher.flush():
+        encoded = encoder.encode_ids(batch.items)
+        enricher.classifier.scores(encoded.embeddings)
+    return len(texts) / (time.perf_counter() - started)
+
+
+async def _produce(settings: Settings, bootstrap: str, docs: list[dict[str, Any]]) -> None:
+    producer = make_producer(settings, bootstrap)
+    await producer.start()
+    try:
+        for doc in docs:
+            key = f"{doc['tenant']}:{doc['id']}".encode()
+            await producer.send(settings.topic_documents, orjson.dumps(doc), key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def _wait_rows(pipeline: Pipeline, count: int, timeout_s: float = 600.0) -> None:
+    assert pipeline.sink is not None
+    deadline = time.monotonic() + timeout_s
+    while pipeline.sink.stats.documents < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"pipeline stored {pipeline.sink.stats.documents}/{count} rows")
+        await asyncio.sleep(0.01)
+
+
+async def pipeline_run(
+    settings: Settings,
+    stack: Stack,
+    pipeline: Pipeline,
+    warmup: list[dict[str, Any]],
+    docs: list[dict[str, Any]],
+) -> float:
+    """Docs/s through the whole pipeline for a backlog produced at once (after a warm-up)."""
+    await pipeline.start()
+    await _produce(settings, stack.bootstrap, warmup)
+    await _wait_rows(pipeline, len(warmup))
+    started = time.perf_counter()
+    await _produce(settings, stack.bootstrap, docs)
+    await _wait_rows(pipeline, len(warmup) + len(docs))
+    elapsed = time.perf_counter() - started
+    await pipeline.stop_and_wait()
+    return len(docs) / elapsed
+
+
+async def naive_run(
+    settings: Settings, bootstrap: str, client: Any, model_dir: Path, docs: list[dict[str, Any]]
+) -> float:
+    """Docs/s of the loop people write first: one message, one fp32 forward, one insert."""
+    topic = "aimass.bench-naive"
+    encoder = Encoder(
+        model_dir, device="cpu", dtype="fp32", max_tokens=settings.max_tokens_per_document
+    )
+    encoder.warmup()
+    client.command("CREATE TABLE IF NOT EXISTS naive_documents AS documents")
+    await _produce(settings.model_copy(update={"topic_documents": topic}), bootstrap, docs)
+    consumer = make_consumer(settings, bootstrap, "aimass-bench-naive", topic)
+    await consumer.start()
+    loop = asyncio.get_running_loop()
+    done = 0
+    started = time.perf_counter()
+    try:
+        while done < len(docs):
+            msg = await consumer.getone()
+            doc = orjson.loads(msg.value)
+            emb = encoder.encode_texts([doc["text"]])
+            record = orjson.dumps(
+                {
+                    "id": doc["id"], "tenant": doc["tenant"], "ts": doc["ts"], "text_chars": 0,
+                    "tokens": 0, "categories": [], "top_category": "", "embedding": {},
+                    "model": {"name": "naive", "version": "fp32"}, "enriched_at_ms": 0,
+                    "source": {"topic": topic, "partition": msg.partition,
+                               "offset": msg.offset, "timestamp_ms": msg.timestamp},
+                    "dim": int(emb.shape[1]),
+                }
+            )  # fmt: skip
+            row = document_row(record, topic, msg.partition, msg.offset)
+            insert = functools.partial(
+                client.insert, "naive_documents", [row], column_names=DOCUMENT_COLUMNS
+            )
+            await loop.run_in_executor(None, insert)
+            await consumer.commit()
+            done += 1
+    finally:
+        await consumer.stop()
+    return done / (time.perf_counter() - started)
+
+
+def _latency(client: Any) -> tuple[float, float]:
+    rows = client.query(
+        "SELECT quantile(0.5)(d), quantile(0.99)(d) FROM (SELECT "
+        "dateDiff('millisecond', source_ts, ingested_at) AS d FROM documents FINAL "
+        "WHERE tenant != 'bench-warmup')"
+    ).result_rows
+    p50, p99 = rows[0]
+    return float(p50), float(p99)
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    names = ["model ceiling", "pipeline", "naive loop"]
+    values = [result["model_docs_per_s"], result["pipeline_docs_per_s"], result["naive_docs_per_s"]]
+    bars = ax1.bar(names, values, color=["#888888", "#1f77b4", "#d62728"])
+    ax1.bar_label(bars, fmt="%.0f")
+    ax1.set_ylabel("documents / s")
+    ax1.set_title(
+        f"pipeline = {result['ratio']:.2f} × model, {result['speedup_vs_naive']:.1f} × naive"
+    )
+    bars = ax2.bar(["p50", "p99"], [result["p50_ms"], result["p99_ms"]], color="#2ca02c")
+    ax2.bar_label(bars, fmt="%.0f")
+    ax2.set_ylabel("ms")
+    ax2.set_title("produce → ClickHouse row (backlog)")
+    fig.suptitle(
+        f"stream-aimass bench: {result['documents']} docs, {result['model']} "
+        f"{result['device']}/{result['dtype']}"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run_bench(
+    settings: Settings,
+    n_documents: int,
+    n_naive: int,
+    out_dir: Path,
+    *,
+    console: Console,
+) -> dict[str, Any]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="aimass-bench-") as tmp:
+        settings = settings.model_copy(
+            update={"data_dir": Path(tmp), "kafka_bootstrap": "embedded", "clickhouse_dsn": ""}
+        )
+        docs = generate_documents(n_documents, seed=101)
+        warmup = generate_documents(WARMUP_DOCS, seed=102, tenants=("bench-warmup",))
+        with console.status("loading the model"):
+            enricher = DocumentEnricher.from_settings(settings)
+        texts = [str(d["text"]) for d in docs]
+        with console.status("model ceiling: tokenize + forward"):
+            model_ceiling(enricher, texts[: min(256, len(texts))], settings)  # warm caches
+            model_rate = model_ceiling(enricher, texts, settings)
+        stack = Stack.start(settings)
+        try:
+            client = open_clickhouse(settings)
+            pipeline = Pipeline(
+                settings, stack.bootstrap, "all", enricher=enricher, clickhouse=client
+            )
+            with console.status(f"pipeline: {n_documents} documents through Kafka and ClickHouse"):
+                pipeline_rate = asyncio.run(pipeline_run(settings, stack, pipeline, warmup, docs))
+            p50, p99 = _latency(client)
+            naive_docs = generate_documents(min(n_naive, n_documents), seed=103)
+            with console.status(f"naive loop: {len(naive_docs)} documents one by one"):
+                naive_rate = asyncio.run(
+                    naive_run(
+                        settings, stack.bootstrap, client, settings.resolved_model_dir, naive_docs
+                    )
+                )
+        finally:
+            stack.close()
+    encoder = enricher.encoder
+    result: dict[str, Any] = {
+        "documents": n_documents,
+        "naive_documents": min(n_naive, n_documents),
+        "model": encoder.name,
+        "model_version": encoder.version,
+        "device": encoder.device,
+        "dtype": encoder.dtype,
+        "batch_max_tokens": settings.batch_max_tokens,
+        "batch_max_documents": settings.batch_max_documents,
+        "model_docs_per_s": round(model_rate, 1),
+        "pipeline_docs_per_s": round(pipeline_rate, 1),
+        "naive_docs_per_s": round(naive_rate, 2),
+        "ratio": round(pipeline_rate / model_rate, 3),
+        "speedup_vs_naive": round(pipeline_rate / naive_rate, 2),
+        "p50_ms": round(p50, 1),
+        "p99_ms": round(p99, 1),
+    }
+    (out_dir / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
+    plot(result, out_dir / "bench.png")
+    return result

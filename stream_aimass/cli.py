@@ -1,0 +1,392 @@
+"""The ``stream-aimass`` command line.
+
+Heavy imports (torch, transformers, faust, chdb) happen inside commands so that ``--help``
+stays instant. Flags mirror settings; a flag left out falls back to ``AIMASS_*`` env vars.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import time
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from stream_aimass.settings import Settings, load_settings
+
+app = typer.Typer(
+    name="stream-aimass",
+    help="Real-time AI enrichment of event streams: Kafka in, transformers, ClickHouse out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+topics_app = typer.Typer(help="Kafka topics of the pipeline.", no_args_is_help=True)
+db_app = typer.Typer(help="ClickHouse schema.", no_args_is_help=True)
+produce_app = typer.Typer(help="Send JSONL files to the input topics.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+app.add_typer(db_app, name="db")
+app.add_typer(produce_app, name="produce")
+
+console = Console(stderr=True)
+out = Console(highlight=False, soft_wrap=True)
+
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Working directory [env AIMASS_DATA_DIR].")
+]
+Bootstrap = Annotated[
+    str | None,
+    typer.Option("--bootstrap", help="Kafka bootstrap servers [env AIMASS_KAFKA_BOOTSTRAP]."),
+]
+ClickHouseDsn = Annotated[
+    str | None,
+    typer.Option("--clickhouse", help="ClickHouse DSN [env AIMASS_CLICKHOUSE_DSN]."),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def _settings(**overrides: Any) -> Settings:
+    from pydantic import ValidationError
+
+    try:
+        return load_settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"AIMASS_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise fail(f"invalid settings: {problems}") from None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _print_rows(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    table = Table(title=title, title_justify="left")
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*(str(_jsonable(v)) for v in row))
+    out.print(table)
+
+
+def _resolve_bootstrap(settings: Settings) -> str:
+    """A broker address for client-only commands (no in-process broker for them)."""
+    if not settings.embedded_kafka:
+        return settings.kafka_bootstrap
+    addr_file = settings.data_dir / "broker.addr"
+    if addr_file.exists():
+        return addr_file.read_text().strip()
+    raise fail(
+        "this command needs a running broker: start one with `stream-aimass broker` "
+        "(it writes <data-dir>/broker.addr) or pass --bootstrap HOST:PORT"
+    )
+
+
+# -- demo ----------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    documents: Annotated[int, typer.Option(min=1, help="Documents to stream.")] = 1000,
+    events: Annotated[int, typer.Option(min=0, help="User events to stream.")] = 200,
+    data_dir: DataDir = None,
+    as_json: JsonFlag = False,
+    seed: Annotated[int, typer.Option(help="Seed of the generated stream.")] = 7,
+) -> None:
+    """Run the whole pipeline on the embedded stack over a generated news stream."""
+    from stream_aimass.demo import run_demo
+
+    settings = _settings(data_dir=data_dir or Path("aimass-data"), kafka_bootstrap="embedded")
+    if settings.clickhouse_dsn:
+        settings = settings.model_copy(update={"clickhouse_dsn": ""})
+    summary = run_demo(settings, documents, events, seed=seed, console=console, quiet=as_json)
+    if as_json:
+        out.print_json(json.dumps(summary, default=_jsonable))
+        return
+    out.print(
+        f"\n[bold]{summary['documents_enriched']}[/] documents enriched, "
+        f"[bold]{summary['dead_letters']}[/] dead letters, {summary['events_produced']} events "
+        f"produced, in {summary['seconds']:.1f} s "
+        f"([bold]{summary['docs_per_s']:.0f}[/] docs/s; model {summary['model']['name']} "
+        f"{summary['model']['version']} on {summary['model']['device']}/"
+        f"{summary['model']['dtype']})"
+    )
+    for name, result in summary["queries"].items():
+        _print_rows(f"query {name}", result["columns"], result["rows"])
+    out.print(
+        f"\nData in {settings.data_dir}. Try: stream-aimass query category-mix "
+        f"--data-dir {settings.data_dir}"
+    )
+
+
+# -- worker and broker -----------------------------------------------------------------------
+
+
+@app.command()
+def worker(
+    role: Annotated[str, typer.Option(help="enrich | sink | all")] = "all",
+    bootstrap: Bootstrap = None,
+    clickhouse: ClickHouseDsn = None,
+    data_dir: DataDir = None,
+    web_port: Annotated[int | None, typer.Option(help="Web port [env AIMASS_WEB_PORT].")] = None,
+    web_host: Annotated[
+        str | None, typer.Option(help="Bind address [env AIMASS_WEB_HOST].")
+    ] = None,
+) -> None:
+    """Run a worker (Faust app) until SIGTERM: enrich, sink or both roles."""
+    from stream_aimass.pipeline import ROLES
+
+    if role not in ROLES:
+        raise fail(f"--role must be one of {', '.join(ROLES)}, not {role!r}")
+    settings = _settings(
+        kafka_bootstrap=bootstrap,
+        clickhouse_dsn=clickhouse,
+        data_dir=data_dir,
+        web_port=web_port,
+        web_host=web_host,
+    )
+    from stream_aimass.app import run_worker
+    from stream_aimass.observability import configure_logging
+
+    configure_logging(settings.log_level)
+    run_worker(settings, role)  # type: ignore[arg-type]
+
+
+@app.command()
+def broker(
+    data_dir: DataDir = None,
+) -> None:
+    """Run a standalone embedded Kafka-protocol broker with the pipeline's topics."""
+    from stream_aimass.embedded import EmbeddedBroker, write_address
+    from stream_aimass.topics import configured_topics
+
+    settings = _settings(data_dir=data_dir)
+    stopping = False
+
+    def _stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    with EmbeddedBroker() as embedded:
+        embedded.create_topics((t.name, t.partitions) for t in configured_topics(settings))
+        addr_file = settings.data_dir / "broker.addr"
+        write_address(addr_file, embedded.bootstrap)
+        out.print(embedded.bootstrap)
+        console.print(
+            f"embedded broker at {embedded.bootstrap} (address in {addr_file}); topics: "
+            + ", ".join(f"{n}[{p}]" for n, p in embedded.topics.items())
+            + f"\nworkers: stream-aimass worker --role enrich --bootstrap {embedded.bootstrap}"
+        )
+        sys.stdout.flush()
+        while not stopping:
+            time.sleep(0.2)
+        addr_file.unlink(missing_ok=True)
+
+
+# -- produce ---------------------------------------------------------------------------------
+
+
+def _produce(topic_kind: str, file: Path, bootstrap: str | None, data_dir: Path | None) -> None:
+    from stream_aimass.produce import produce_file
+
+    if not file.exists():
+        raise fail(f"{file} does not exist")
+    settings = _settings(kafka_bootstrap=bootstrap, data_dir=data_dir)
+    address = _resolve_bootstrap(settings)
+    topic = settings.topic_documents if topic_kind == "documents" else settings.topic_events
+    sent = asyncio.run(produce_file(settings, address, topic, topic_kind, file, console))
+    out.print(f"{sent} messages sent to {topic}")
+
+
+@produce_app.command("documents")
+def produce_documents(
+    file: Annotated[Path, typer.Argument(help="JSONL file, one document per line.")],
+    bootstrap: Bootstrap = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Send a JSONL file of documents to the documents topic (lines sent as they are)."""
+    _produce("documents", file, bootstrap, data_dir)
+
+
+@produce_app.command("events")
+def produce_events(
+    file: Annotated[Path, typer.Argument(help="JSONL file, one event per line.")],
+    bootstrap: Bootstrap = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Send a JSONL file of user events to the events topic."""
+    _produce("events", file, bootstrap, data_dir)
+
+
+# -- query, db, topics -------------------------------------------------------------------------
+
+
+def _clickhouse(settings: Settings) -> Any:
+    from stream_aimass.clickhouse import get_client, migrate, redact_dsn
+
+    try:
+        client = get_client(settings)
+        migrate(client)
+        return client
+    except Exception as exc:
+        dsn = redact_dsn(settings.resolved_clickhouse_dsn)
+        hint = ""
+        if "already running" in str(exc) or "CANNOT_OPEN_FILE" in str(exc):
+            hint = " (a worker holds this data dir: embedded ClickHouse is one process per dir)"
+        raise fail(f"cannot open ClickHouse at {dsn}{hint}: {exc}") from None
+
+
+@app.command()
+def query(
+    name: Annotated[
+        str | None, typer.Argument(help="Named query from ops/clickhouse/queries.")
+    ] = None,
+    as_json: JsonFlag = False,
+    data_dir: DataDir = None,
+    clickhouse: ClickHouseDsn = None,
+    list_queries: Annotated[bool, typer.Option("--list", help="List the named queries.")] = False,
+) -> None:
+    """Run a named analytics query."""
+    from stream_aimass.clickhouse import ClickHouseConfigError, query_names, run_named_query
+
+    if list_queries or name is None:
+        for q in query_names():
+            out.print(q)
+        return
+    if name not in query_names():
+        raise fail(f"unknown query {name!r}; available: {', '.join(query_names())}")
+    settings = _settings(data_dir=data_dir, clickhouse_dsn=clickhouse)
+    client = _clickhouse(settings)
+    try:
+        result = run_named_query(client, name)
+    except ClickHouseConfigError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        rows = [{k: _jsonable(v) for k, v in r.items()} for r in result.as_dicts()]
+        out.print_json(json.dumps({"query": name, "rows": rows}))
+    else:
+        _print_rows(name, result.columns, result.rows)
+
+
+@db_app.command("migrate")
+def db_migrate(data_dir: DataDir = None, clickhouse: ClickHouseDsn = None) -> None:
+    """Apply pending ClickHouse migrations."""
+    from stream_aimass.clickhouse import get_client, migrate, redact_dsn
+
+    settings = _settings(data_dir=data_dir, clickhouse_dsn=clickhouse)
+    try:
+        applied = migrate(get_client(settings))
+    except Exception as exc:
+        dsn = redact_dsn(settings.resolved_clickhouse_dsn)
+        raise fail(f"migration on {dsn} failed: {exc}") from None
+    out.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+
+
+@topics_app.command("create")
+def topics_create(bootstrap: Bootstrap = None) -> None:
+    """Create the pipeline's topics on a real Kafka cluster (idempotent)."""
+    from stream_aimass.topics import create_on_cluster
+
+    settings = _settings(kafka_bootstrap=bootstrap)
+    if settings.embedded_kafka:
+        raise fail(
+            "topics create is for a real cluster: pass --bootstrap HOST:PORT "
+            "(the embedded broker creates its topics itself)"
+        )
+    outcome = create_on_cluster(settings)
+    for name, result in outcome.items():
+        out.print(f"{name}: {result}")
+    if any(r.startswith("failed") for r in outcome.values()):
+        raise typer.Exit(1)
+
+
+@topics_app.command("list")
+def topics_list() -> None:
+    """Show the configured topics with partitions, key and retention."""
+    from stream_aimass.topics import configured_topics
+
+    rows = [
+        [t.name, t.partitions, t.key, t.retention_ms, t.cleanup_policy]
+        for t in configured_topics(_settings())
+    ]
+    _print_rows("topics", ["topic", "partitions", "key", "retention_ms", "cleanup"], rows)
+
+
+# -- bench, settings -----------------------------------------------------------------------------
+
+
+@app.command()
+def bench(
+    documents: Annotated[int, typer.Option(min=64, help="Documents in the run.")] = 2000,
+    naive_documents: Annotated[
+        int, typer.Option(min=8, help="Documents for the (slow) naive loop.")
+    ] = 150,
+    as_json: JsonFlag = False,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where JSON and PNG go.")] = Path(
+        "bench-results"
+    ),
+) -> None:
+    """Measure pipeline vs model ceiling vs a naive loop, in one run (ratios, JSON, PNG)."""
+    from stream_aimass.bench import run_bench
+
+    settings = _settings()
+    result = run_bench(settings, documents, naive_documents, out_dir, console=console)
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    rows = [[k, v] for k, v in result.items() if not isinstance(v, dict)]
+    _print_rows("bench", ["metric", "value"], rows)
+    out.print(f"written: {out_dir / 'bench.json'}, {out_dir / 'bench.png'}")
+
+
+@app.command("settings")
+def settings_cmd(
+    markdown: Annotated[bool, typer.Option("--markdown", help="README table format.")] = False,
+) -> None:
+    """Show every setting with its env var, default and current value."""
+    from stream_aimass.settings import settings_table
+
+    rows = settings_table(_settings())
+    if markdown:
+        out.print("| setting | env var | default | description |")
+        out.print("|---|---|---|---|")
+        for r in rows:
+            out.print(f"| `{r['name']}` | `{r['env']}` | `{r['default']}` | {r['description']} |")
+        return
+    _print_rows(
+        "settings",
+        ["env var", "value", "default"],
+        [[r["env"], r["value"], r["default"]] for r in rows],
+    )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""ClickHouse access: client from a DSN (server or embedded chdb), migrations, named queries."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from stream_aimass.settings import Settings
+
+MIGRATIONS_TABLE = "schema_migrations"
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_QUERY_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+class ClickHouseConfigError(ValueError):
+    """A DSN or query name that cannot be used."""
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN without its password, for logs and error messages."""
+    parsed = urlparse(dsn)
+    if parsed.password is None:
+        return dsn
+    netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
+    return parsed._replace(netloc=netloc).geturl()
+
+
+def get_client(settings: Settings, *, create_database: bool = True) -> Any:
+    """A clickhouse-connect client for ``settings`` (chdb:// embedded or http(s):// server)."""
+    import clickhouse_connect
+
+    dsn = settings.resolved_clickhouse_dsn
+    database = settings.clickhouse_database
+    if dsn.startswith("chdb://"):
+        path = dsn[len("chdb://") :]
+        if path not in ("memory", ""):
+            from pathlib import Path
+
+            Path(path).mkdir(parents=True, exist_ok=True)
+        client = clickhouse_connect.get_client(dsn=dsn)
+        if create_database:
+            client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+        return clickhouse_connect.get_client(dsn=dsn, database=database)
+    parsed = urlparse(dsn)
+    if parsed.scheme not in ("http", "https", "clickhouse", "clickhouses"):
+        raise ClickHouseConfigError(
+            f"unsupported ClickHouse DSN scheme {parsed.scheme!r} in {redact_dsn(dsn)}: "
+            "use chdb:///path, http://... or https://..."
+        )
+    db_in_path = parsed.path.strip("/") or database
+    secure = parsed.scheme in ("https", "clickhouses")
+    common: dict[str, Any] = {
+        "host": parsed.hostname or "localhost",
+        "port": parsed.port or (8443 if secure else 8123),
+        "username": unquote(parsed.username or "default"),
+        "password": unquote(parsed.password or ""),
+        "secure": secure,
+    }
+    if create_database:
+        admin = clickhouse_connect.get_client(**common)
+        admin.command(f"CREATE DATABASE IF NOT EXISTS {db_in_path}")
+        admin.close()
+    return clickhouse_connect.get_client(database=db_in_path, **common)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    def statements(self) -> list[str]:
+        body = "\n".join(
+            line for line in self.sql.splitlines() if not line.strip().startswith("--")
+        )
+        return [s.strip() for s in body.split(";") if s.strip()]
+
+
+def _sql_dir(kind: str) -> Any:
+    return resources.files("stream_aimass") / "resources" / "clickhouse" / kind
+
+
+def load_migrations() -> list[Migration]:
+    found = []
+    for entry in _sql_dir("migrations").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), entry.name, entry.read_text()))
+    found.sort(key=lambda m: m.version)
+    return found
+
+
+def migrate(client: Any) -> list[str]:
+    """Apply pending migrations in order; returns the names applied now."""
+    client.command(
+        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} "
+        "(version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+        "ENGINE = ReplacingMergeTree ORDER BY version"
+    )
+    done = {row[0] for row in client.query(f"SELECT version FROM {MIGRATIONS_TABLE}").result_rows}
+    applied = []
+    for migration in load_migrations():
+        if migration.version in done:
+            continue
+        for statement in migration.statements():
+            client.command(statement)
+        client.insert(
+            MIGRATIONS_TABLE,
+            [[migration.version, migration.name]],
+            column_names=["version", "name"],
+        )
+        applied.append(migration.name)
+    return applied
+
+
+def query_names() -> list[str]:
+    return sorted(
+        e.name.removesuffix(".sql")
+        for e in _sql_dir("queries").iterdir()
+        if e.name.endswith(".sql")
+    )
+
+
+def load_query(name: str) -> str:
+    if not _QUERY_NAME.match(name) or name not in query_names():
+        raise ClickHouseConfigError(
+            f"unknown query {name!r}; available: {', '.join(query_names())}"
+        )
+    return str((_sql_dir("queries") / f"{name}.sql").read_text())
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    columns: list[str]
+    rows: list[list[Any]]
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+def run_named_query(
+    client: Any, name: str, parameters: dict[str, Any] | None = None
+) -> QueryResult:
+    result = client.query(load_query(name), parameters=parameters or {})
+    return QueryResult(list(result.column_names), [list(r) for r in result.result_rows])

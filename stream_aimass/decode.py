@@ -1,0 +1,161 @@
+"""Stage ``decode``/``validate``: raw Kafka bytes to a :class:`Document` or a :class:`DeadLetter`.
+
+Errors are data: nothing here raises on bad input.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from stream_aimass.records import DeadLetter, Document, Source
+
+STAGE_DECODE = "decode"
+STAGE_VALIDATE = "validate"
+
+_TENANT = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+_MAX_ID = 256
+_MAX_TS_MS = 253402300799999  # 9999-12-31
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class InvalidDocument(ValueError):
+    """A JSON document that breaks the schema; the message is the dead letter's reason."""
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def parse_ts_ms(value: Any) -> int:
+    """Epoch milliseconds from an int/float (ms) or an ISO-8601 string."""
+    if isinstance(value, bool):
+        raise InvalidDocument("field 'ts' must be epoch milliseconds or ISO-8601, got a boolean")
+    if isinstance(value, int | float):
+        if value != value or not 0 <= value <= _MAX_TS_MS:  # NaN or out of range
+            raise InvalidDocument(f"field 'ts' is out of range: {value!r}")
+        return int(value)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidDocument(
+                f"field 'ts' is not epoch milliseconds or ISO-8601: {value[:64]!r}"
+            ) from None
+        if parsed.tzinfo is None:
+            raise InvalidDocument("field 'ts' ISO-8601 string needs a time zone")
+        # Integer arithmetic: float timestamps lose a millisecond now and then.
+        ms = (parsed - _EPOCH) // timedelta(milliseconds=1)
+        if ms < 0:
+            raise InvalidDocument(f"field 'ts' is before 1970: {value[:64]!r}")
+        return ms
+    raise InvalidDocument(
+        f"field 'ts' must be epoch milliseconds or ISO-8601, got {type(value).__name__}"
+    )
+
+
+def _string(obj: dict[str, Any], name: str, *, required: bool, max_len: int | None = None) -> str:
+    value = obj.get(name)
+    if value is None:
+        if required:
+            raise InvalidDocument(f"missing required field '{name}'")
+        return ""
+    if not isinstance(value, str):
+        raise InvalidDocument(f"field '{name}' must be a string, got {type(value).__name__}")
+    if max_len is not None and len(value) > max_len:
+        raise InvalidDocument(f"field '{name}' is longer than {max_len} characters")
+    return value
+
+
+def validate_document(obj: Any, source: Source) -> Document:
+    """Check a parsed JSON value against the documents schema; raise InvalidDocument."""
+    if not isinstance(obj, dict):
+        raise InvalidDocument(f"document must be a JSON object, got {type(obj).__name__}")
+    doc_id = _string(obj, "id", required=True, max_len=_MAX_ID)
+    if not doc_id:
+        raise InvalidDocument("field 'id' is empty")
+    tenant = _string(obj, "tenant", required=True)
+    if not _TENANT.fullmatch(tenant):
+        raise InvalidDocument("field 'tenant' must match ^[A-Za-z0-9_.-]{1,128}$")
+    if "ts" not in obj or obj["ts"] is None:
+        raise InvalidDocument("missing required field 'ts'")
+    ts_ms = parse_ts_ms(obj["ts"])
+    text = _string(obj, "text", required=True)
+    if not text.strip():
+        raise InvalidDocument("field 'text' is empty")
+    title = _string(obj, "title", required=False, max_len=4096)
+    lang = _string(obj, "lang", required=False, max_len=32)
+    meta = obj.get("meta")
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise InvalidDocument(f"field 'meta' must be an object, got {type(meta).__name__}")
+    return Document(
+        id=doc_id,
+        tenant=tenant,
+        ts_ms=ts_ms,
+        text=text,
+        source=source,
+        title=title,
+        lang=lang,
+        meta=meta,
+    )
+
+
+class DocumentDecoder:
+    """Turns raw message values into documents or dead letters (never raises on input)."""
+
+    def __init__(self, max_document_bytes: int, clock: Callable[[], int] = _now_ms) -> None:
+        self.max_document_bytes = max_document_bytes
+        self._clock = clock
+
+    def _dead(
+        self, stage: str, reason: str, raw: bytes, source: Source, error: str, key: bytes | None
+    ) -> DeadLetter:
+        return DeadLetter(
+            stage=stage,
+            reason=reason,
+            raw=raw,
+            source=source,
+            failed_at_ms=self._clock(),
+            error_type=error,
+            key=key,
+        )
+
+    def decode(
+        self, raw: bytes | None, source: Source, key: bytes | None = None
+    ) -> Document | DeadLetter:
+        raw = raw if raw is not None else b""
+        if len(raw) > self.max_document_bytes:
+            return self._dead(
+                STAGE_VALIDATE,
+                f"message is {len(raw)} bytes, over the limit of {self.max_document_bytes}",
+                raw,
+                source,
+                "TooLarge",
+                key,
+            )
+        if not raw.strip(b" \t\r\n"):
+            return self._dead(STAGE_DECODE, "message is empty", raw, source, "Empty", key)
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            reason = str(exc)
+            if "utf-8" in reason.lower():
+                reason = f"message is not valid UTF-8 ({reason})"
+            else:
+                reason = f"message is not valid JSON ({reason})"
+            return self._dead(STAGE_DECODE, reason, raw, source, "JSONDecodeError", key)
+        try:
+            return validate_document(obj, source)
+        except InvalidDocument as exc:
+            return self._dead(STAGE_VALIDATE, str(exc), raw, source, "InvalidDocument", key)
+        except RecursionError:
+            return self._dead(
+                STAGE_VALIDATE, "document nests too deeply", raw, source, "RecursionError", key
+            )

@@ -1,0 +1,139 @@
+"""``stream-aimass demo``: the whole pipeline on the embedded stack over a generated stream."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from stream_aimass.clickhouse import run_named_query
+from stream_aimass.corpus import bad_messages, generate_documents, generate_events
+from stream_aimass.enrich import DocumentEnricher
+from stream_aimass.kafka import make_producer
+from stream_aimass.pipeline import Pipeline, Stack, open_clickhouse
+from stream_aimass.settings import Settings
+
+DEMO_QUERIES = ("documents-count", "category-mix", "dead-letters")
+STALL_TIMEOUT_S = 120.0
+
+
+class DemoStalled(RuntimeError):
+    """The pipeline made no progress for too long."""
+
+
+async def _produce(
+    settings: Settings, bootstrap: str, docs: list[dict[str, Any]], events: list[dict[str, Any]]
+) -> None:
+    producer = make_producer(settings, bootstrap)
+    await producer.start()
+    try:
+        bad = bad_messages()
+        # Bad messages go in among the good ones, as they would in a real stream.
+        stride = max(1, len(docs) // (len(bad) + 1))
+        for i, doc in enumerate(docs):
+            key = f"{doc['tenant']}:{doc['id']}".encode()
+            await producer.send(settings.topic_documents, orjson.dumps(doc), key=key)
+            if i % stride == stride - 1 and bad:
+                await producer.send(settings.topic_documents, bad.pop()[0])
+        for raw, _ in bad:
+            await producer.send(settings.topic_documents, raw)
+        for event in events:
+            key = f"{event['tenant']}:{event['user_id']}".encode()
+            await producer.send(settings.topic_events, orjson.dumps(event), key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def _run(
+    settings: Settings,
+    stack: Stack,
+    pipeline: Pipeline,
+    docs: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+    console: Console,
+    quiet: bool,
+) -> float:
+    expected_docs, expected_dead = len(docs), len(bad_messages())
+    await pipeline.start()
+    assert pipeline.sink is not None
+    sink = pipeline.sink
+    started = time.perf_counter()
+    producing = asyncio.create_task(_produce(settings, stack.bootstrap, docs, events))
+    total = expected_docs + expected_dead
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    last_progress, last_count = time.monotonic(), -1
+    with Progress(*columns, console=console, disable=quiet, transient=False) as progress:
+        task = progress.add_task("enriched and stored", total=total)
+        while True:
+            count = sink.stats.documents + sink.stats.dead_letters
+            progress.update(task, completed=min(count, total))
+            if count >= total:
+                break
+            if count != last_count:
+                last_progress, last_count = time.monotonic(), count
+            elif time.monotonic() - last_progress > STALL_TIMEOUT_S:
+                raise DemoStalled(f"no progress for {STALL_TIMEOUT_S:.0f} s at {count}/{total}")
+            if producing.done() and producing.exception():
+                raise producing.exception()  # type: ignore[misc]
+            await asyncio.sleep(0.1)
+    elapsed = time.perf_counter() - started
+    await producing
+    await pipeline.stop_and_wait()
+    return elapsed
+
+
+def run_demo(
+    settings: Settings,
+    n_documents: int,
+    n_events: int,
+    *,
+    seed: int = 7,
+    console: Console,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with console.status("starting the embedded broker and ClickHouse", spinner="dots"):
+        stack = Stack.start(settings)
+        client = open_clickhouse(settings)
+    try:
+        with console.status("loading the encoder and embedding the labels", spinner="dots"):
+            enricher = DocumentEnricher.from_settings(settings)
+        pipeline = Pipeline(settings, stack.bootstrap, "all", enricher=enricher, clickhouse=client)
+        docs = generate_documents(n_documents, seed=seed)
+        events = generate_events(docs, n_events, seed=seed + 1) if n_events else []
+        elapsed = asyncio.run(_run(settings, stack, pipeline, docs, events, console, quiet))
+    finally:
+        stack.close()
+    hints = {d["id"]: d["meta"]["category_hint"] for d in docs}  # type: ignore[index]
+    rows = client.query(
+        "SELECT doc_id, top_category FROM documents FINAL WHERE doc_id IN {ids:Array(String)}",
+        parameters={"ids": list(hints)},
+    ).result_rows
+    agree = sum(1 for doc_id, top in rows if hints.get(doc_id) == top)
+    assert pipeline.sink is not None and pipeline.enrich is not None
+    queries = {}
+    for name in DEMO_QUERIES:
+        result = run_named_query(client, name)
+        queries[name] = {"columns": result.columns, "rows": result.rows}
+    return {
+        "documents_produced": n_documents,
+        "documents_enriched": pipeline.sink.stats.documents,
+        "dead_letters": pipeline.sink.stats.dead_letters,
+        "events_produced": len(events),
+        "seconds": round(elapsed, 3),
+        "docs_per_s": round(n_documents / elapsed, 1),
+        "zero_shot_agreement": round(agree / max(1, len(rows)), 4),
+        "model": enricher.encoder.describe(),
+        "data_dir": str(settings.data_dir),
+        "queries": queries,
+    }

@@ -1,0 +1,134 @@
+"""The embedded stack: a Kafka-protocol broker from librdkafka's mock cluster.
+
+librdkafka (bundled in the confluent-kafka wheel) ships a mock cluster that speaks the Kafka
+protocol. It has no CreateTopics API, so every topic is created here through the mock API with
+an explicit partition count (see FINDINGS.md: auto-created topics get 4 partitions and Faust
+must not declare topics against it). Retention is small and fixed (about 5 MiB per partition).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+
+_RD_KAFKA_PRODUCER = 0
+
+
+class EmbeddedBrokerError(RuntimeError):
+    """The embedded broker could not start or refused an operation."""
+
+
+def _find_librdkafka() -> str:
+    import confluent_kafka
+
+    pkg = Path(confluent_kafka.__file__).resolve().parent
+    patterns = [
+        str(pkg.parent / "confluent_kafka.libs" / "librdkafka*.so*"),
+        str(pkg / ".dylibs" / "librdkafka*.dylib"),
+        str(pkg / "librdkafka*.so*"),
+    ]
+    for pattern in patterns:
+        found = sorted(glob.glob(pattern))
+        if found:
+            return found[0]
+    raise EmbeddedBrokerError(
+        "librdkafka was not found next to the confluent_kafka package; "
+        "install the confluent-kafka wheel (it bundles librdkafka)"
+    )
+
+
+def _load() -> ctypes.CDLL:
+    lib = ctypes.CDLL(_find_librdkafka())
+    vp, cp, ci, sz = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_size_t
+    lib.rd_kafka_conf_new.restype = vp
+    lib.rd_kafka_conf_new.argtypes = []
+    lib.rd_kafka_conf_set.restype = ci
+    lib.rd_kafka_conf_set.argtypes = [vp, cp, cp, cp, sz]
+    lib.rd_kafka_new.restype = vp
+    lib.rd_kafka_new.argtypes = [ci, vp, cp, sz]
+    lib.rd_kafka_destroy.restype = None
+    lib.rd_kafka_destroy.argtypes = [vp]
+    lib.rd_kafka_mock_cluster_new.restype = vp
+    lib.rd_kafka_mock_cluster_new.argtypes = [vp, ci]
+    lib.rd_kafka_mock_cluster_destroy.restype = None
+    lib.rd_kafka_mock_cluster_destroy.argtypes = [vp]
+    lib.rd_kafka_mock_cluster_bootstraps.restype = cp
+    lib.rd_kafka_mock_cluster_bootstraps.argtypes = [vp]
+    lib.rd_kafka_mock_topic_create.restype = ci
+    lib.rd_kafka_mock_topic_create.argtypes = [vp, cp, ci, ci]
+    lib.rd_kafka_mock_group_initial_rebalance_delay_ms.restype = None
+    lib.rd_kafka_mock_group_initial_rebalance_delay_ms.argtypes = [vp, ci]
+    return lib
+
+
+class EmbeddedBroker:
+    """A single-node Kafka-protocol broker living in this process.
+
+    Other processes connect to :attr:`bootstrap` like to any broker.
+    """
+
+    def __init__(self, num_brokers: int = 1) -> None:
+        self._lib = _load()
+        conf = self._lib.rd_kafka_conf_new()
+        errstr = ctypes.create_string_buffer(512)
+        # Quiet the handle that hosts the cluster: it never produces.
+        self._lib.rd_kafka_conf_set(conf, b"log_level", b"3", errstr, len(errstr))
+        self._rk = self._lib.rd_kafka_new(_RD_KAFKA_PRODUCER, conf, errstr, len(errstr))
+        if not self._rk:
+            raise EmbeddedBrokerError(f"rd_kafka_new failed: {errstr.value.decode()}")
+        self._cluster = self._lib.rd_kafka_mock_cluster_new(self._rk, num_brokers)
+        if not self._cluster:
+            self._lib.rd_kafka_destroy(self._rk)
+            raise EmbeddedBrokerError("rd_kafka_mock_cluster_new failed")
+        # Consumer groups form faster than the broker default of 3 s.
+        self._lib.rd_kafka_mock_group_initial_rebalance_delay_ms(self._cluster, 100)
+        self.bootstrap: str = self._lib.rd_kafka_mock_cluster_bootstraps(self._cluster).decode()
+        self.topics: dict[str, int] = {}
+
+    def create_topic(self, name: str, partitions: int) -> None:
+        """Create a topic (idempotent for an existing topic with the same partitions)."""
+        if name in self.topics:
+            if self.topics[name] != partitions:
+                raise EmbeddedBrokerError(
+                    f"topic {name} exists with {self.topics[name]} partitions, not {partitions}"
+                )
+            return
+        err = self._lib.rd_kafka_mock_topic_create(self._cluster, name.encode(), partitions, 1)
+        if err != 0:
+            raise EmbeddedBrokerError(f"creating topic {name} failed with error code {err}")
+        self.topics[name] = partitions
+
+    def create_topics(self, topics: Iterable[tuple[str, int]]) -> None:
+        for name, partitions in topics:
+            self.create_topic(name, partitions)
+
+    def close(self) -> None:
+        if self._cluster:
+            self._lib.rd_kafka_mock_cluster_destroy(self._cluster)
+            self._cluster = None
+        if self._rk:
+            self._lib.rd_kafka_destroy(self._rk)
+            self._rk = None
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def write_address(path: Path, bootstrap: str) -> None:
+    """Publish a standalone broker's address for other local processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(bootstrap + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,371 @@
+"""Enrich role: the document hot path.
+
+consume (aiokafka getmany) -> decode/validate -> tokenize -> token-budget batcher ->
+ONE encoder pass per document (worker thread) -> heads -> produce to ``aimass.enriched``
+-> commit the source offsets once every record derived from them is acknowledged.
+
+Bad input becomes a dead letter on ``aimass.dlq``; a model failure on a batch splits the
+batch until the failing document is found, which becomes a dead letter (stage ``enrich``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+
+from stream_aimass.batching import Batch, TokenBudgetBatcher
+from stream_aimass.decode import DocumentDecoder
+from stream_aimass.kafka import OffsetTracker, make_consumer, make_producer
+from stream_aimass.models.classify import ZeroShotClassifier
+from stream_aimass.models.encoder import Encoder
+from stream_aimass.records import (
+    Category,
+    DeadLetter,
+    Document,
+    EnrichedDocument,
+    ModelRef,
+    Source,
+)
+from stream_aimass.settings import Settings
+
+log = logging.getLogger("stream_aimass.enrich")
+
+STAGE_ENRICH = "enrich"
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class Pending:
+    """A decoded document waiting for the model, with its token ids."""
+
+    document: Document
+    ids: list[int]
+    tp: TopicPartition
+    raw: bytes
+    key: bytes | None
+
+
+@dataclass(slots=True)
+class EnrichStats:
+    consumed: int = 0
+    enriched: int = 0
+    dead_letters: int = 0
+    batches: int = 0
+    tokens: int = 0
+    forward_s: float = 0.0
+    stage_s: dict[str, float] = field(default_factory=dict)
+
+    def add_time(self, stage: str, seconds: float) -> None:
+        self.stage_s[stage] = self.stage_s.get(stage, 0.0) + seconds
+
+
+class DocumentEnricher:
+    """The model side of the enrich role: encoder + heads, as one callable per batch."""
+
+    def __init__(self, encoder: Encoder, classifier: ZeroShotClassifier, model_name: str) -> None:
+        self.encoder = encoder
+        self.classifier = classifier
+        self.model = ModelRef(model_name or encoder.name, encoder.version)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DocumentEnricher:
+        encoder = Encoder(
+            settings.resolved_model_dir,
+            device=settings.device,
+            dtype=settings.dtype,
+            max_tokens=settings.max_tokens_per_document,
+            name=settings.model_name,
+            threads=settings.torch_threads,
+        )
+        encoder.warmup()
+        return cls(encoder, ZeroShotClassifier(encoder, settings.labels), settings.model_name)
+
+    def enrich(self, items: list[Pending], queued_ms: float) -> list[bytes]:
+        """Encode a batch and return the serialised enriched records, in input order."""
+        t0 = time.perf_counter()
+        encoded = self.encoder.encode_ids([p.ids for p in items])
+        t1 = time.perf_counter()
+        scores = self.classifier.scores(encoded.embeddings)
+        halves = encoded.embeddings.astype("<f2")
+        t2 = time.perf_counter()
+        timings = {
+            "queue": round(queued_ms, 3),
+            "forward": round((t1 - t0) * 1000, 3),
+            "heads": round((t2 - t1) * 1000, 3),
+            "batch_size": float(len(items)),
+        }
+        labels = self.classifier.labels
+        now = _now_ms()
+        out = []
+        rounded = np.round(scores, 4).tolist()
+        for row, item in enumerate(items):
+            enriched = EnrichedDocument(
+                document=item.document,
+                tokens=encoded.tokens[row],
+                categories=tuple(
+                    Category(label, score)
+                    for label, score in zip(labels, rounded[row], strict=True)
+                ),
+                embedding=halves[row].tobytes(),
+                embedding_dim=self.encoder.dim,
+                model=self.model,
+                timings_ms=timings,
+                enriched_at_ms=now,
+            )
+            out.append(enriched.to_json())
+        return out
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, service: EnrichService) -> None:
+        self.service = service
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.service.drain(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info("enrich assigned %s", sorted((tp.topic, tp.partition) for tp in assigned))
+
+
+class EnrichService:
+    """Runs the document hot path until stopped."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        bootstrap: str,
+        enricher: DocumentEnricher,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.enricher = enricher
+        self.decoder = DocumentDecoder(settings.max_document_bytes)
+        self.batcher: TokenBudgetBatcher[Pending] = TokenBudgetBatcher(
+            settings.batch_max_tokens,
+            settings.batch_max_documents,
+            settings.batch_max_wait_ms / 1000,
+            clock=clock,
+        )
+        self.tracker = OffsetTracker()
+        self.stats = EnrichStats()
+        self._clock = clock
+        self._stopping = asyncio.Event()
+        self._model_pool = ThreadPoolExecutor(1, thread_name_prefix="aimass-model")
+        self._cpu_pool = ThreadPoolExecutor(1, thread_name_prefix="aimass-tokenize")
+        self._batches: asyncio.Queue[Batch[Pending] | None] = asyncio.Queue(maxsize=2)
+        self._publishing: set[asyncio.Task[None]] = set()
+        self._publish_slots = asyncio.Semaphore(4)
+        self._progress = asyncio.Event()
+        self.consumer: Any = None
+        self.producer: Any = None
+        self.ready = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        s = self.settings
+        self.consumer = make_consumer(s, self.bootstrap, s.enrich_group)
+        self.producer = make_producer(s, self.bootstrap)
+        await self.producer.start()
+        await self.consumer.start()
+        self.consumer.subscribe([s.topic_documents], listener=_Rebalance(self))
+        self.ready = True
+        model_task = asyncio.create_task(self._model_loop(), name="aimass-enrich-model")
+        commit_task = asyncio.create_task(self._commit_loop(), name="aimass-enrich-commit")
+        try:
+            await self._fetch_loop()
+            for batch in self.batcher.flush():
+                await self._batches.put(batch)
+            await self._batches.put(None)
+            await model_task
+            if self._publishing:
+                await asyncio.gather(*self._publishing)
+            await self._commit()
+        finally:
+            self.ready = False
+            commit_task.cancel()
+            model_task.cancel()
+            await asyncio.gather(commit_task, model_task, return_exceptions=True)
+            await self.consumer.stop()
+            await self.producer.stop()
+            self._model_pool.shutdown(wait=True)
+            self._cpu_pool.shutdown(wait=True)
+
+    def stop(self) -> None:
+        """Stop fetching; in-flight batches are finished, produced and committed."""
+        self._stopping.set()
+
+    # -- fetch, decode, batch ----------------------------------------------------------
+
+    async def _fetch_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            if self.tracker.pending() >= self.settings.max_pending_documents:
+                # Backpressure: the model or the producer is behind; let them catch up.
+                self._progress.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._progress.wait(), 0.05)
+                await self._release(force=False)
+                continue
+            deadline = self.batcher.deadline()
+            wait_s = 0.1 if deadline is None else max(0.0, deadline - self._clock())
+            records = await self.consumer.getmany(
+                timeout_ms=int(min(wait_s, 0.1) * 1000),
+                max_records=self.settings.fetch_max_records,
+            )
+            if records:
+                t0 = time.perf_counter()
+                docs = self._decode(records)
+                self.stats.add_time("decode", time.perf_counter() - t0)
+                if docs:
+                    t0 = time.perf_counter()
+                    ids = await loop.run_in_executor(
+                        self._cpu_pool,
+                        self.enricher.encoder.tokenize,
+                        [p.document.text for p in docs],
+                    )
+                    self.stats.add_time("tokenize", time.perf_counter() - t0)
+                    for pending, seq in zip(docs, ids, strict=True):
+                        pending.ids = seq
+                        self.batcher.add(pending, len(seq))
+            await self._release(force=False)
+
+    def _decode(self, records: dict[TopicPartition, list[Any]]) -> list[Pending]:
+        docs: list[Pending] = []
+        for tp, messages in records.items():
+            for msg in messages:
+                self.tracker.add(tp, msg.offset)
+                self.stats.consumed += 1
+                source = Source(tp.topic, tp.partition, msg.offset, int(msg.timestamp))
+                result = self.decoder.decode(msg.value, source, msg.key)
+                if isinstance(result, DeadLetter):
+                    self._publish_dead(result, tp)
+                else:
+                    docs.append(Pending(result, [], tp, msg.value or b"", msg.key))
+        return docs
+
+    async def _release(self, force: bool) -> None:
+        for batch in self.batcher.flush() if force else self.batcher.ready():
+            await self._batches.put(batch)
+
+    # -- model -------------------------------------------------------------------------
+
+    async def _model_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._batches.get()
+            if batch is None:
+                return
+            queued_ms = (self._clock() - batch.oldest_enqueued) * 1000
+            t0 = time.perf_counter()
+            results = await loop.run_in_executor(
+                self._model_pool, self._enrich_splitting, batch.items, queued_ms
+            )
+            self.stats.forward_s += time.perf_counter() - t0
+            self.stats.batches += 1
+            self.stats.tokens += sum(batch.costs)
+            await self._publish_slots.acquire()
+            task = asyncio.create_task(self._publish(batch.items, results))
+            self._publishing.add(task)
+            task.add_done_callback(self._publishing.discard)
+
+    def _enrich_splitting(self, items: list[Pending], queued_ms: float) -> list[bytes | DeadLetter]:
+        """Enrich; on a model error split the batch so only the failing documents fail."""
+        try:
+            return list(self.enricher.enrich(items, queued_ms))
+        except Exception as exc:
+            if len(items) == 1:
+                item = items[0]
+                log.warning("document %s failed in the model: %s", item.document.id, exc)
+                return [
+                    DeadLetter(
+                        stage=STAGE_ENRICH,
+                        reason=f"model failed on this document: {type(exc).__name__}: {exc}",
+                        raw=item.raw,
+                        source=item.document.source,
+                        failed_at_ms=_now_ms(),
+                        error_type=type(exc).__name__,
+                        key=item.key,
+                    )
+                ]
+            mid = len(items) // 2
+            return self._enrich_splitting(items[:mid], queued_ms) + self._enrich_splitting(
+                items[mid:], queued_ms
+            )
+
+    # -- produce, commit ---------------------------------------------------------------
+
+    async def _publish(self, items: list[Pending], results: list[bytes | DeadLetter]) -> None:
+        try:
+            topic = self.settings.topic_enriched
+            futures = []
+            for item, result in zip(items, results, strict=True):
+                if isinstance(result, DeadLetter):
+                    self._publish_dead(result, item.tp)
+                    continue
+                key = f"{item.document.tenant}:{item.document.id}".encode()
+                futures.append((item, await self.producer.send(topic, result, key=key)))
+            for item, future in futures:
+                await future
+                self.stats.enriched += 1
+                self.tracker.done(item.tp, item.document.source.offset)
+            self._progress.set()
+        finally:
+            self._publish_slots.release()
+
+    def _publish_dead(self, dead: DeadLetter, tp: TopicPartition) -> None:
+        async def send() -> None:
+            future = await self.producer.send(
+                self.settings.topic_dlq, dead.to_json(), key=dead.dlq_key
+            )
+            await future
+            self.stats.dead_letters += 1
+            self.tracker.done(tp, dead.source.offset)
+            self._progress.set()
+
+        task = asyncio.create_task(send())
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+
+    async def _commit(self) -> None:
+        offsets = self.tracker.take_committable()
+        if offsets:
+            assigned = self.consumer.assignment()
+            offsets = {tp: o for tp, o in offsets.items() if tp in assigned}
+            if offsets:
+                await self.consumer.commit(offsets)
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.2)
+            try:
+                await self._commit()
+            except Exception as exc:  # a rebalance in progress: the next round commits
+                log.info("enrich commit deferred: %s", exc)
+
+    async def drain(self, revoked: list[TopicPartition], timeout_s: float = 30.0) -> None:
+        """Before giving partitions away: finish their in-flight records and commit them."""
+        deadline = time.monotonic() + timeout_s
+        while self.tracker.pending(revoked) and time.monotonic() < deadline:
+            await self._release(force=True)
+            await asyncio.sleep(0.02)
+        mine = self.tracker.take_committable(revoked)
+        if mine:
+            try:
+                await self.consumer.commit(mine)
+            except Exception as exc:
+                log.warning("commit on revoke failed (records will be re-delivered): %s", exc)
+        self.tracker.forget(revoked)

@@ -1,0 +1,1 @@
+"""Models: the shared encoder and the heads that read its output."""

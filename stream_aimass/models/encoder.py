@@ -1,0 +1,183 @@
+"""The shared encoder: one forward pass per document, every head reads its output.
+
+torch and transformers are imported lazily so that CLI start-up stays fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger("stream_aimass.models")
+
+WEIGHT_FILES = ("model.safetensors",)
+
+
+class ModelLoadError(RuntimeError):
+    """A model directory that cannot be loaded safely."""
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU runs bf16 matmuls natively (AVX512-BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError("device 'cuda' requested but torch sees no CUDA device")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    if dtype != "auto":
+        return dtype
+    if device == "cuda":
+        return "bf16"
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+def weights_version(model_dir: Path) -> str:
+    """A short content hash of the weights: the model version written on every row."""
+    for name in WEIGHT_FILES:
+        path = model_dir / name
+        if path.exists():
+            digest = hashlib.sha256()
+            with path.open("rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 22), b""):
+                    digest.update(chunk)
+            return digest.hexdigest()[:12]
+    raise ModelLoadError(
+        f"{model_dir} has no model.safetensors; only safetensors weights are loaded "
+        "(pickle .bin weights are refused)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedBatch:
+    """Output of one forward pass: pooled, L2-normalised embeddings in input order."""
+
+    embeddings: np.ndarray  # (n, dim) float32
+    tokens: list[int]
+
+
+class Encoder:
+    """A Hugging Face encoder with mean pooling, on the chosen device and dtype."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        max_tokens: int = 256,
+        name: str = "",
+        threads: int = 0,
+    ) -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+
+        if not (model_dir / "config.json").exists():
+            raise ModelLoadError(
+                f"{model_dir} is not a Hugging Face model directory (no config.json)"
+            )
+        if threads:
+            torch.set_num_threads(threads)
+        self.model_dir = model_dir
+        self.version = weights_version(model_dir)
+        self.name = name or model_dir.name
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        limit = getattr(self.tokenizer, "model_max_length", max_tokens) or max_tokens
+        self.max_tokens = int(min(max_tokens, limit if limit < 100_000 else max_tokens))
+        model = AutoModel.from_pretrained(
+            str(model_dir), use_safetensors=True, trust_remote_code=False
+        )
+        model.eval()
+        if self.device == "cuda" and self.dtype == "bf16":
+            model = model.to(dtype=torch.bfloat16)
+        self.model = model.to(self.device)
+        self.dim = int(model.config.hidden_size)
+        self.pad_id = int(self.tokenizer.pad_token_id or 0)
+        # Forward passes from several threads would fight over the same cores.
+        self._lock = threading.Lock()
+        log.info("encoder %s version %s on %s/%s", self.name, self.version, self.device, self.dtype)
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        """Token ids per text, truncated to ``max_tokens`` (special tokens included)."""
+        out = self.tokenizer(
+            texts, truncation=True, max_length=self.max_tokens, add_special_tokens=True
+        )
+        ids: list[list[int]] = out["input_ids"]
+        return ids
+
+    def _tensors(self, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
+        width = max(len(x) for x in ids)
+        input_ids = np.full((len(ids), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(ids), width), dtype=np.int64)
+        for row, seq in enumerate(ids):
+            input_ids[row, : len(seq)] = seq
+            mask[row, : len(seq)] = 1
+        t_ids = torch.from_numpy(input_ids)
+        t_mask = torch.from_numpy(mask)
+        if self.device == "cuda":
+            t_ids = t_ids.pin_memory().to(self.device, non_blocking=True)
+            t_mask = t_mask.pin_memory().to(self.device, non_blocking=True)
+        return t_ids, t_mask
+
+    def encode_ids(self, ids: list[list[int]]) -> EncodedBatch:
+        """One forward pass over a batch of token id lists."""
+        import torch
+
+        if not ids:
+            return EncodedBatch(np.zeros((0, self.dim), dtype=np.float32), [])
+        t_ids, t_mask = self._tensors(ids)
+        autocast = self.dtype == "bf16" and self.device == "cpu"
+        with self._lock, torch.inference_mode():
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                hidden = self.model(input_ids=t_ids, attention_mask=t_mask).last_hidden_state
+            hidden = hidden.float()
+            weights = t_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+            pooled = torch.nn.functional.normalize(pooled, dim=-1)
+            emb = pooled.cpu().numpy()
+        return EncodedBatch(emb.astype(np.float32, copy=False), [len(x) for x in ids])
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        """Convenience: tokenize and encode (no batching policy; for small inputs)."""
+        return self.encode_ids(self.tokenize(texts)).embeddings
+
+    def warmup(self) -> None:
+        self.encode_texts(["warm up the encoder", "a second, somewhat longer warm-up sentence"])
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "device": self.device,
+            "dtype": self.dtype,
+            "dim": self.dim,
+            "max_tokens": self.max_tokens,
+        }

@@ -1,0 +1,135 @@
+"""The records that flow through the pipeline and their wire encodings."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+# Dead letters keep the raw message whole up to this size (Kafka's default message limit is
+# about 1 MiB); larger ones keep this prefix, the full size, and where to find the original.
+MAX_DLQ_RAW_BYTES = 512 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a record came from: enough to find it again and to derive idempotency keys."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "timestamp_ms": self.timestamp_ms,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A validated input document (topic ``aimass.documents``)."""
+
+    id: str
+    tenant: str
+    ts_ms: int
+    text: str
+    source: Source
+    title: str = ""
+    lang: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    label: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    name: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnrichedDocument:
+    """A document with everything the models said about it (topic ``aimass.enriched``)."""
+
+    document: Document
+    tokens: int
+    categories: tuple[Category, ...]
+    embedding: bytes  # little-endian float16
+    embedding_dim: int
+    model: ModelRef
+    timings_ms: dict[str, float]
+    enriched_at_ms: int
+
+    @property
+    def key(self) -> bytes:
+        return f"{self.document.tenant}:{self.document.id}".encode()
+
+    def to_json(self) -> bytes:
+        doc = self.document
+        top = max(self.categories, key=lambda c: c.score).label if self.categories else ""
+        return orjson.dumps(
+            {
+                "id": doc.id,
+                "tenant": doc.tenant,
+                "ts": doc.ts_ms,
+                "title": doc.title,
+                "lang": doc.lang,
+                "meta": doc.meta,
+                "text_chars": len(doc.text),
+                "tokens": self.tokens,
+                "categories": [{"label": c.label, "score": c.score} for c in self.categories],
+                "top_category": top,
+                "embedding": {
+                    "dtype": "float16",
+                    "dim": self.embedding_dim,
+                    "b64": base64.b64encode(self.embedding).decode("ascii"),
+                },
+                "model": {"name": self.model.name, "version": self.model.version},
+                "source": doc.source.to_dict(),
+                "timings_ms": self.timings_ms,
+                "enriched_at_ms": self.enriched_at_ms,
+            }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message the pipeline could not use, kept whole with the reason (topic ``aimass.dlq``)."""
+
+    stage: str
+    reason: str
+    raw: bytes
+    source: Source
+    failed_at_ms: int
+    error_type: str = ""
+    key: bytes | None = None
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "stage": self.stage,
+                "reason": self.reason,
+                "error_type": self.error_type,
+                "raw_b64": base64.b64encode(self.raw[:MAX_DLQ_RAW_BYTES]).decode("ascii"),
+                "raw_bytes": len(self.raw),
+                "raw_truncated": len(self.raw) > MAX_DLQ_RAW_BYTES,
+                "key_b64": base64.b64encode(self.key).decode("ascii") if self.key else None,
+                "source": self.source.to_dict(),
+                "failed_at_ms": self.failed_at_ms,
+            }
+        )
+
+    @property
+    def dlq_key(self) -> bytes:
+        s = self.source
+        return f"{s.topic}:{s.partition}:{s.offset}".encode()

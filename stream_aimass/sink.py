@@ -1,0 +1,200 @@
+"""Sink role: ``aimass.enriched`` and ``aimass.dlq`` into ClickHouse, committed after insert.
+
+Rows are buffered per table and flushed when a batch is full or its oldest row has waited
+``sink_max_wait_ms``. A flush inserts with a deduplication token built from the
+topic/partition/offset ranges of its rows, then commits exactly those offsets. While an
+insert fails the consumer is paused and retried with backoff: memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+
+from stream_aimass.kafka import make_consumer
+from stream_aimass.records import DeadLetter, Source
+from stream_aimass.settings import Settings
+from stream_aimass.sinks.clickhouse import (
+    DEAD_LETTER_COLUMNS,
+    DOCUMENT_COLUMNS,
+    ClickHouseWriter,
+    InsertBatch,
+    RowError,
+    dead_letter_row,
+    document_row,
+)
+
+log = logging.getLogger("stream_aimass.sink")
+
+STAGE_SINK = "sink"
+
+
+@dataclass(slots=True)
+class TableBuffer:
+    table: str
+    columns: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
+    ranges: dict[TopicPartition, list[int]] = field(default_factory=dict)
+    first_at: float = 0.0
+
+    def add(self, row: list[Any], tp: TopicPartition, offset: int, now: float) -> None:
+        if not self.rows:
+            self.first_at = now
+        self.rows.append(row)
+        span = self.ranges.get(tp)
+        if span is None:
+            self.ranges[tp] = [offset, offset]
+        else:
+            span[1] = offset
+
+    def token(self) -> str:
+        parts = ",".join(
+            f"{tp.topic}:{tp.partition}:{a}-{b}"
+            for tp, (a, b) in sorted(
+                self.ranges.items(), key=lambda kv: (kv[0].topic, kv[0].partition)
+            )
+        )
+        return f"{self.table}|{parts}"
+
+    def clear(self) -> None:
+        self.rows = []
+        self.ranges = {}
+
+
+@dataclass(slots=True)
+class SinkStats:
+    documents: int = 0
+    dead_letters: int = 0
+    inserts: int = 0
+    insert_failures: int = 0
+    insert_s: float = 0.0
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, service: SinkService) -> None:
+        self.service = service
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.service.flush()
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info("sink assigned %s", sorted((tp.topic, tp.partition) for tp in assigned))
+
+
+class SinkService:
+    def __init__(self, settings: Settings, bootstrap: str, client: Any) -> None:
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.writer = ClickHouseWriter(client, retry_max_s=settings.sink_retry_max_s)
+        self.stats = SinkStats()
+        self._documents = TableBuffer("documents", DOCUMENT_COLUMNS)
+        self._dead = TableBuffer("dead_letters", DEAD_LETTER_COLUMNS)
+        self._stopping = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
+        self.consumer: Any = None
+        self.ready = False
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        s = self.settings
+        self.consumer = make_consumer(s, self.bootstrap, s.sink_group)
+        await self.consumer.start()
+        self.consumer.subscribe([s.topic_enriched, s.topic_dlq], listener=_Rebalance(self))
+        self.ready = True
+        try:
+            while not self._stopping.is_set():
+                records = await self.consumer.getmany(
+                    timeout_ms=min(100, max(1, s.sink_max_wait_ms)),
+                    max_records=s.sink_batch_rows,
+                )
+                self._buffer(records)
+                if self._due():
+                    await self.flush()
+            await self.flush()
+        finally:
+            self.ready = False
+            await self.consumer.stop()
+
+    def _buffer(self, records: dict[TopicPartition, list[Any]]) -> None:
+        now = time.monotonic()
+        for tp, messages in records.items():
+            is_dlq = tp.topic == self.settings.topic_dlq
+            for msg in messages:
+                try:
+                    if is_dlq:
+                        self._dead.add(dead_letter_row(msg.value), tp, msg.offset, now)
+                    else:
+                        row = document_row(msg.value, tp.topic, tp.partition, msg.offset)
+                        self._documents.add(row, tp, msg.offset, now)
+                except RowError as exc:
+                    # A broken record on an internal topic is kept as a dead letter.
+                    dead = DeadLetter(
+                        stage=STAGE_SINK,
+                        reason=str(exc),
+                        raw=msg.value or b"",
+                        source=Source(tp.topic, tp.partition, msg.offset, int(msg.timestamp)),
+                        failed_at_ms=time.time_ns() // 1_000_000,
+                        error_type="RowError",
+                    )
+                    self._dead.add(dead_letter_row(dead.to_json()), tp, msg.offset, now)
+
+    def _due(self) -> bool:
+        limit = self.settings.sink_batch_rows
+        wait = self.settings.sink_max_wait_ms / 1000
+        now = time.monotonic()
+        for buf in (self._documents, self._dead):
+            if buf.rows and (len(buf.rows) >= limit or now - buf.first_at >= wait):
+                return True
+        return False
+
+    async def flush(self) -> None:
+        """Insert everything buffered, then commit the offsets it came from."""
+        async with self._flush_lock:
+            commit: dict[TopicPartition, int] = {}
+            for buf in (self._documents, self._dead):
+                if not buf.rows:
+                    continue
+                batch = InsertBatch(buf.table, buf.columns, buf.rows, buf.token())
+                t0 = time.perf_counter()
+                failures = self.writer.failures
+                ok = await self.writer.insert(batch, stopping=lambda: True)
+                if not ok:
+                    # ClickHouse refused: stop fetching (bounded memory) until it takes the
+                    # batch. On shutdown give up uncommitted: the records come back next start.
+                    assignment = self.consumer.assignment()
+                    self.consumer.pause(*assignment)
+                    try:
+                        ok = await self.writer.insert(batch, stopping=self._stopping.is_set)
+                    finally:
+                        self.consumer.resume(*assignment)
+                    if not ok:
+                        return
+                self.stats.insert_failures += self.writer.failures - failures
+                self.stats.insert_s += time.perf_counter() - t0
+                self.stats.inserts += 1
+                if buf.table == "documents":
+                    self.stats.documents += len(buf.rows)
+                else:
+                    self.stats.dead_letters += len(buf.rows)
+                for tp, (_, last) in buf.ranges.items():
+                    commit[tp] = max(commit.get(tp, 0), last + 1)
+                buf.clear()
+            if commit:
+                await self._commit(commit)
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        assigned = self.consumer.assignment()
+        mine = {tp: o for tp, o in offsets.items() if tp in assigned}
+        if not mine:
+            return
+        try:
+            await self.consumer.commit(mine)
+        except Exception as exc:  # rebalanced meanwhile: rows are deduplicated on re-delivery
+            log.warning("sink commit failed, records will be re-delivered: %s", exc)

@@ -1,0 +1,1 @@
+"""Sinks: where enriched records and dead letters go (ClickHouse, Kafka)."""

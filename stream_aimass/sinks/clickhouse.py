@@ -1,0 +1,174 @@
+"""Stage ``sink``: rows for ClickHouse, inserted in batches, idempotently, with retries.
+
+Idempotency has two layers: every insert carries a deduplication token derived from the
+Kafka topic/partition/offset range its rows came from (a retried insert is dropped by
+ClickHouse), and the tables are ReplacingMergeTree on natural keys (a re-delivered record
+collapses under FINAL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+log = logging.getLogger("stream_aimass.sink")
+
+DOCUMENT_COLUMNS = [
+    "tenant", "doc_id", "ts", "title", "lang", "text_chars", "tokens", "top_category",
+    "category_labels", "category_scores", "meta", "model_name", "model_version",
+    "source_topic", "source_partition", "source_offset", "source_ts",
+    "enriched_topic", "enriched_partition", "enriched_offset", "enriched_at",
+]  # fmt: skip
+
+DEAD_LETTER_COLUMNS = [
+    "source_topic", "source_partition", "source_offset", "source_ts", "stage", "reason",
+    "error_type", "raw_b64", "raw_bytes", "raw_truncated", "raw_preview", "failed_at",
+]  # fmt: skip
+
+_PREVIEW_CHARS = 500
+
+
+class RowError(ValueError):
+    """A record on an internal topic that cannot become a row."""
+
+
+def _dt(ms: Any) -> datetime:
+    return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
+
+
+def document_row(value: bytes, topic: str, partition: int, offset: int) -> list[Any]:
+    """A ``documents`` row from an ``aimass.enriched`` record."""
+    try:
+        rec = orjson.loads(value)
+        source = rec["source"]
+        categories = rec["categories"]
+        return [
+            rec["tenant"],
+            rec["id"],
+            _dt(rec["ts"]),
+            rec.get("title") or "",
+            rec.get("lang") or "",
+            int(rec["text_chars"]),
+            int(rec["tokens"]),
+            rec["top_category"],
+            [c["label"] for c in categories],
+            [float(c["score"]) for c in categories],
+            orjson.dumps(rec.get("meta") or {}).decode(),
+            rec["model"]["name"],
+            rec["model"]["version"],
+            source["topic"],
+            int(source["partition"]),
+            int(source["offset"]),
+            _dt(source["timestamp_ms"]),
+            topic,
+            partition,
+            offset,
+            _dt(rec["enriched_at_ms"]),
+        ]
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise RowError(f"enriched record is malformed: {type(exc).__name__}: {exc}") from exc
+
+
+def dead_letter_row(value: bytes) -> list[Any]:
+    """A ``dead_letters`` row from an ``aimass.dlq`` record."""
+    try:
+        rec = orjson.loads(value)
+        source = rec["source"]
+        raw = base64.b64decode(rec["raw_b64"])
+        return [
+            source["topic"],
+            int(source["partition"]),
+            int(source["offset"]),
+            _dt(source["timestamp_ms"]),
+            rec["stage"],
+            rec["reason"],
+            rec.get("error_type") or "",
+            rec["raw_b64"],
+            int(rec.get("raw_bytes", len(raw))),
+            1 if rec.get("raw_truncated") else 0,
+            raw[: _PREVIEW_CHARS * 4].decode("utf-8", errors="replace")[:_PREVIEW_CHARS],
+            _dt(rec["failed_at_ms"]),
+        ]
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise RowError(f"dead-letter record is malformed: {type(exc).__name__}: {exc}") from exc
+
+
+def dedup_token(table: str, topic: str, partition: int, first: int, last: int) -> str:
+    """Same rows from the same offsets -> same token -> ClickHouse drops the retry."""
+    return f"{table}:{topic}:{partition}:{first}-{last}"
+
+
+@dataclass(slots=True)
+class InsertBatch:
+    table: str
+    columns: Sequence[str]
+    rows: list[list[Any]]
+    token: str
+
+
+class ClickHouseWriter:
+    """Inserts batches with a deduplication token, retrying with capped exponential backoff.
+
+    ``insert`` does not return until ClickHouse acknowledged the batch (or ``stopping``
+    says to give up): the caller holds its offsets until then, which is the backpressure.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        retry_max_s: float = 30.0,
+        retry_initial_s: float = 0.1,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_retry: Callable[[InsertBatch, BaseException, int], None] | None = None,
+    ) -> None:
+        self._client = client
+        self._retry_max_s = retry_max_s
+        self._retry_initial_s = retry_initial_s
+        self._sleep = sleep
+        self._on_retry = on_retry
+        self.failures = 0
+
+    def insert_sync(self, batch: InsertBatch) -> None:
+        self._client.insert(
+            batch.table,
+            batch.rows,
+            column_names=list(batch.columns),
+            settings={"insert_deduplication_token": batch.token},
+        )
+
+    async def insert(
+        self, batch: InsertBatch, stopping: Callable[[], bool] = lambda: False
+    ) -> bool:
+        """Insert until acknowledged; False only when ``stopping()`` turned true first."""
+        delay = self._retry_initial_s
+        attempt = 0
+        loop = asyncio.get_running_loop()
+        while True:
+            attempt += 1
+            try:
+                await loop.run_in_executor(None, self.insert_sync, batch)
+                return True
+            except Exception as exc:  # any driver or server error: retry, never drop
+                self.failures += 1
+                if self._on_retry is not None:
+                    self._on_retry(batch, exc, attempt)
+                log.warning(
+                    "insert into %s failed (attempt %d, retry in %.2fs): %s",
+                    batch.table,
+                    attempt,
+                    delay,
+                    exc,
+                )
+                if stopping():
+                    return False
+                await self._sleep(delay * (0.5 + random.random() / 2))
+                delay = min(delay * 2, self._retry_max_s)

@@ -1,0 +1,110 @@
+"""Topic definitions (``topics/*.config.json``) and their creation on a cluster."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from stream_aimass.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int
+    retention_ms: int
+    cleanup_policy: str
+    key: str
+
+
+def _resource_dir() -> Any:
+    return resources.files("stream_aimass") / "resources" / "topics"
+
+
+def load_specs() -> dict[str, TopicSpec]:
+    """Topic configs by their default name."""
+    specs: dict[str, TopicSpec] = {}
+    for entry in _resource_dir().iterdir():
+        if not entry.name.endswith(".config.json"):
+            continue
+        raw = json.loads(entry.read_text())
+        specs[raw["name"]] = TopicSpec(
+            name=raw["name"],
+            partitions=int(raw["partitions"]),
+            replication_factor=int(raw.get("replication_factor", 1)),
+            retention_ms=int(raw.get("retention_ms", 7 * 24 * 3600 * 1000)),
+            cleanup_policy=str(raw.get("cleanup_policy", "delete")),
+            key=str(raw.get("key", "")),
+        )
+    return specs
+
+
+def load_schema(default_name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(
+        (_resource_dir() / f"{default_name}.schema.json").read_text()
+    )
+    return loaded
+
+
+def configured_topics(settings: Settings) -> list[TopicSpec]:
+    """The topics this deployment uses, under their configured names."""
+    specs = load_specs()
+    names = {
+        "aimass.documents": settings.topic_documents,
+        "aimass.events": settings.topic_events,
+        "aimass.enriched": settings.topic_enriched,
+        "aimass.recommendations": settings.topic_recommendations,
+        "aimass.dlq": settings.topic_dlq,
+    }
+    out = []
+    for default, actual in names.items():
+        spec = specs[default]
+        out.append(
+            TopicSpec(
+                name=actual,
+                partitions=spec.partitions,
+                replication_factor=spec.replication_factor,
+                retention_ms=spec.retention_ms,
+                cleanup_policy=spec.cleanup_policy,
+                key=spec.key,
+            )
+        )
+    return out
+
+
+def create_on_cluster(settings: Settings, timeout_s: float = 30.0) -> dict[str, str]:
+    """Create the configured topics on a real cluster; returns topic -> outcome."""
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+    conf: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "security.protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_sasl_mechanism:
+        conf["sasl.mechanism"] = settings.kafka_sasl_mechanism
+        conf["sasl.username"] = settings.kafka_sasl_username
+        conf["sasl.password"] = settings.kafka_sasl_password.get_secret_value()
+    if settings.kafka_ssl_cafile:
+        conf["ssl.ca.location"] = settings.kafka_ssl_cafile
+    admin = AdminClient(conf)
+    new = [
+        NewTopic(
+            t.name,
+            num_partitions=t.partitions,
+            replication_factor=t.replication_factor,
+            config={"retention.ms": str(t.retention_ms), "cleanup.policy": t.cleanup_policy},
+        )
+        for t in configured_topics(settings)
+    ]
+    outcome: dict[str, str] = {}
+    for name, future in admin.create_topics(new, request_timeout=timeout_s).items():
+        try:
+            future.result(timeout=timeout_s)
+            outcome[name] = "created"
+        except Exception as exc:
+            text = str(exc)
+            outcome[name] = "exists" if "TOPIC_ALREADY_EXISTS" in text else f"failed: {text}"
+    return outcome

@@ -1,0 +1,493 @@
+"""Unit tests for stream_aimass.sinks.clickhouse: row building and the retrying writer.
+
+(Named test_sinks_clickhouse.py so it cannot clash with a test of stream_aimass/clickhouse.py.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from stream_aimass.records import (
+    MAX_DLQ_RAW_BYTES,
+    Category,
+    DeadLetter,
+    Document,
+    EnrichedDocument,
+    ModelRef,
+    Source,
+)
+from stream_aimass.sinks.clickhouse import (
+    DEAD_LETTER_COLUMNS,
+    DOCUMENT_COLUMNS,
+    ClickHouseWriter,
+    InsertBatch,
+    RowError,
+    dead_letter_row,
+    dedup_token,
+    document_row,
+)
+
+TS_MS = 1_735_689_600_123  # 2025-01-01T00:00:00.123Z
+SRC_TS_MS = 1_735_689_601_000
+ENRICHED_AT_MS = 1_735_689_602_250
+SOURCE = Source("aimass.documents", 2, 4711, SRC_TS_MS)
+
+
+def utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def enriched(**document_fields: Any) -> EnrichedDocument:
+    fields: dict[str, Any] = {
+        "id": "doc-7",
+        "tenant": "acme",
+        "ts_ms": TS_MS,
+        "text": "Northbridge United win the cup",
+        "source": SOURCE,
+        "title": "Cup final",
+        "lang": "en",
+        "meta": {"category_hint": "sports"},
+    }
+    fields.update(document_fields)
+    return EnrichedDocument(
+        document=Document(**fields),
+        tokens=12,
+        categories=(Category("business", 0.1), Category("sports", 0.85), Category("health", 0.05)),
+        embedding=np.arange(8, dtype="<f2").tobytes(),
+        embedding_dim=8,
+        model=ModelRef("all-MiniLM-L6-v2", "abc123"),
+        timings_ms={"tokenize": 0.5, "encode": 3.25},
+        enriched_at_ms=ENRICHED_AT_MS,
+    )
+
+
+def row_dict(row: list[Any], columns: list[str]) -> dict[str, Any]:
+    assert len(row) == len(columns)
+    return dict(zip(columns, row, strict=True))
+
+
+# --------------------------------------------------------------------------- document_row
+
+
+def test_document_row_has_the_columns_in_order_with_right_values() -> None:
+    value = enriched().to_json()
+    row = document_row(value, "aimass.enriched", 5, 99)
+    assert len(row) == len(DOCUMENT_COLUMNS)
+    assert row == [
+        "acme",
+        "doc-7",
+        utc(TS_MS),
+        "Cup final",
+        "en",
+        len("Northbridge United win the cup"),
+        12,
+        "sports",
+        ["business", "sports", "health"],
+        [0.1, 0.85, 0.05],
+        '{"category_hint":"sports"}',
+        "all-MiniLM-L6-v2",
+        "abc123",
+        "aimass.documents",
+        2,
+        4711,
+        utc(SRC_TS_MS),
+        "aimass.enriched",
+        5,
+        99,
+        utc(ENRICHED_AT_MS),
+    ]
+
+
+def test_document_row_datetimes_are_utc_aware_with_millisecond_precision() -> None:
+    row = row_dict(document_row(enriched().to_json(), "t", 0, 0), DOCUMENT_COLUMNS)
+    for column in ("ts", "source_ts", "enriched_at"):
+        value = row[column]
+        assert isinstance(value, datetime)
+        assert value.tzinfo is not None
+        assert value.utcoffset() is not None and value.utcoffset().total_seconds() == 0
+    assert row["ts"] == datetime(2025, 1, 1, 0, 0, 0, 123_000, tzinfo=UTC)
+    assert row["source_ts"] == datetime(2025, 1, 1, 0, 0, 1, tzinfo=UTC)
+    assert row["enriched_at"] == datetime(2025, 1, 1, 0, 0, 2, 250_000, tzinfo=UTC)
+
+
+def test_document_row_types() -> None:
+    row = row_dict(document_row(enriched().to_json(), "t", 1, 2), DOCUMENT_COLUMNS)
+    for column in ("text_chars", "tokens", "source_partition", "source_offset"):
+        assert type(row[column]) is int, column
+    assert all(type(s) is float for s in row["category_scores"])
+    assert orjson.loads(row["meta"]) == {"category_hint": "sports"}
+
+
+def test_document_row_empty_optionals() -> None:
+    record = enriched(title="", lang="", meta={})
+    row = row_dict(document_row(record.to_json(), "t", 0, 0), DOCUMENT_COLUMNS)
+    assert (row["title"], row["lang"], row["meta"]) == ("", "", "{}")
+
+
+def test_document_row_null_optionals_become_empty() -> None:
+    rec = orjson.loads(enriched().to_json())
+    rec.update(title=None, lang=None, meta=None)
+    rec.pop("title")
+    row = row_dict(document_row(orjson.dumps(rec), "t", 0, 0), DOCUMENT_COLUMNS)
+    assert (row["title"], row["lang"], row["meta"]) == ("", "", "{}")
+
+
+def test_document_row_without_categories() -> None:
+    record = EnrichedDocument(
+        document=enriched().document,
+        tokens=0,
+        categories=(),
+        embedding=b"",
+        embedding_dim=0,
+        model=ModelRef("m", "v"),
+        timings_ms={},
+        enriched_at_ms=ENRICHED_AT_MS,
+    )
+    row = row_dict(document_row(record.to_json(), "t", 0, 0), DOCUMENT_COLUMNS)
+    assert row["category_labels"] == []
+    assert row["category_scores"] == []
+    assert row["top_category"] == ""
+
+
+def _mutated(path: tuple[str, ...], value: Any = ..., *, delete: bool = False) -> bytes:
+    rec = orjson.loads(enriched().to_json())
+    target = rec
+    for key in path[:-1]:
+        target = target[key]
+    if delete:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return orjson.dumps(rec)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b"{not json", id="not-json"),
+        pytest.param(b"[]", id="list"),
+        pytest.param(b'"str"', id="string"),
+        pytest.param(b"null", id="null"),
+        pytest.param(b"{}", id="empty-object"),
+        pytest.param(_mutated(("tenant",), delete=True), id="no-tenant"),
+        pytest.param(_mutated(("id",), delete=True), id="no-id"),
+        pytest.param(_mutated(("ts",), delete=True), id="no-ts"),
+        pytest.param(_mutated(("ts",), "yesterday"), id="ts-string"),
+        pytest.param(_mutated(("source",), delete=True), id="no-source"),
+        pytest.param(_mutated(("source", "offset"), delete=True), id="no-source-offset"),
+        pytest.param(_mutated(("source", "partition"), "p"), id="partition-string"),
+        pytest.param(_mutated(("categories",), None), id="categories-null"),
+        pytest.param(_mutated(("categories",), [{"label": "x"}]), id="category-no-score"),
+        pytest.param(_mutated(("categories",), [{"label": "x", "score": "hi"}]), id="score-str"),
+        pytest.param(_mutated(("model",), "m"), id="model-string"),
+        pytest.param(_mutated(("tokens",), None), id="tokens-null"),
+        pytest.param(_mutated(("enriched_at_ms",), delete=True), id="no-enriched-at"),
+    ],
+)
+def test_malformed_enriched_records_raise_row_error(value: bytes) -> None:
+    with pytest.raises(RowError, match="enriched record is malformed"):
+        document_row(value, "aimass.enriched", 0, 0)
+
+
+def test_row_error_is_a_value_error() -> None:
+    assert issubclass(RowError, ValueError)
+
+
+def test_null_source_timestamp_is_a_row_error() -> None:
+    # The schema requires an integer Kafka timestamp; the row builder agrees.
+    with pytest.raises(RowError):
+        document_row(_mutated(("source", "timestamp_ms"), None), "aimass.enriched", 0, 0)
+
+
+# --------------------------------------------------------------------------- dead_letter_row
+
+
+def dead(raw: bytes, **kwargs: Any) -> DeadLetter:
+    fields: dict[str, Any] = {
+        "stage": "validate",
+        "reason": "missing required field 'text'",
+        "raw": raw,
+        "source": SOURCE,
+        "failed_at_ms": ENRICHED_AT_MS,
+        "error_type": "InvalidDocument",
+        "key": b"acme:doc-7",
+    }
+    fields.update(kwargs)
+    return DeadLetter(**fields)
+
+
+def test_dead_letter_row_columns_and_values() -> None:
+    raw = b'{"id": "no-text", "tenant": "acme", "ts": 1}'
+    row = dead_letter_row(dead(raw).to_json())
+    assert len(row) == len(DEAD_LETTER_COLUMNS)
+    assert row == [
+        "aimass.documents",
+        2,
+        4711,
+        utc(SRC_TS_MS),
+        "validate",
+        "missing required field 'text'",
+        "InvalidDocument",
+        base64.b64encode(raw).decode("ascii"),
+        len(raw),
+        0,
+        raw.decode(),
+        utc(ENRICHED_AT_MS),
+    ]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"\x00\x00\x00\x00", b"\xff\xfe\x80", bytes(range(256)), b'{"id": "x", '],
+    ids=["empty", "nul", "bad-utf8", "all-bytes", "truncated"],
+)
+def test_dead_letter_row_round_trips_raw_bytes(raw: bytes) -> None:
+    row = row_dict(dead_letter_row(dead(raw).to_json()), DEAD_LETTER_COLUMNS)
+    assert base64.b64decode(row["raw_b64"]) == raw
+    assert row["raw_bytes"] == len(raw)
+    assert row["raw_truncated"] == 0
+    assert isinstance(row["raw_preview"], str)
+    assert row["raw_preview"] == raw.decode("utf-8", errors="replace")
+
+
+def test_dead_letter_row_for_raw_over_the_dlq_limit() -> None:
+    raw = b"x" * (MAX_DLQ_RAW_BYTES + 1000)
+    row = row_dict(dead_letter_row(dead(raw).to_json()), DEAD_LETTER_COLUMNS)
+    assert base64.b64decode(row["raw_b64"]) == raw[:MAX_DLQ_RAW_BYTES]
+    assert row["raw_bytes"] == len(raw)
+    assert row["raw_truncated"] == 1
+    assert row["raw_preview"] == "x" * 500
+
+
+def test_dead_letter_row_at_exactly_the_dlq_limit_is_not_truncated() -> None:
+    raw = b"y" * MAX_DLQ_RAW_BYTES
+    row = row_dict(dead_letter_row(dead(raw).to_json()), DEAD_LETTER_COLUMNS)
+    assert row["raw_truncated"] == 0
+    assert row["raw_bytes"] == MAX_DLQ_RAW_BYTES
+
+
+def test_dead_letter_preview_is_text_and_bounded() -> None:
+    raw = "\u00e9".encode() * 5000 + b"\xff" * 10
+    row = row_dict(dead_letter_row(dead(raw).to_json()), DEAD_LETTER_COLUMNS)
+    assert isinstance(row["raw_preview"], str)
+    assert row["raw_preview"] == "\u00e9" * 500
+
+
+def test_dead_letter_preview_of_binary_uses_replacement_characters() -> None:
+    row = row_dict(dead_letter_row(dead(b"ok\xff\xfe").to_json()), DEAD_LETTER_COLUMNS)
+    assert row["raw_preview"] == "ok\ufffd\ufffd"
+
+
+def test_dead_letter_row_defaults_for_optional_fields() -> None:
+    rec = orjson.loads(dead(b"abc", error_type="", key=None).to_json())
+    del rec["raw_bytes"]
+    del rec["raw_truncated"]
+    rec["error_type"] = None
+    row = row_dict(dead_letter_row(orjson.dumps(rec)), DEAD_LETTER_COLUMNS)
+    assert row["error_type"] == ""
+    assert row["raw_bytes"] == 3
+    assert row["raw_truncated"] == 0
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b"{", id="not-json"),
+        pytest.param(b"[]", id="list"),
+        pytest.param(b"{}", id="empty-object"),
+        pytest.param(b'{"stage": "decode"}', id="partial"),
+    ],
+)
+def test_malformed_dead_letters_raise_row_error(value: bytes) -> None:
+    with pytest.raises(RowError, match="dead-letter record is malformed"):
+        dead_letter_row(value)
+
+
+def test_dead_letter_with_bad_base64_raises_row_error() -> None:
+    rec = orjson.loads(dead(b"abc").to_json())
+    rec["raw_b64"] = "abc"  # wrong padding
+    with pytest.raises(RowError):
+        dead_letter_row(orjson.dumps(rec))
+
+
+def test_dead_letter_with_missing_failed_at_raises_row_error() -> None:
+    rec = orjson.loads(dead(b"abc").to_json())
+    del rec["failed_at_ms"]
+    with pytest.raises(RowError):
+        dead_letter_row(orjson.dumps(rec))
+
+
+# --------------------------------------------------------------------------- dedup_token
+
+
+def test_dedup_token_is_deterministic() -> None:
+    a = dedup_token("documents", "aimass.enriched", 3, 100, 199)
+    assert a == dedup_token("documents", "aimass.enriched", 3, 100, 199)
+    assert a == "documents:aimass.enriched:3:100-199"
+
+
+def test_dedup_token_differs_for_different_inputs() -> None:
+    base = ("documents", "aimass.enriched", 3, 100, 199)
+    variants = [
+        ("dead_letters", "aimass.enriched", 3, 100, 199),
+        ("documents", "aimass.dlq", 3, 100, 199),
+        ("documents", "aimass.enriched", 4, 100, 199),
+        ("documents", "aimass.enriched", 3, 101, 199),
+        ("documents", "aimass.enriched", 3, 100, 200),
+    ]
+    tokens = {dedup_token(*base)} | {dedup_token(*v) for v in variants}
+    assert len(tokens) == 1 + len(variants)
+
+
+# --------------------------------------------------------------------------- ClickHouseWriter
+
+
+class FlakyClient:
+    """Stands in for a clickhouse-connect client: ``insert`` fails ``failures`` times."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures_left = failures
+        self.calls: list[dict[str, Any]] = []
+
+    def insert(
+        self, table: str, rows: list[list[Any]], *, column_names: list[str], settings: Any
+    ) -> None:
+        self.calls.append(
+            {"table": table, "rows": rows, "column_names": column_names, "settings": settings}
+        )
+        if self.failures_left > 0:
+            self.failures_left -= 1
+            raise ConnectionError(f"server gone ({self.failures_left} more failures)")
+
+
+class RecordingSleep:
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+def make_batch() -> InsertBatch:
+    return InsertBatch(
+        table="documents",
+        columns=("tenant", "doc_id"),
+        rows=[["acme", "doc-1"], ["acme", "doc-2"]],
+        token=dedup_token("documents", "aimass.enriched", 0, 10, 11),
+    )
+
+
+def test_insert_succeeds_first_time() -> None:
+    client = FlakyClient(0)
+    sleep = RecordingSleep()
+    writer = ClickHouseWriter(client, sleep=sleep)
+    assert asyncio.run(writer.insert(make_batch())) is True
+    assert len(client.calls) == 1
+    call = client.calls[0]
+    assert call["table"] == "documents"
+    assert call["rows"] == [["acme", "doc-1"], ["acme", "doc-2"]]
+    assert call["column_names"] == ["tenant", "doc_id"]
+    assert call["settings"] == {"insert_deduplication_token": "documents:aimass.enriched:0:10-11"}
+    assert sleep.delays == []
+    assert writer.failures == 0
+
+
+@pytest.mark.parametrize("failures", [1, 3, 8])
+def test_insert_retries_until_it_succeeds(failures: int) -> None:
+    client = FlakyClient(failures)
+    sleep = RecordingSleep()
+    retries: list[tuple[InsertBatch, BaseException, int]] = []
+    writer = ClickHouseWriter(
+        client,
+        retry_initial_s=0.1,
+        retry_max_s=1.0,
+        sleep=sleep,
+        on_retry=lambda b, e, n: retries.append((b, e, n)),
+    )
+    batch = make_batch()
+    assert asyncio.run(writer.insert(batch)) is True
+    assert len(client.calls) == failures + 1
+    tokens = {c["settings"]["insert_deduplication_token"] for c in client.calls}
+    assert tokens == {batch.token}
+    assert all(c["rows"] == batch.rows for c in client.calls)
+    assert writer.failures == failures
+    assert [n for _, _, n in retries] == list(range(1, failures + 1))
+    assert all(b is batch and isinstance(e, ConnectionError) for b, e, _ in retries)
+    assert len(sleep.delays) == failures
+
+
+def test_backoff_grows_with_jitter_and_is_capped() -> None:
+    client = FlakyClient(12)
+    sleep = RecordingSleep()
+    writer = ClickHouseWriter(client, retry_initial_s=0.1, retry_max_s=2.0, sleep=sleep)
+    assert asyncio.run(writer.insert(make_batch())) is True
+    assert len(sleep.delays) == 12
+    for attempt, delay in enumerate(sleep.delays):
+        nominal = min(0.1 * 2**attempt, 2.0)
+        # jitter: somewhere in [nominal / 2, nominal]
+        assert nominal / 2 - 1e-9 <= delay <= nominal + 1e-9, (attempt, delay)
+        assert delay <= 2.0
+    # Doubling outpaces jitter until the cap: each delay at least the previous one.
+    uncapped = [d for i, d in enumerate(sleep.delays) if 0.1 * 2 ** (i + 1) <= 2.0]
+    assert uncapped == sorted(uncapped)
+    assert max(sleep.delays) > 0.1  # it did grow
+    assert all(d >= 1.0 - 1e-9 for d in sleep.delays[6:])  # capped at 2.0, jitter >= half
+
+
+def test_backoff_without_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
+    import stream_aimass.sinks.clickhouse as module
+
+    monkeypatch.setattr(module.random, "random", lambda: 1.0)
+    sleep = RecordingSleep()
+    writer = ClickHouseWriter(FlakyClient(6), retry_initial_s=0.5, retry_max_s=3.0, sleep=sleep)
+    assert asyncio.run(writer.insert(make_batch())) is True
+    assert sleep.delays == pytest.approx([0.5, 1.0, 2.0, 3.0, 3.0, 3.0])
+
+
+def test_insert_gives_up_when_stopping() -> None:
+    client = FlakyClient(5)
+    sleep = RecordingSleep()
+    retries: list[int] = []
+    writer = ClickHouseWriter(client, sleep=sleep, on_retry=lambda b, e, n: retries.append(n))
+    assert asyncio.run(writer.insert(make_batch(), stopping=lambda: True)) is False
+    assert len(client.calls) == 1
+    assert sleep.delays == []
+    assert writer.failures == 1
+    assert retries == [1]
+
+
+def test_stopping_is_checked_after_each_failure() -> None:
+    client = FlakyClient(10)
+    sleep = RecordingSleep()
+    writer = ClickHouseWriter(client, sleep=sleep)
+    checks: list[int] = []
+
+    def stopping() -> bool:
+        checks.append(len(client.calls))
+        return len(checks) >= 3
+
+    assert asyncio.run(writer.insert(make_batch(), stopping=stopping)) is False
+    assert len(client.calls) == 3
+    assert checks == [1, 2, 3]
+    assert len(sleep.delays) == 2
+
+
+def test_stopping_does_not_matter_when_insert_succeeds() -> None:
+    client = FlakyClient(0)
+    writer = ClickHouseWriter(client, sleep=RecordingSleep())
+    assert asyncio.run(writer.insert(make_batch(), stopping=lambda: True)) is True
+
+
+def test_insert_sync_passes_the_token() -> None:
+    client = FlakyClient(0)
+    ClickHouseWriter(client).insert_sync(make_batch())
+    assert client.calls[0]["settings"]["insert_deduplication_token"] == make_batch().token

@@ -1,0 +1,355 @@
+"""Unit tests for stream_aimass.batching.TokenBudgetBatcher, driven by a fake clock."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stream_aimass.batching import Batch, TokenBudgetBatcher
+
+
+class FakeClock:
+    """A monotonic clock that only moves when told to."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Item:
+    """A distinct object per enqueue, so identity and equality agree."""
+
+    def __init__(self, n: int, cost: int) -> None:
+        self.n = n
+        self.cost = cost
+
+    def __repr__(self) -> str:
+        return f"Item({self.n}, cost={self.cost})"
+
+
+def make(
+    max_tokens: int = 100, max_items: int = 10, max_wait_s: float = 1.0
+) -> tuple[TokenBudgetBatcher[Item], FakeClock]:
+    clock = FakeClock()
+    return TokenBudgetBatcher(max_tokens, max_items, max_wait_s, clock=clock), clock
+
+
+def add(batcher: TokenBudgetBatcher[Item], *costs: int, start: int = 0) -> list[Item]:
+    items = [Item(start + i, c) for i, c in enumerate(costs)]
+    for item in items:
+        batcher.add(item, item.cost)
+    return items
+
+
+def released(batches: list[Batch[Item]]) -> list[Item]:
+    return [item for batch in batches for item in batch.items]
+
+
+def check_batch_invariants(batcher: TokenBudgetBatcher[Item], batches: list[Batch[Item]]) -> None:
+    for batch in batches:
+        assert len(batch) >= 1
+        assert len(batch.items) == len(batch.costs)
+        assert len(batch) <= batcher.max_items
+        assert batch.costs == sorted(batch.costs), "items must be sorted by cost ascending"
+        assert batch.padded_cost == len(batch) * max(batch.costs)
+        if len(batch) > 1:
+            assert batch.padded_cost <= batcher.max_tokens, batch
+
+
+# --------------------------------------------------------------------------- construction
+
+
+@pytest.mark.parametrize(
+    ("max_tokens", "max_items", "max_wait_s"),
+    [(0, 1, 0.0), (-5, 1, 0.0), (1, 0, 0.0), (1, -1, 0.0), (1, 1, -0.001)],
+)
+def test_constructor_rejects_bad_limits(max_tokens: int, max_items: int, max_wait_s: float) -> None:
+    with pytest.raises(ValueError):
+        TokenBudgetBatcher(max_tokens, max_items, max_wait_s, clock=FakeClock())
+
+
+def test_constructor_accepts_smallest_limits() -> None:
+    batcher: TokenBudgetBatcher[int] = TokenBudgetBatcher(1, 1, 0.0, clock=FakeClock())
+    assert len(batcher) == 0
+    assert batcher.pending_tokens == 0
+
+
+def test_empty_batcher() -> None:
+    batcher, _ = make()
+    assert batcher.deadline() is None
+    assert batcher.ready() == []
+    assert batcher.flush() == []
+    assert Batch([], [], 0.0).padded_cost == 0
+
+
+# --------------------------------------------------------------------------- holding back
+
+
+def test_nothing_released_before_budget_or_wait() -> None:
+    batcher, clock = make(max_tokens=100, max_items=10, max_wait_s=1.0)
+    add(batcher, 10, 20, 30)
+    assert batcher.ready() == []
+    clock.advance(0.999)
+    assert batcher.ready() == []
+    assert len(batcher) == 3
+    assert batcher.pending_tokens == 60
+
+
+def test_deadline_is_oldest_enqueue_plus_max_wait() -> None:
+    batcher, clock = make(max_wait_s=0.25)
+    start = clock.now
+    add(batcher, 5)
+    assert batcher.deadline() == pytest.approx(start + 0.25)
+    clock.advance(0.1)
+    add(batcher, 7, start=1)
+    assert batcher.deadline() == pytest.approx(start + 0.25)
+
+
+def test_wait_expired_releases_everything_pending() -> None:
+    batcher, clock = make(max_tokens=100, max_items=10, max_wait_s=0.5)
+    items = add(batcher, 30, 10, 20)
+    clock.advance(0.5)
+    batches = batcher.ready()
+    assert [b.items for b in batches] == [[items[1], items[2], items[0]]]
+    assert batches[0].costs == [10, 20, 30]
+    assert batches[0].oldest_enqueued == pytest.approx(clock.now - 0.5)
+    assert len(batcher) == 0
+    assert batcher.pending_tokens == 0
+    assert batcher.deadline() is None
+    assert batcher.ready() == []
+
+
+def test_wait_expired_cuts_everything_into_budgeted_batches() -> None:
+    batcher, clock = make(max_tokens=100, max_items=10, max_wait_s=0.5)
+    add(batcher, 40, 40, 40)  # 120 raw: _full is true, but let the deadline path handle it
+    clock.advance(1.0)
+    batches = batcher.ready()
+    check_batch_invariants(batcher, batches)
+    assert [b.costs for b in batches] == [[40, 40], [40]]
+    assert len(batcher) == 0
+
+
+def test_zero_wait_releases_on_first_ready() -> None:
+    batcher, _ = make(max_wait_s=0.0)
+    items = add(batcher, 3)
+    assert released(batcher.ready()) == items
+
+
+# --------------------------------------------------------------------------- releasing when full
+
+
+def test_released_when_max_items_reached() -> None:
+    batcher, _ = make(max_tokens=10_000, max_items=4, max_wait_s=60.0)
+    items = add(batcher, 5, 5, 5)
+    assert batcher.ready() == []
+    items += add(batcher, 5, start=3)
+    batches = batcher.ready()
+    assert [b.items for b in batches] == [items]
+    assert len(batcher) == 0
+
+
+def test_max_items_keeps_the_remainder_pending() -> None:
+    batcher, clock = make(max_tokens=10_000, max_items=4, max_wait_s=60.0)
+    items = add(batcher, 1, 2, 3, 4, 5, 6)
+    batches = batcher.ready()
+    assert [b.items for b in batches] == [items[:4]]
+    assert len(batcher) == 2
+    assert batcher.pending_tokens == 11
+    clock.advance(60.0)
+    assert released(batcher.ready()) == items[4:]
+
+
+def test_released_when_padded_token_budget_reached() -> None:
+    batcher, _ = make(max_tokens=100, max_items=100, max_wait_s=60.0)
+    first = add(batcher, 25, 25, 25)
+    assert batcher.ready() == []
+    last = add(batcher, 25, start=3)
+    batches = batcher.ready()
+    assert len(batches) == 1
+    assert batches[0].padded_cost == 100
+    assert len(batches[0]) == 4
+    assert batches[0].items == first + last
+    assert len(batcher) == 0
+
+
+def test_budget_counts_padding_not_raw_sum() -> None:
+    # Raw sum 10 + 10 + 10 + 80 = 110; padded, the 80 cannot share a batch with three others.
+    batcher, clock = make(max_tokens=100, max_items=100, max_wait_s=60.0)
+    items = add(batcher, 80, 10, 10, 10)
+    batches = batcher.ready()
+    check_batch_invariants(batcher, batches)
+    assert [b.costs for b in batches] == [[10, 10, 10]]
+    assert batches[0].items == items[1:]
+    assert len(batcher) == 1  # the 80 waits for company or its deadline
+    clock.advance(60.0)
+    assert released(batcher.ready()) == [items[0]]
+
+
+def test_full_last_batch_is_released_too() -> None:
+    batcher, _ = make(max_tokens=100, max_items=100, max_wait_s=60.0)
+    add(batcher, 50, 50, 50, 50)
+    batches = batcher.ready()
+    check_batch_invariants(batcher, batches)
+    assert [b.costs for b in batches] == [[50, 50], [50, 50]]
+    assert len(batcher) == 0
+
+
+def test_items_sorted_by_cost_ascending_in_each_batch() -> None:
+    batcher, clock = make(max_tokens=64, max_items=5, max_wait_s=1.0)
+    costs = [9, 1, 14, 3, 3, 7, 2, 12, 5, 8, 1, 11, 6, 4, 10]
+    add(batcher, *costs)
+    batches = batcher.ready()
+    clock.advance(1.0)
+    batches += batcher.ready()
+    check_batch_invariants(batcher, batches)
+    assert sorted(c for b in batches for c in b.costs) == sorted(costs)
+
+
+def test_equal_costs_keep_enqueue_order() -> None:
+    batcher, clock = make(max_tokens=1000, max_items=100, max_wait_s=1.0)
+    items = add(batcher, 5, 5, 5, 5)
+    clock.advance(1.0)
+    assert released(batcher.ready()) == items
+
+
+def test_oversize_item_goes_alone() -> None:
+    batcher, _ = make(max_tokens=100, max_items=100, max_wait_s=1.0)
+    items = add(batcher, 3, 250, 4)
+    batches = batcher.ready()
+    check_batch_invariants(batcher, batches)
+    assert [b.costs for b in batches] == [[3, 4], [250]]
+    assert batches[1].items == [items[1]]
+    assert batches[1].padded_cost == 250
+    assert len(batcher) == 0
+
+
+def test_oversize_item_alone_is_released_immediately() -> None:
+    batcher, _ = make(max_tokens=100, max_items=100, max_wait_s=60.0)
+    (big,) = add(batcher, 101)
+    batches = batcher.ready()
+    assert [b.items for b in batches] == [[big]]
+
+
+def test_non_positive_cost_counts_as_one() -> None:
+    batcher, _ = make(max_tokens=100, max_items=100, max_wait_s=1.0)
+    add(batcher, 0, -7)
+    assert batcher.pending_tokens == 2
+    batches = batcher.flush()
+    assert [b.costs for b in batches] == [[1, 1]]
+
+
+def test_flush_empties_and_respects_limits() -> None:
+    batcher, _ = make(max_tokens=20, max_items=3, max_wait_s=60.0)
+    items = add(batcher, 5, 1, 9, 2, 2)
+    batches = batcher.flush()
+    check_batch_invariants(batcher, batches)
+    assert Counter(map(id, released(batches))) == Counter(map(id, items))
+    assert len(batcher) == 0
+    assert batcher.pending_tokens == 0
+    assert batcher.deadline() is None
+    assert batcher.flush() == []
+
+
+def test_oldest_enqueued_of_batches() -> None:
+    batcher, clock = make(max_tokens=1000, max_items=2, max_wait_s=10.0)
+    t0 = clock.now
+    add(batcher, 5)
+    clock.advance(1.0)
+    add(batcher, 1, start=1)
+    clock.advance(1.0)
+    add(batcher, 9, start=2)
+    batches = batcher.ready()
+    assert [b.costs for b in batches] == [[1, 5]]
+    assert batches[0].oldest_enqueued == t0
+    # The remaining item keeps its own enqueue time for the deadline.
+    assert batcher.deadline() == pytest.approx(t0 + 2.0 + 10.0)
+
+
+def test_deadline_moves_to_the_oldest_remaining_item() -> None:
+    batcher, clock = make(max_tokens=1000, max_items=2, max_wait_s=5.0)
+    add(batcher, 50)  # t0, stays pending (largest)
+    t0 = clock.now
+    clock.advance(1.0)
+    add(batcher, 1, 2, start=1)  # t0 + 1: released together
+    assert [b.costs for b in batcher.ready()] == [[1, 2]]
+    assert batcher.deadline() == pytest.approx(t0 + 5.0)
+
+
+def test_same_object_enqueued_twice_is_released_exactly_twice() -> None:
+    clock = FakeClock()
+    batcher: TokenBudgetBatcher[str] = TokenBudgetBatcher(10, 100, 1.0, clock=clock)
+    batcher.add("same", 1)
+    batcher.add("other", 9)
+    batcher.add("same", 9)
+    out = [i for b in batcher.ready() for i in b.items]
+    clock.advance(1.0)
+    out += [i for b in batcher.ready() for i in b.items]
+    assert Counter(out) == Counter({"same": 2, "other": 1})
+
+
+# --------------------------------------------------------------------------- property
+
+
+operation = st.one_of(
+    st.tuples(st.just("add"), st.integers(min_value=-3, max_value=300)),
+    st.tuples(st.just("tick"), st.floats(min_value=0.0, max_value=0.6)),
+    st.tuples(st.just("ready"), st.just(0)),
+    st.tuples(st.just("flush"), st.just(0)),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    max_tokens=st.integers(min_value=1, max_value=256),
+    max_items=st.integers(min_value=1, max_value=12),
+    max_wait_s=st.floats(min_value=0.0, max_value=1.0),
+    ops=st.lists(operation, max_size=80),
+)
+def test_no_item_lost_or_duplicated(
+    max_tokens: int, max_items: int, max_wait_s: float, ops: list[tuple[str, float]]
+) -> None:
+    clock = FakeClock()
+    batcher: TokenBudgetBatcher[Item] = TokenBudgetBatcher(
+        max_tokens, max_items, max_wait_s, clock=clock
+    )
+    added: list[Item] = []
+    out: list[Item] = []
+    for name, arg in ops:
+        if name == "add":
+            item = Item(len(added), int(arg))
+            added.append(item)
+            batcher.add(item, item.cost)
+        elif name == "tick":
+            clock.advance(arg)
+        else:
+            pending_before = len(batcher)
+            tokens_before = batcher.pending_tokens
+            deadline = batcher.deadline()
+            expired = deadline is not None and clock.now >= deadline
+            batches = batcher.ready() if name == "ready" else batcher.flush()
+            check_batch_invariants(batcher, batches)
+            for batch in batches:
+                assert batch.costs == [max(1, i.cost) for i in batch.items]
+            out.extend(released(batches))
+            if name == "flush" or expired:
+                assert len(batcher) == 0
+            elif batches:  # released early: only because the pending items filled a batch
+                assert pending_before >= max_items or tokens_before >= max_tokens
+            assert len(batcher) == pending_before - len(released(batches))
+        released_ids = set(map(id, out))
+        still_pending = [i for i in added if id(i) not in released_ids]
+        assert len(batcher) == len(still_pending)
+        assert batcher.pending_tokens == sum(max(1, i.cost) for i in still_pending)
+    final = batcher.flush()
+    check_batch_invariants(batcher, final)
+    out.extend(released(final))
+    assert Counter(map(id, out)) == Counter(map(id, added))
+    assert len(out) == len(added)
