@@ -76,6 +76,9 @@ def build_app(settings: Settings, stack: Stack, role: Role) -> faust.App:
         broker_heartbeat_interval=1,
         datadir=str(settings.data_dir / "faust"),
     )
+    # No Faust agents yet: the document path is aiokafka batches, so Faust runs without its
+    # own consumer (an empty subscription crashes it); tables arrive with the events path.
+    app.producer_only = True
     service = PipelineService(settings, stack.bootstrap, role)
     app.service(service)  # type: ignore[arg-type]
 
@@ -86,7 +89,9 @@ def build_app(settings: Settings, stack: Stack, role: Role) -> faust.App:
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
         ok = service.ready
-        return web.json({"ready": ok, "role": role}, status=200 if ok else 503)
+        assigned = service.pipeline.assigned() if service.pipeline is not None else {}
+        body = {"ready": ok, "role": role, "assigned": assigned}
+        return web.json(body, status=200 if ok else 503)
 
     return app
 

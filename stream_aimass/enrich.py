@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,10 +23,11 @@ from typing import Any
 
 import numpy as np
 from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 
 from stream_aimass.batching import Batch, TokenBudgetBatcher
 from stream_aimass.decode import DocumentDecoder
-from stream_aimass.kafka import OffsetTracker, make_consumer, make_producer
+from stream_aimass.kafka import OffsetTracker, make_consumer, make_producer, replace_consumer
 from stream_aimass.models.classify import ZeroShotClassifier
 from stream_aimass.models.encoder import Encoder
 from stream_aimass.records import (
@@ -40,6 +43,7 @@ from stream_aimass.settings import Settings
 log = logging.getLogger("stream_aimass.enrich")
 
 STAGE_ENRICH = "enrich"
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _now_ms() -> int:
@@ -123,6 +127,7 @@ class DocumentEnricher:
                 model=self.model,
                 timings_ms=timings,
                 enriched_at_ms=now,
+                worker=WORKER_ID,
             )
             out.append(enriched.to_json())
         return out
@@ -177,11 +182,11 @@ class EnrichService:
 
     async def run(self) -> None:
         s = self.settings
-        self.consumer = make_consumer(s, self.bootstrap, s.enrich_group)
+        self.consumer = self._new_consumer()
         self.producer = make_producer(s, self.bootstrap)
         await self.producer.start()
         await self.consumer.start()
-        self.consumer.subscribe([s.topic_documents], listener=_Rebalance(self))
+        self._subscribe(self.consumer)
         self.ready = True
         model_task = asyncio.create_task(self._model_loop(), name="aimass-enrich-model")
         commit_task = asyncio.create_task(self._commit_loop(), name="aimass-enrich-commit")
@@ -208,6 +213,13 @@ class EnrichService:
         """Stop fetching; in-flight batches are finished, produced and committed."""
         self._stopping.set()
 
+    def _new_consumer(self) -> Any:
+        return make_consumer(self.settings, self.bootstrap, self.settings.enrich_group)
+
+    def _subscribe(self, consumer: Any) -> None:
+        s = self.settings
+        consumer.subscribe([s.topic_documents], listener=_Rebalance(self))
+
     # -- fetch, decode, batch ----------------------------------------------------------
 
     async def _fetch_loop(self) -> None:
@@ -222,10 +234,17 @@ class EnrichService:
                 continue
             deadline = self.batcher.deadline()
             wait_s = 0.1 if deadline is None else max(0.0, deadline - self._clock())
-            records = await self.consumer.getmany(
-                timeout_ms=int(min(wait_s, 0.1) * 1000),
-                max_records=self.settings.fetch_max_records,
-            )
+            try:
+                records = await self.consumer.getmany(
+                    timeout_ms=int(min(wait_s, 0.1) * 1000),
+                    max_records=self.settings.fetch_max_records,
+                )
+            except KafkaError as exc:
+                self.tracker.forget_all()
+                self.consumer = await replace_consumer(
+                    self.consumer, self._new_consumer, self._subscribe, exc
+                )
+                continue
             if records:
                 t0 = time.perf_counter()
                 docs = self._decode(records)

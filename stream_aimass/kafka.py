@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from stream_aimass.settings import Settings
+
+log = logging.getLogger("stream_aimass.kafka")
 
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
@@ -44,6 +50,28 @@ def make_producer(settings: Settings, bootstrap: str, **overrides: Any) -> AIOKa
         **overrides,
     }
     return AIOKafkaProducer(**options)
+
+
+async def replace_consumer(
+    old: AIOKafkaConsumer,
+    factory: Callable[[], AIOKafkaConsumer],
+    subscribe: Callable[[AIOKafkaConsumer], None],
+    error: KafkaError,
+) -> AIOKafkaConsumer:
+    """A fresh consumer after a fatal group-coordination error.
+
+    aiokafka's coordinator stops for good on an unexpected group error (seen with the
+    embedded broker: SyncGroup answering INVALID_REQUEST while two members join at once).
+    Uncommitted records are simply fetched again by whoever owns their partitions next.
+    """
+    log.warning("consumer failed (%s); starting a new one", error)
+    with contextlib.suppress(Exception):
+        await old.stop()
+    await asyncio.sleep(1.0)
+    consumer = factory()
+    await consumer.start()
+    subscribe(consumer)
+    return consumer
 
 
 class OffsetTracker:
@@ -89,8 +117,42 @@ class OffsetTracker:
             return out
         return {tp: self._committable.pop(tp) for tp in set(tps) if tp in self._committable}
 
+    def forget_all(self) -> None:
+        """Drop everything in flight (the consumer that fetched it is gone)."""
+        self.forget(list(self._inflight))
+
     def forget(self, tps: Iterable[TopicPartition]) -> None:
         for tp in tps:
             for entry in self._inflight.pop(tp, ()):
                 self._index.pop((tp, entry[0]), None)
             self._committable.pop(tp, None)
+
+
+async def group_lag(
+    settings: Settings, bootstrap: str, group_id: str, topics: Iterable[str]
+) -> dict[TopicPartition, int]:
+    """Records not yet committed by ``group_id``, per partition (end offset - committed)."""
+    consumer = make_consumer(settings, bootstrap, group_id)
+    await consumer.start()
+    try:
+        tps = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if not tps:
+            # Metadata for topics this client has not asked about yet.
+            await consumer._client.force_metadata_update()
+            tps = [
+                TopicPartition(topic, p)
+                for topic in topics
+                for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+        ends = await consumer.end_offsets(tps)
+        lag = {}
+        for tp in tps:
+            committed = await consumer.committed(tp)
+            lag[tp] = ends[tp] - (committed or 0)
+        return lag
+    finally:
+        await consumer.stop()

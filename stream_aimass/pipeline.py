@@ -89,6 +89,14 @@ class Pipeline:
     def ready(self) -> bool:
         return all(s.ready for s in self.services)
 
+    def assigned(self) -> dict[str, int]:
+        """Partitions each role's consumer holds now (0 while joining or idle)."""
+        out = {}
+        for name, service in (("enrich", self.enrich), ("sink", self.sink)):
+            if service is not None and service.consumer is not None:
+                out[name] = len(service.consumer.assignment())
+        return out
+
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(s.run()) for s in self.services]
 

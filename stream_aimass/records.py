@@ -69,6 +69,7 @@ class EnrichedDocument:
     model: ModelRef
     timings_ms: dict[str, float]
     enriched_at_ms: int
+    worker: str = ""  # host:pid of the enrich worker, for operators tracing a record
 
     @property
     def key(self) -> bytes:
@@ -98,6 +99,7 @@ class EnrichedDocument:
                 "source": doc.source.to_dict(),
                 "timings_ms": self.timings_ms,
                 "enriched_at_ms": self.enriched_at_ms,
+                "worker": self.worker,
             }
         )
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 
-from stream_aimass.kafka import make_consumer
+from stream_aimass.kafka import make_consumer, replace_consumer
 from stream_aimass.records import DeadLetter, Source
 from stream_aimass.settings import Settings
 from stream_aimass.sinks.clickhouse import (
@@ -102,18 +103,34 @@ class SinkService:
     def stop(self) -> None:
         self._stopping.set()
 
+    def _new_consumer(self) -> Any:
+        return make_consumer(self.settings, self.bootstrap, self.settings.sink_group)
+
+    def _subscribe(self, consumer: Any) -> None:
+        s = self.settings
+        consumer.subscribe([s.topic_enriched, s.topic_dlq], listener=_Rebalance(self))
+
     async def run(self) -> None:
         s = self.settings
-        self.consumer = make_consumer(s, self.bootstrap, s.sink_group)
+        self.consumer = self._new_consumer()
         await self.consumer.start()
-        self.consumer.subscribe([s.topic_enriched, s.topic_dlq], listener=_Rebalance(self))
+        self._subscribe(self.consumer)
         self.ready = True
         try:
             while not self._stopping.is_set():
-                records = await self.consumer.getmany(
-                    timeout_ms=min(100, max(1, s.sink_max_wait_ms)),
-                    max_records=s.sink_batch_rows,
-                )
+                try:
+                    records = await self.consumer.getmany(
+                        timeout_ms=min(100, max(1, s.sink_max_wait_ms)),
+                        max_records=s.sink_batch_rows,
+                    )
+                except KafkaError as exc:
+                    # Buffered rows are uncommitted: they come back to the next owner.
+                    self._documents.clear()
+                    self._dead.clear()
+                    self.consumer = await replace_consumer(
+                        self.consumer, self._new_consumer, self._subscribe, exc
+                    )
+                    continue
                 self._buffer(records)
                 if self._due():
                     await self.flush()

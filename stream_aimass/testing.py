@@ -1,0 +1,209 @@
+"""Helpers for testing pipelines on the embedded stack (used by the project's own tests).
+
+Start a standalone broker and worker processes, produce and read topics, wait until the
+roles have committed everything, and query a data dir from a fresh process (chdb allows
+one data path per process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from stream_aimass.kafka import group_lag, make_consumer, make_producer
+from stream_aimass.settings import Settings
+
+# Small batches make a stream of a few hundred documents span many batches, so a kill
+# lands in the middle of real work.
+WORKER_ENV = {
+    "AIMASS_BATCH_MAX_DOCUMENTS": "16",
+    "AIMASS_BATCH_MAX_WAIT_MS": "20",
+    "AIMASS_SINK_MAX_WAIT_MS": "100",
+    "AIMASS_SINK_BATCH_ROWS": "50",
+    "AIMASS_LOG_LEVEL": "info",
+}
+
+
+@dataclass
+class BrokerProcess:
+    process: subprocess.Popen[str]
+    bootstrap: str
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def start_broker(data_dir: Path) -> BrokerProcess:
+    """A standalone embedded broker in its own process (its address is its first line)."""
+    proc = subprocess.Popen(
+        cli("broker", "--data-dir", str(data_dir)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    bootstrap = proc.stdout.readline().strip()
+    if not bootstrap:
+        proc.kill()
+        raise RuntimeError("broker printed no address")
+    return BrokerProcess(proc, bootstrap)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "stream_aimass.cli", *args]
+
+
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen[bytes]
+    log: Path
+    port: int
+
+    def sigkill(self) -> None:
+        self.process.kill()
+        self.process.wait(30)
+
+    def sigterm(self, timeout: float = 60) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+def start_worker(role: str, bootstrap: str, data_dir: Path, name: str) -> WorkerProcess:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = data_dir / f"{name}.log"
+    env = {**os.environ, **WORKER_ENV}
+    with log.open("ab") as fh:
+        proc = subprocess.Popen(
+            cli(
+                "worker", "--role", role, "--bootstrap", bootstrap,
+                "--data-dir", str(data_dir), "--web-port", str(port),
+            ),
+            stdout=fh, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+    return WorkerProcess(proc, log, port)
+
+
+def wait_ready(worker: WorkerProcess, timeout: float = 120) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.process.poll() is not None:
+            raise AssertionError(f"worker exited early:\n{worker.tail()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/readyz", timeout=2) as r:
+                if json.loads(r.read())["ready"]:
+                    return
+        except (urllib.error.URLError, OSError, ValueError):
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"worker not ready after {timeout}s:\n{worker.tail()}")
+
+
+def produce(bootstrap: str, topic: str, values: list[bytes], keys: list[bytes | None]) -> None:
+    async def run() -> None:
+        producer = make_producer(Settings(), bootstrap)
+        await producer.start()
+        try:
+            for value, key in zip(values, keys, strict=True):
+                await producer.send(topic, value, key=key)
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())
+
+
+def produce_documents(
+    bootstrap: str, docs: list[dict[str, Any]], bad: Sequence[bytes] = ()
+) -> None:
+    values = [orjson.dumps(d) for d in docs] + list(bad)
+    keys: list[bytes | None] = [f"{d['tenant']}:{d['id']}".encode() for d in docs]
+    keys += [None] * len(bad)
+    produce(bootstrap, "aimass.documents", values, keys)
+
+
+def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 60) -> list[Any]:
+    """Every record of ``topic`` from the start (a fresh group), until ``expected`` or timeout."""
+
+    async def run() -> list[Any]:
+        consumer = make_consumer(Settings(), bootstrap, f"test-{uuid.uuid4().hex}", topic)
+        await consumer.start()
+        records: list[Any] = []
+        try:
+            deadline = time.monotonic() + timeout
+            while len(records) < expected and time.monotonic() < deadline:
+                batch = await consumer.getmany(timeout_ms=200)
+                for messages in batch.values():
+                    records.extend(messages)
+            # Anything beyond the expected count would be a duplicate: look a little longer.
+            batch = await consumer.getmany(timeout_ms=500)
+            for messages in batch.values():
+                records.extend(messages)
+        finally:
+            await consumer.stop()
+        return records
+
+    return asyncio.run(run())
+
+
+def wait_drained(bootstrap: str, timeout: float = 180) -> None:
+    """Until both roles have committed everything on their input topics."""
+    s = Settings()
+
+    async def lag() -> int:
+        enrich = await group_lag(s, bootstrap, s.enrich_group, [s.topic_documents])
+        sink = await group_lag(s, bootstrap, s.sink_group, [s.topic_enriched, s.topic_dlq])
+        return sum(enrich.values()) + sum(sink.values())
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if asyncio.run(lag()) == 0:
+            return
+        time.sleep(1)
+    raise AssertionError(f"pipeline not drained after {timeout}s (lag {asyncio.run(lag())})")
+
+
+def query_data_dir(data_dir: Path, sql: str) -> list[list[Any]]:
+    """Run SQL on a data dir no process holds, in a fresh process (chdb: one path each)."""
+    code = (
+        "import json, sys\n"
+        "from stream_aimass.settings import Settings\n"
+        "from stream_aimass.clickhouse import get_client\n"
+        "c = get_client(Settings(data_dir=sys.argv[1]))\n"
+        "print(json.dumps([list(r) for r in c.query(sys.argv[2]).result_rows], default=str))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(data_dir), sql],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    rows: list[list[Any]] = json.loads(out.stdout.strip().splitlines()[-1])
+    return rows
