@@ -127,8 +127,8 @@ def demo(
         return
     out.print(
         f"\n[bold]{summary['documents_enriched']}[/] documents enriched, "
-        f"[bold]{summary['dead_letters']}[/] dead letters, {summary['events_produced']} events "
-        f"produced, in {summary['seconds']:.1f} s "
+        f"[bold]{summary['dead_letters']}[/] dead letters, {summary['events_stored']} user events "
+        f"stored, in {summary['seconds']:.1f} s "
         f"([bold]{summary['docs_per_s']:.0f}[/] docs/s; model {summary['model']['name']} "
         f"{summary['model']['version']} on {summary['model']['device']}/"
         f"{summary['model']['dtype']})"

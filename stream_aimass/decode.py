@@ -9,11 +9,13 @@ import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 
-from stream_aimass.records import DeadLetter, Document, Source
+from stream_aimass.records import DeadLetter, Document, Event, Source
+
+R = TypeVar("R")
 
 STAGE_DECODE = "decode"
 STAGE_VALIDATE = "validate"
@@ -107,11 +109,17 @@ def validate_document(obj: Any, source: Source) -> Document:
     )
 
 
-class DocumentDecoder:
-    """Turns raw message values into documents or dead letters (never raises on input)."""
+class JsonDecoder(Generic[R]):
+    """Turns raw message values into records or dead letters (never raises on input)."""
 
-    def __init__(self, max_document_bytes: int, clock: Callable[[], int] = _now_ms) -> None:
-        self.max_document_bytes = max_document_bytes
+    def __init__(
+        self,
+        validate: Callable[[Any, Source], R],
+        max_bytes: int,
+        clock: Callable[[], int] = _now_ms,
+    ) -> None:
+        self._validate = validate
+        self.max_bytes = max_bytes
         self._clock = clock
 
     def _dead(
@@ -127,14 +135,12 @@ class DocumentDecoder:
             key=key,
         )
 
-    def decode(
-        self, raw: bytes | None, source: Source, key: bytes | None = None
-    ) -> Document | DeadLetter:
+    def decode(self, raw: bytes | None, source: Source, key: bytes | None = None) -> R | DeadLetter:
         raw = raw if raw is not None else b""
-        if len(raw) > self.max_document_bytes:
+        if len(raw) > self.max_bytes:
             return self._dead(
                 STAGE_VALIDATE,
-                f"message is {len(raw)} bytes, over the limit of {self.max_document_bytes}",
+                f"message is {len(raw)} bytes, over the limit of {self.max_bytes}",
                 raw,
                 source,
                 "TooLarge",
@@ -152,10 +158,57 @@ class DocumentDecoder:
                 reason = f"message is not valid JSON ({reason})"
             return self._dead(STAGE_DECODE, reason, raw, source, "JSONDecodeError", key)
         try:
-            return validate_document(obj, source)
+            return self._validate(obj, source)
         except InvalidDocument as exc:
             return self._dead(STAGE_VALIDATE, str(exc), raw, source, "InvalidDocument", key)
         except RecursionError:
             return self._dead(
                 STAGE_VALIDATE, "document nests too deeply", raw, source, "RecursionError", key
             )
+
+
+class DocumentDecoder(JsonDecoder[Document]):
+    """Decoder for ``aimass.documents``."""
+
+    def __init__(self, max_document_bytes: int, clock: Callable[[], int] = _now_ms) -> None:
+        super().__init__(validate_document, max_document_bytes, clock)
+        self.max_document_bytes = max_document_bytes
+
+
+class EventDecoder(JsonDecoder[Event]):
+    """Decoder for ``aimass.events``."""
+
+    def __init__(self, max_bytes: int = 65536, clock: Callable[[], int] = _now_ms) -> None:
+        super().__init__(validate_event, max_bytes, clock)
+
+
+EVENT_TYPES = ("view", "click", "like", "purchase")
+
+
+def validate_event(obj: Any, source: Source) -> Event:
+    """Check a parsed JSON value against the events schema; raise InvalidDocument."""
+    if not isinstance(obj, dict):
+        raise InvalidDocument(f"event must be a JSON object, got {type(obj).__name__}")
+    fields = {}
+    for name in ("event_id", "user_id", "item_id"):
+        value = _string(obj, name, required=True, max_len=_MAX_ID)
+        if not value:
+            raise InvalidDocument(f"field '{name}' is empty")
+        fields[name] = value
+    tenant = _string(obj, "tenant", required=True)
+    if not _TENANT.fullmatch(tenant):
+        raise InvalidDocument("field 'tenant' must match ^[A-Za-z0-9_.-]{1,128}$")
+    kind = _string(obj, "type", required=True)
+    if kind not in EVENT_TYPES:
+        raise InvalidDocument(f"field 'type' must be one of {', '.join(EVENT_TYPES)}")
+    if "ts" not in obj or obj["ts"] is None:
+        raise InvalidDocument("missing required field 'ts'")
+    return Event(
+        event_id=fields["event_id"],
+        tenant=tenant,
+        user_id=fields["user_id"],
+        item_id=fields["item_id"],
+        type=kind,
+        ts_ms=parse_ts_ms(obj["ts"]),
+        source=source,
+    )

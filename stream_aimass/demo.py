@@ -17,7 +17,7 @@ from stream_aimass.kafka import make_producer
 from stream_aimass.pipeline import Pipeline, Stack, open_clickhouse
 from stream_aimass.settings import Settings
 
-DEMO_QUERIES = ("documents-count", "category-mix", "dead-letters")
+DEMO_QUERIES = ("documents-count", "category-mix", "events-by-type", "dead-letters")
 STALL_TIMEOUT_S = 120.0
 
 
@@ -59,12 +59,13 @@ async def _run(
     quiet: bool,
 ) -> float:
     expected_docs, expected_dead = len(docs), len(bad_messages())
+    expected_events = len(events)
     await pipeline.start()
     assert pipeline.sink is not None
     sink = pipeline.sink
     started = time.perf_counter()
     producing = asyncio.create_task(_produce(settings, stack.bootstrap, docs, events))
-    total = expected_docs + expected_dead
+    total = expected_docs + expected_dead + expected_events
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -73,9 +74,9 @@ async def _run(
     )
     last_progress, last_count = time.monotonic(), -1
     with Progress(*columns, console=console, disable=quiet, transient=False) as progress:
-        task = progress.add_task("enriched and stored", total=total)
+        task = progress.add_task("documents and events stored", total=total)
         while True:
-            count = sink.stats.documents + sink.stats.dead_letters
+            count = sink.stats.documents + sink.stats.dead_letters + sink.stats.events
             progress.update(task, completed=min(count, total))
             if count >= total:
                 break
@@ -130,6 +131,7 @@ def run_demo(
         "documents_enriched": pipeline.sink.stats.documents,
         "dead_letters": pipeline.sink.stats.dead_letters,
         "events_produced": len(events),
+        "events_stored": pipeline.sink.stats.events,
         "seconds": round(elapsed, 3),
         "docs_per_s": round(n_documents / elapsed, 1),
         "zero_shot_agreement": round(agree / max(1, len(rows)), 4),

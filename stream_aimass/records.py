@@ -46,6 +46,19 @@ class Document:
 
 
 @dataclass(frozen=True, slots=True)
+class Event:
+    """A validated user event (topic ``aimass.events``)."""
+
+    event_id: str
+    tenant: str
+    user_id: str
+    item_id: str
+    type: str
+    ts_ms: int
+    source: Source
+
+
+@dataclass(frozen=True, slots=True)
 class Category:
     label: str
     score: float

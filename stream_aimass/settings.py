@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     max_document_bytes: int = Field(
         262144, ge=64, description="Larger messages become dead letters."
     )
+    max_event_bytes: int = Field(65536, ge=64, description="Larger events become dead letters.")
     max_tokens_per_document: int = Field(
         256, ge=8, description="Longer documents are truncated to this many tokens."
     )
@@ -113,7 +114,7 @@ class Settings(BaseSettings):
 
     # Worker web server
     web_host: str = Field("127.0.0.1", description="Bind address of /healthz, /readyz.")
-    web_port: int = Field(6066, ge=0, le=65535, description="Web port (0: pick a free one).")
+    web_port: int = Field(6066, ge=0, le=65535, description="Web port of the worker (/healthz, /readyz).")
     log_level: str = Field("info", description="Log level.")
 
     @field_validator("labels", mode="before")

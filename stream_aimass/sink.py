@@ -1,4 +1,6 @@
-"""Sink role: ``aimass.enriched`` and ``aimass.dlq`` into ClickHouse, committed after insert.
+"""Sink role: enriched documents, user events and dead letters into ClickHouse.
+
+Reads ``aimass.enriched``, ``aimass.events`` and ``aimass.dlq``; commits after the insert.
 
 Rows are buffered per table and flushed when a batch is full or its oldest row has waited
 ``sink_max_wait_ms``. A flush inserts with a deduplication token built from the
@@ -17,17 +19,20 @@ from typing import Any
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
+from stream_aimass.decode import EventDecoder
 from stream_aimass.kafka import make_consumer, replace_consumer
 from stream_aimass.records import DeadLetter, Source
 from stream_aimass.settings import Settings
 from stream_aimass.sinks.clickhouse import (
     DEAD_LETTER_COLUMNS,
     DOCUMENT_COLUMNS,
+    EVENT_COLUMNS,
     ClickHouseWriter,
     InsertBatch,
     RowError,
     dead_letter_row,
     document_row,
+    event_row,
 )
 
 log = logging.getLogger("stream_aimass.sink")
@@ -70,6 +75,7 @@ class TableBuffer:
 @dataclass(slots=True)
 class SinkStats:
     documents: int = 0
+    events: int = 0
     dead_letters: int = 0
     inserts: int = 0
     insert_failures: int = 0
@@ -95,6 +101,9 @@ class SinkService:
         self.stats = SinkStats()
         self._documents = TableBuffer("documents", DOCUMENT_COLUMNS)
         self._dead = TableBuffer("dead_letters", DEAD_LETTER_COLUMNS)
+        self._events = TableBuffer("events", EVENT_COLUMNS)
+        self._event_decoder = EventDecoder(settings.max_event_bytes)
+        self._buffers = (self._documents, self._events, self._dead)
         self._stopping = asyncio.Event()
         self._flush_lock = asyncio.Lock()
         self.consumer: Any = None
@@ -108,7 +117,8 @@ class SinkService:
 
     def _subscribe(self, consumer: Any) -> None:
         s = self.settings
-        consumer.subscribe([s.topic_enriched, s.topic_dlq], listener=_Rebalance(self))
+        topics = [s.topic_enriched, s.topic_dlq, s.topic_events]
+        consumer.subscribe(topics, listener=_Rebalance(self))
 
     async def run(self) -> None:
         s = self.settings
@@ -125,8 +135,8 @@ class SinkService:
                     )
                 except KafkaError as exc:
                     # Buffered rows are uncommitted: they come back to the next owner.
-                    self._documents.clear()
-                    self._dead.clear()
+                    for buf in self._buffers:
+                        buf.clear()
                     self.consumer = await replace_consumer(
                         self.consumer, self._new_consumer, self._subscribe, exc
                     )
@@ -143,6 +153,9 @@ class SinkService:
         now = time.monotonic()
         for tp, messages in records.items():
             is_dlq = tp.topic == self.settings.topic_dlq
+            if tp.topic == self.settings.topic_events:
+                self._buffer_events(tp, messages, now)
+                continue
             for msg in messages:
                 try:
                     if is_dlq:
@@ -162,11 +175,20 @@ class SinkService:
                     )
                     self._dead.add(dead_letter_row(dead.to_json()), tp, msg.offset, now)
 
+    def _buffer_events(self, tp: TopicPartition, messages: list[Any], now: float) -> None:
+        for msg in messages:
+            source = Source(tp.topic, tp.partition, msg.offset, int(msg.timestamp))
+            result = self._event_decoder.decode(msg.value, source, msg.key)
+            if isinstance(result, DeadLetter):
+                self._dead.add(dead_letter_row(result.to_json()), tp, msg.offset, now)
+            else:
+                self._events.add(event_row(result), tp, msg.offset, now)
+
     def _due(self) -> bool:
         limit = self.settings.sink_batch_rows
         wait = self.settings.sink_max_wait_ms / 1000
         now = time.monotonic()
-        for buf in (self._documents, self._dead):
+        for buf in self._buffers:
             if buf.rows and (len(buf.rows) >= limit or now - buf.first_at >= wait):
                 return True
         return False
@@ -175,7 +197,7 @@ class SinkService:
         """Insert everything buffered, then commit the offsets it came from."""
         async with self._flush_lock:
             commit: dict[TopicPartition, int] = {}
-            for buf in (self._documents, self._dead):
+            for buf in self._buffers:
                 if not buf.rows:
                     continue
                 batch = InsertBatch(buf.table, buf.columns, buf.rows, buf.token())
@@ -198,6 +220,8 @@ class SinkService:
                 self.stats.inserts += 1
                 if buf.table == "documents":
                     self.stats.documents += len(buf.rows)
+                elif buf.table == "events":
+                    self.stats.events += len(buf.rows)
                 else:
                     self.stats.dead_letters += len(buf.rows)
                 for tp, (_, last) in buf.ranges.items():

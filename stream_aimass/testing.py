@@ -181,7 +181,9 @@ def wait_drained(bootstrap: str, timeout: float = 180) -> None:
 
     async def lag() -> int:
         enrich = await group_lag(s, bootstrap, s.enrich_group, [s.topic_documents])
-        sink = await group_lag(s, bootstrap, s.sink_group, [s.topic_enriched, s.topic_dlq])
+        sink = await group_lag(
+            s, bootstrap, s.sink_group, [s.topic_enriched, s.topic_dlq, s.topic_events]
+        )
         return sum(enrich.values()) + sum(sink.values())
 
     deadline = time.monotonic() + timeout

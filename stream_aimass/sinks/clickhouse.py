@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from stream_aimass.records import Event
+
 log = logging.getLogger("stream_aimass.sink")
 
 DOCUMENT_COLUMNS = [
@@ -31,6 +33,11 @@ DOCUMENT_COLUMNS = [
 DEAD_LETTER_COLUMNS = [
     "source_topic", "source_partition", "source_offset", "source_ts", "stage", "reason",
     "error_type", "raw_b64", "raw_bytes", "raw_truncated", "raw_preview", "failed_at",
+]  # fmt: skip
+
+EVENT_COLUMNS = [
+    "tenant", "event_id", "user_id", "item_id", "type", "ts",
+    "source_topic", "source_partition", "source_offset",
 ]  # fmt: skip
 
 _PREVIEW_CHARS = 500
@@ -75,6 +82,15 @@ def document_row(value: bytes, topic: str, partition: int, offset: int) -> list[
         ]
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise RowError(f"enriched record is malformed: {type(exc).__name__}: {exc}") from exc
+
+
+def event_row(event: Event) -> list[Any]:
+    """An ``events`` row from a validated event."""
+    s = event.source
+    return [
+        event.tenant, event.event_id, event.user_id, event.item_id, event.type,
+        _dt(event.ts_ms), s.topic, s.partition, s.offset,
+    ]  # fmt: skip
 
 
 def dead_letter_row(value: bytes) -> list[Any]:

@@ -10,20 +10,23 @@ import jsonschema
 import orjson
 import pytest
 
-from stream_aimass.corpus import bad_messages, generate_documents
+from stream_aimass.corpus import bad_messages, generate_documents, generate_events
 from stream_aimass.pipeline import Pipeline, Stack, open_clickhouse
 from stream_aimass.settings import Settings
-from stream_aimass.testing import produce_documents, read_topic
+from stream_aimass.testing import produce, produce_documents, read_topic
 from stream_aimass.topics import load_schema
 
 pytestmark = pytest.mark.integration
 
 
-async def _run_until_stored(pipeline: Pipeline, docs: int, dead: int, timeout: float = 120) -> None:
+async def _run_until_stored(
+    pipeline: Pipeline, docs: int, dead: int, events: int = 0, timeout: float = 120
+) -> None:
     await pipeline.start()
     assert pipeline.sink is not None
+    stats = pipeline.sink.stats
     deadline = time.monotonic() + timeout
-    while pipeline.sink.stats.documents < docs or pipeline.sink.stats.dead_letters < dead:
+    while stats.documents < docs or stats.dead_letters < dead or stats.events < events:
         assert time.monotonic() < deadline, f"stored only {pipeline.sink.stats}"
         await asyncio.sleep(0.1)
     await pipeline.stop_and_wait()
@@ -39,8 +42,16 @@ def test_documents_and_bad_messages_flow_to_clickhouse_and_topics(
     try:
         client = open_clickhouse(settings)
         produce_documents(stack.bootstrap, docs, bad)
+        events = generate_events(docs, 80, seed=22)
+        bad_event = b'{"event_id": "e-bad", "tenant": "acme", "type": "teleport"}'
+        produce(
+            stack.bootstrap,
+            settings.topic_events,
+            [orjson.dumps(e) for e in events] + [bad_event],
+            [f"{e['tenant']}:{e['user_id']}".encode() for e in events] + [None],
+        )
         pipeline = Pipeline(settings, stack.bootstrap, "all", enricher=enricher, clickhouse=client)
-        asyncio.run(_run_until_stored(pipeline, n, len(bad)))
+        asyncio.run(_run_until_stored(pipeline, n, len(bad) + 1, len(events)))
         enriched = read_topic(stack.bootstrap, settings.topic_enriched, n)
         dlq = read_topic(stack.bootstrap, settings.topic_dlq, len(bad))
     finally:
@@ -51,8 +62,14 @@ def test_documents_and_bad_messages_flow_to_clickhouse_and_topics(
     ids = {r[0] for r in client.query("SELECT doc_id FROM documents FINAL").result_rows}
     assert ids == {d["id"] for d in docs}
     dead_rows = client.query("SELECT stage, reason, raw_b64 FROM dead_letters FINAL").result_rows
-    assert len(dead_rows) == len(bad)
+    assert len(dead_rows) == len(bad) + 1  # the bad documents and the bad event
     assert {r[0] for r in dead_rows} <= {"decode", "validate"}
+    stored_events = client.query("SELECT event_id FROM events FINAL").result_rows
+    assert {r[0] for r in stored_events} == {e["event_id"] for e in events}
+    (reason,) = client.query(
+        "SELECT reason FROM dead_letters FINAL WHERE source_topic = 'aimass.events'"
+    ).result_rows[0]
+    assert "user_id" in reason or "type" in reason
     assert all(r[1] for r in dead_rows)
 
     # N records on the enriched topic, valid against the published schema, keyed tenant:id.
