@@ -114,7 +114,9 @@ class Settings(BaseSettings):
 
     # Worker web server
     web_host: str = Field("127.0.0.1", description="Bind address of /healthz, /readyz.")
-    web_port: int = Field(6066, ge=0, le=65535, description="Web port of the worker (/healthz, /readyz).")
+    web_port: int = Field(
+        6066, ge=0, le=65535, description="Web port of the worker (/healthz, /readyz)."
+    )
     log_level: str = Field("info", description="Log level.")
 
     @field_validator("labels", mode="before")

@@ -1,0 +1,62 @@
+"""The main job and the benchmark, run as a user runs them (subprocesses: chdb is one path
+per process)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stream_aimass.corpus import bad_messages
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stream_aimass.cli", *args],
+        capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def test_demo_enriches_stores_and_answers_queries(tmp_path: Path) -> None:
+    data_dir = tmp_path / "demo"
+    result = run_cli(
+        "demo", "--documents", "120", "--events", "30", "--data-dir", str(data_dir), "--json"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert summary["documents_enriched"] == 120
+    assert summary["dead_letters"] == len(bad_messages())
+    assert summary["events_stored"] == 30
+    assert summary["docs_per_s"] > 0
+    assert summary["zero_shot_agreement"] > 0.8
+    assert {"documents-count", "category-mix"} <= set(summary["queries"])
+
+    # The data dir is free once the demo is done: a later process can query it.
+    query = run_cli("query", "documents-count", "--json", "--data-dir", str(data_dir))
+    assert query.returncode == 0, query.stderr[-3000:]
+    rows = json.loads(query.stdout)["rows"]
+    assert sum(r["documents"] for r in rows) == 120
+
+
+def test_bench_prints_the_documented_keys(tmp_path: Path) -> None:
+    out_dir = tmp_path / "bench"
+    result = run_cli(
+        "bench", "--documents", "96", "--naive-documents", "8", "--json", "--out", str(out_dir)
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout)
+    keys = ("pipeline_docs_per_s", "model_docs_per_s", "ratio", "naive_docs_per_s",
+            "speedup_vs_naive", "p50_ms", "p99_ms")  # fmt: skip
+    for key in keys:
+        assert key in figures and figures[key] >= 0, key
+    assert figures["model_docs_per_s"] > 0 and figures["pipeline_docs_per_s"] > 0
+    ratio = figures["pipeline_docs_per_s"] / figures["model_docs_per_s"]
+    assert figures["ratio"] == pytest.approx(ratio, rel=0.01)
+    assert figures["p99_ms"] >= figures["p50_ms"]
+    assert (out_dir / "bench.png").stat().st_size > 1000
+    assert json.loads((out_dir / "bench.json").read_text()) == figures
