@@ -16,7 +16,6 @@ RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 # Then the package itself (dependency resolution keeps the torch installed above).
 COPY pyproject.toml README.md ./
 COPY stream_aimass ./stream_aimass
-COPY topics ./topics
 RUN pip install . && stream-aimass --help > /dev/null
 
 # Unprivileged runtime user with a writable data directory.

@@ -1,7 +1,8 @@
 """``stream-aimass bench``: three measurements on the same texts, in one run.
 
 - model ceiling: tokenize + forward only, same batching and dtype as the pipeline;
-- pipeline: the full path through the embedded broker and ClickHouse, from a backlog;
+- pipeline: the full path through the embedded broker and ClickHouse, from a backlog
+  (throughput), then a steady stream at half that rate (latency: produce -> ClickHouse row);
 - naive loop: consume one message, fp32 forward, insert one row, commit, repeat.
 
 Machines are noisy: the ratios measured in one run are the figures that mean something.
@@ -30,6 +31,8 @@ from stream_aimass.settings import Settings
 from stream_aimass.sinks.clickhouse import DOCUMENT_COLUMNS, document_row
 
 WARMUP_DOCS = 64
+WARMUP_TENANT = "bench-warmup"
+STEADY_TENANT = "bench-steady"
 
 
 def model_ceiling(enricher: DocumentEnricher, texts: list[str], settings: Settings) -> float:
@@ -48,11 +51,19 @@ def model_ceiling(enricher: DocumentEnricher, texts: list[str], settings: Settin
     return len(texts) / (time.perf_counter() - started)
 
 
-async def _produce(settings: Settings, bootstrap: str, docs: list[dict[str, Any]]) -> None:
+async def _produce(
+    settings: Settings, bootstrap: str, docs: list[dict[str, Any]], rate: float | None = None
+) -> None:
+    """Produce ``docs`` at once (backlog) or paced at ``rate`` documents per second."""
     producer = make_producer(settings, bootstrap)
     await producer.start()
+    started = time.perf_counter()
     try:
-        for doc in docs:
+        for i, doc in enumerate(docs):
+            if rate:
+                delay = started + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
             key = f"{doc['tenant']}:{doc['id']}".encode()
             await producer.send(settings.topic_documents, orjson.dumps(doc), key=key)
         await producer.flush()
@@ -75,17 +86,25 @@ async def pipeline_run(
     pipeline: Pipeline,
     warmup: list[dict[str, Any]],
     docs: list[dict[str, Any]],
-) -> float:
-    """Docs/s through the whole pipeline for a backlog produced at once (after a warm-up)."""
+    steady_s: float,
+) -> tuple[float, float]:
+    """Docs/s through the whole pipeline for a backlog produced at once (after a warm-up),
+    then a steady stream at half that rate for ``steady_s`` seconds (for latency)."""
     await pipeline.start()
     await _produce(settings, stack.bootstrap, warmup)
     await _wait_rows(pipeline, len(warmup))
     started = time.perf_counter()
     await _produce(settings, stack.bootstrap, docs)
     await _wait_rows(pipeline, len(warmup) + len(docs))
-    elapsed = time.perf_counter() - started
+    rate = len(docs) / (time.perf_counter() - started)
+    steady_rate = rate / 2
+    steady = generate_documents(
+        max(20, int(steady_rate * steady_s)), seed=104, tenants=(STEADY_TENANT,)
+    )
+    await _produce(settings, stack.bootstrap, steady, rate=steady_rate)
+    await _wait_rows(pipeline, len(warmup) + len(docs) + len(steady))
     await pipeline.stop_and_wait()
-    return len(docs) / elapsed
+    return rate, steady_rate
 
 
 async def naive_run(
@@ -131,11 +150,13 @@ async def naive_run(
     return done / (time.perf_counter() - started)
 
 
-def _latency(client: Any) -> tuple[float, float]:
+def _latency(client: Any, tenants: list[str]) -> tuple[float, float]:
+    """p50 and p99 of produce (Kafka timestamp) -> ClickHouse row (insert time), in ms."""
     rows = client.query(
         "SELECT quantile(0.5)(d), quantile(0.99)(d) FROM (SELECT "
         "dateDiff('millisecond', source_ts, ingested_at) AS d FROM documents FINAL "
-        "WHERE tenant != 'bench-warmup')"
+        "WHERE tenant IN {tenants:Array(String)})",
+        parameters={"tenants": tenants},
     ).result_rows
     p50, p99 = rows[0]
     return float(p50), float(p99)
@@ -159,7 +180,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
     bars = ax2.bar(["p50", "p99"], [result["p50_ms"], result["p99_ms"]], color="#2ca02c")
     ax2.bar_label(bars, fmt="%.0f")
     ax2.set_ylabel("ms")
-    ax2.set_title("produce → ClickHouse row (backlog)")
+    ax2.set_title(
+        f"produce → ClickHouse row at {result['latency_load_docs_per_s']:.0f} docs/s (half the max)"
+    )
     fig.suptitle(
         f"stream-aimass bench: {result['documents']} docs, {result['model']} "
         f"{result['device']}/{result['dtype']}"
@@ -176,6 +199,7 @@ def run_bench(
     out_dir: Path,
     *,
     console: Console,
+    steady_s: float = 10.0,
 ) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="aimass-bench-") as tmp:
@@ -183,7 +207,7 @@ def run_bench(
             update={"data_dir": Path(tmp), "kafka_bootstrap": "embedded", "clickhouse_dsn": ""}
         )
         docs = generate_documents(n_documents, seed=101)
-        warmup = generate_documents(WARMUP_DOCS, seed=102, tenants=("bench-warmup",))
+        warmup = generate_documents(WARMUP_DOCS, seed=102, tenants=(WARMUP_TENANT,))
         with console.status("loading the model"):
             enricher = DocumentEnricher.from_settings(settings)
         texts = [str(d["text"]) for d in docs]
@@ -197,8 +221,12 @@ def run_bench(
                 settings, stack.bootstrap, "all", enricher=enricher, clickhouse=client
             )
             with console.status(f"pipeline: {n_documents} documents through Kafka and ClickHouse"):
-                pipeline_rate = asyncio.run(pipeline_run(settings, stack, pipeline, warmup, docs))
-            p50, p99 = _latency(client)
+                pipeline_rate, steady_rate = asyncio.run(
+                    pipeline_run(settings, stack, pipeline, warmup, docs, steady_s)
+                )
+            backlog_tenants = sorted({str(d["tenant"]) for d in docs})
+            backlog_p50, backlog_p99 = _latency(client, backlog_tenants)
+            p50, p99 = _latency(client, [STEADY_TENANT])
             naive_docs = generate_documents(min(n_naive, n_documents), seed=103)
             with console.status(f"naive loop: {len(naive_docs)} documents one by one"):
                 naive_rate = asyncio.run(
@@ -225,6 +253,9 @@ def run_bench(
         "speedup_vs_naive": round(pipeline_rate / naive_rate, 2),
         "p50_ms": round(p50, 1),
         "p99_ms": round(p99, 1),
+        "latency_load_docs_per_s": round(steady_rate, 1),
+        "backlog_p50_ms": round(backlog_p50, 1),
+        "backlog_p99_ms": round(backlog_p99, 1),
     }
     (out_dir / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
     plot(result, out_dir / "bench.png")

@@ -349,12 +349,17 @@ def bench(
     out_dir: Annotated[Path, typer.Option("--out", help="Where JSON and PNG go.")] = Path(
         "bench-results"
     ),
+    steady_seconds: Annotated[
+        float, typer.Option(min=1, help="Length of the half-load latency phase.")
+    ] = 10.0,
 ) -> None:
     """Measure pipeline vs model ceiling vs a naive loop, in one run (ratios, JSON, PNG)."""
     from stream_aimass.bench import run_bench
 
     settings = _settings()
-    result = run_bench(settings, documents, naive_documents, out_dir, console=console)
+    result = run_bench(
+        settings, documents, naive_documents, out_dir, console=console, steady_s=steady_seconds
+    )
     if as_json:
         out.print_json(json.dumps(result))
         return

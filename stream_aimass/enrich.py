@@ -174,6 +174,7 @@ class EnrichService:
         self._publishing: set[asyncio.Task[None]] = set()
         self._publish_slots = asyncio.Semaphore(4)
         self._progress = asyncio.Event()
+        self._failure: BaseException | None = None
         self.consumer: Any = None
         self.producer: Any = None
         self.ready = False
@@ -197,7 +198,9 @@ class EnrichService:
             await self._batches.put(None)
             await model_task
             if self._publishing:
-                await asyncio.gather(*self._publishing)
+                await asyncio.gather(*self._publishing, return_exceptions=True)
+            if self._failure is not None:
+                raise self._failure
             await self._commit()
         finally:
             self.ready = False
@@ -225,6 +228,10 @@ class EnrichService:
     async def _fetch_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
+            if self._failure is not None:
+                # Produce kept failing past the client's own retries: stop uncommitted and
+                # let the supervisor restart us; the records are fetched again then.
+                raise self._failure
             if self.tracker.pending() >= self.settings.max_pending_documents:
                 # Backpressure: the model or the producer is behind; let them catch up.
                 self._progress.clear()
@@ -297,9 +304,7 @@ class EnrichService:
             self.stats.batches += 1
             self.stats.tokens += sum(batch.costs)
             await self._publish_slots.acquire()
-            task = asyncio.create_task(self._publish(batch.items, results))
-            self._publishing.add(task)
-            task.add_done_callback(self._publishing.discard)
+            self._track(asyncio.create_task(self._publish(batch.items, results)))
 
     def _enrich_splitting(self, items: list[Pending], queued_ms: float) -> list[bytes | DeadLetter]:
         """Enrich; on a model error split the batch so only the failing documents fail."""
@@ -355,9 +360,17 @@ class EnrichService:
             self.tracker.done(tp, dead.source.offset)
             self._progress.set()
 
-        task = asyncio.create_task(send())
+        self._track(asyncio.create_task(send()))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
         self._publishing.add(task)
-        task.add_done_callback(self._publishing.discard)
+        task.add_done_callback(self._published)
+
+    def _published(self, task: asyncio.Task[None]) -> None:
+        self._publishing.discard(task)
+        if not task.cancelled() and task.exception() is not None and self._failure is None:
+            self._failure = task.exception()
+            log.error("producing failed: %r", self._failure)
 
     async def _commit(self) -> None:
         offsets = self.tracker.take_committable()

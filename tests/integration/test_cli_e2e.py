@@ -46,7 +46,16 @@ def test_demo_enriches_stores_and_answers_queries(tmp_path: Path) -> None:
 def test_bench_prints_the_documented_keys(tmp_path: Path) -> None:
     out_dir = tmp_path / "bench"
     result = run_cli(
-        "bench", "--documents", "96", "--naive-documents", "8", "--json", "--out", str(out_dir)
+        "bench",
+        "--documents",
+        "96",
+        "--naive-documents",
+        "8",
+        "--steady-seconds",
+        "2",
+        "--json",
+        "--out",
+        str(out_dir),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout)
