@@ -242,6 +242,49 @@ def produce_events(
     _produce("events", file, bootstrap, data_dir)
 
 
+@app.command()
+def lag(
+    bootstrap: Bootstrap = None,
+    data_dir: DataDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Records each role has not committed yet, per topic (consumer-group lag)."""
+    from stream_aimass.kafka import group_lag
+
+    settings = _settings(kafka_bootstrap=bootstrap, data_dir=data_dir)
+    address = _resolve_bootstrap(settings)
+    roles = {
+        settings.enrich_group: [settings.topic_documents],
+        settings.sink_group: [settings.topic_enriched, settings.topic_events, settings.topic_dlq],
+    }
+
+    async def measure() -> list[dict[str, Any]]:
+        rows = []
+        for group, topics in roles.items():
+            per_tp = await group_lag(settings, address, group, topics)
+            for topic in topics:
+                parts = {tp.partition: n for tp, n in per_tp.items() if tp.topic == topic}
+                rows.append(
+                    {
+                        "group": group,
+                        "topic": topic,
+                        "lag": sum(parts.values()),
+                        "partitions": parts,
+                    }
+                )
+        return rows
+
+    rows = asyncio.run(measure())
+    if as_json:
+        out.print_json(json.dumps({"lag": rows}))
+        return
+    _print_rows(
+        "consumer lag",
+        ["group", "topic", "lag", "per partition"],
+        [[r["group"], r["topic"], r["lag"], r["partitions"]] for r in rows],
+    )
+
+
 # -- query, db, topics -------------------------------------------------------------------------
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -93,6 +95,13 @@ def test_two_enrich_workers_and_one_sink_share_the_stream(
         _wait_assigned(workers[1], "enrich")
         produce_documents(bootstrap, docs)
         wait_drained(bootstrap)
+        lag = subprocess.run(
+            [sys.executable, "-m", "stream_aimass.cli", "lag", "--bootstrap", bootstrap, "--json"],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        assert {r["topic"]: r["lag"] for r in json.loads(lag.stdout)["lag"]} == {
+            "aimass.documents": 0, "aimass.enriched": 0, "aimass.events": 0, "aimass.dlq": 0,
+        }  # fmt: skip
         enriched = read_topic(bootstrap, "aimass.enriched", n)
         for worker in workers:
             assert worker.sigterm() == 0, worker.tail()
