@@ -118,7 +118,7 @@ def demo(
     """Run the whole pipeline on the embedded stack over a generated news stream."""
     from stream_aimass.demo import run_demo
 
-    settings = _settings(data_dir=data_dir or Path("aimass-data"), kafka_bootstrap="embedded")
+    settings = _settings(data_dir=data_dir, kafka_bootstrap="embedded")
     if settings.clickhouse_dsn:
         settings = settings.model_copy(update={"clickhouse_dsn": ""})
     summary = run_demo(settings, documents, events, seed=seed, console=console, quiet=as_json)

@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     )
 
     # Storage and the embedded stack
-    data_dir: Path = Field(Path(".aimass"), description="Working directory for embedded state.")
+    data_dir: Path = Field(Path("aimass-data"), description="Working directory for embedded state.")
     kafka_bootstrap: str = Field(
         EMBEDDED,
         description="Kafka bootstrap servers, or `embedded` for an in-process broker.",

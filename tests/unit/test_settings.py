@@ -48,7 +48,7 @@ def test_defaults(clean_env: Path) -> None:
 
 def test_default_clickhouse_dsn_is_chdb_under_absolute_data_dir(clean_env: Path) -> None:
     settings = Settings()
-    expected = (clean_env / ".aimass" / "clickhouse").resolve()
+    expected = (clean_env / "aimass-data" / "clickhouse").resolve()
     dsn = settings.resolved_clickhouse_dsn
     assert dsn == f"chdb://{expected}"
     assert dsn.startswith("chdb:///")
