@@ -93,6 +93,13 @@ def build_app(settings: Settings, stack: Stack, role: Role) -> faust.App:
         body = {"ready": ok, "role": role, "assigned": assigned}
         return web.json(body, status=200 if ok else 503)
 
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        if service.pipeline is None:
+            return web.text("", content_type="text/plain", status=503)
+        body = service.pipeline.metrics.render().decode()
+        return web.text(body, content_type="text/plain; version=0.0.4")
+
     return app
 
 

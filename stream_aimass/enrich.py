@@ -27,9 +27,16 @@ from aiokafka.errors import KafkaError
 
 from stream_aimass.batching import Batch, TokenBudgetBatcher
 from stream_aimass.decode import DocumentDecoder
-from stream_aimass.kafka import OffsetTracker, make_consumer, make_producer, replace_consumer
+from stream_aimass.kafka import (
+    OffsetTracker,
+    make_consumer,
+    make_producer,
+    replace_consumer,
+    report_lag,
+)
 from stream_aimass.models.classify import ZeroShotClassifier
 from stream_aimass.models.encoder import Encoder
+from stream_aimass.observability import Metrics
 from stream_aimass.records import (
     Category,
     DeadLetter,
@@ -42,6 +49,7 @@ from stream_aimass.settings import Settings
 
 log = logging.getLogger("stream_aimass.enrich")
 
+ROLE = "enrich"
 STAGE_ENRICH = "enrich"
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -153,6 +161,7 @@ class EnrichService:
         bootstrap: str,
         enricher: DocumentEnricher,
         clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.bootstrap = bootstrap
@@ -166,6 +175,7 @@ class EnrichService:
         )
         self.tracker = OffsetTracker()
         self.stats = EnrichStats()
+        self.metrics = metrics or Metrics()
         self._clock = clock
         self._stopping = asyncio.Event()
         self._model_pool = ThreadPoolExecutor(1, thread_name_prefix="aimass-model")
@@ -227,6 +237,7 @@ class EnrichService:
 
     async def _fetch_loop(self) -> None:
         loop = asyncio.get_running_loop()
+        next_lag_report = self._clock()
         while not self._stopping.is_set():
             if self._failure is not None:
                 # Produce kept failing past the client's own retries: stop uncommitted and
@@ -255,7 +266,7 @@ class EnrichService:
             if records:
                 t0 = time.perf_counter()
                 docs = self._decode(records)
-                self.stats.add_time("decode", time.perf_counter() - t0)
+                self._timed("decode", time.perf_counter() - t0)
                 if docs:
                     t0 = time.perf_counter()
                     ids = await loop.run_in_executor(
@@ -263,11 +274,20 @@ class EnrichService:
                         self.enricher.encoder.tokenize,
                         [p.document.text for p in docs],
                     )
-                    self.stats.add_time("tokenize", time.perf_counter() - t0)
+                    self._timed("tokenize", time.perf_counter() - t0)
                     for pending, seq in zip(docs, ids, strict=True):
                         pending.ids = seq
                         self.batcher.add(pending, len(seq))
             await self._release(force=False)
+            if self._clock() >= next_lag_report:
+                await report_lag(
+                    self.consumer, self.settings.enrich_group, self.metrics.consumer_lag
+                )
+                next_lag_report = self._clock() + 1.0
+
+    def _timed(self, stage: str, seconds: float) -> None:
+        self.stats.add_time(stage, seconds)
+        self.metrics.observe_stage(ROLE, stage, seconds)
 
     def _decode(self, records: dict[TopicPartition, list[Any]]) -> list[Pending]:
         docs: list[Pending] = []
@@ -296,13 +316,18 @@ class EnrichService:
             if batch is None:
                 return
             queued_ms = (self._clock() - batch.oldest_enqueued) * 1000
+            self._timed("queue", queued_ms / 1000)
             t0 = time.perf_counter()
             results = await loop.run_in_executor(
                 self._model_pool, self._enrich_splitting, batch.items, queued_ms
             )
-            self.stats.forward_s += time.perf_counter() - t0
+            elapsed = time.perf_counter() - t0
+            self._timed("model", elapsed)
+            self.stats.forward_s += elapsed
             self.stats.batches += 1
             self.stats.tokens += sum(batch.costs)
+            self.metrics.batch_documents.observe(len(batch))
+            self.metrics.batch_tokens.observe(sum(batch.costs))
             await self._publish_slots.acquire()
             self._track(asyncio.create_task(self._publish(batch.items, results)))
 
@@ -333,6 +358,7 @@ class EnrichService:
     # -- produce, commit ---------------------------------------------------------------
 
     async def _publish(self, items: list[Pending], results: list[bytes | DeadLetter]) -> None:
+        t0 = time.perf_counter()
         try:
             topic = self.settings.topic_enriched
             futures = []
@@ -346,6 +372,8 @@ class EnrichService:
                 await future
                 self.stats.enriched += 1
                 self.tracker.done(item.tp, item.document.source.offset)
+            self.metrics.records.labels(ROLE, "enriched").inc(len(futures))
+            self._timed("produce", time.perf_counter() - t0)
             self._progress.set()
         finally:
             self._publish_slots.release()
@@ -357,6 +385,8 @@ class EnrichService:
             )
             await future
             self.stats.dead_letters += 1
+            self.metrics.records.labels(ROLE, "dead_letter").inc()
+            self.metrics.dead_letters.labels(dead.stage).inc()
             self.tracker.done(tp, dead.source.offset)
             self._progress.set()
 
@@ -378,7 +408,9 @@ class EnrichService:
             assigned = self.consumer.assignment()
             offsets = {tp: o for tp, o in offsets.items() if tp in assigned}
             if offsets:
+                t0 = time.perf_counter()
                 await self.consumer.commit(offsets)
+                self._timed("commit", time.perf_counter() - t0)
 
     async def _commit_loop(self) -> None:
         while True:

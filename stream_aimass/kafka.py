@@ -74,6 +74,19 @@ async def replace_consumer(
     return consumer
 
 
+async def report_lag(consumer: AIOKafkaConsumer, group: str, gauge: Any) -> None:
+    """Set ``gauge`` to high watermark - position for every assigned partition."""
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        if high is None:
+            continue
+        try:
+            position = await consumer.position(tp)
+        except Exception:  # partition moved away meanwhile
+            continue
+        gauge.labels(group, tp.topic, str(tp.partition)).set(max(0, high - position))
+
+
 class OffsetTracker:
     """Which offsets of each partition are done, and so which offset may be committed.
 

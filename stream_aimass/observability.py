@@ -1,8 +1,21 @@
-"""Logging set-up (structured, one line per event); metrics come with the speed work."""
+"""Observability: logging set-up and the Prometheus metrics every stage reports.
+
+Stage names are stable: they label metrics here and appear in dead letters and logs.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+_LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
 
 
 def configure_logging(level: str = "info") -> None:
@@ -13,3 +26,70 @@ def configure_logging(level: str = "info") -> None:
     # Kafka clients are chatty about normal group rebalances.
     for noisy in ("aiokafka", "kafka", "faust", "mode"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+class Metrics:
+    """The worker's metrics, in a registry of its own (one per pipeline)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.stage_seconds = Histogram(
+            "aimass_stage_seconds",
+            "Time spent per stage and batch (decode, tokenize, queue, model, produce, "
+            "insert, commit)",
+            ["role", "stage"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.records = Counter(
+            "aimass_records_total",
+            "Records handled, by role and outcome (enriched, dead_letter, stored)",
+            ["role", "outcome"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "aimass_dead_letters_total", "Dead letters by stage", ["stage"], registry=r
+        )
+        self.batch_documents = Histogram(
+            "aimass_batch_documents",
+            "Documents per model batch",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            registry=r,
+        )
+        self.batch_tokens = Histogram(
+            "aimass_batch_tokens",
+            "Tokens per model batch (unpadded)",
+            buckets=(64, 256, 1024, 2048, 4096, 8192, 16384, 32768, 65536),
+            registry=r,
+        )
+        self.rows_inserted = Counter(
+            "aimass_rows_inserted_total", "Rows acknowledged by ClickHouse", ["table"], registry=r
+        )
+        self.insert_failures = Counter(
+            "aimass_insert_failures_total", "Failed ClickHouse insert attempts", registry=r
+        )
+        self.end_to_end_seconds = Histogram(
+            "aimass_end_to_end_seconds",
+            "Source record's Kafka timestamp to the ClickHouse insert acknowledgement",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "aimass_consumer_lag",
+            "Records behind the partition's high watermark",
+            ["group", "topic", "partition"],
+            registry=r,
+        )
+
+    def observe_stage(self, role: str, stage: str, seconds: float) -> None:
+        self.stage_seconds.labels(role, stage).observe(seconds)
+
+    def render(self) -> bytes:
+        out: bytes = generate_latest(self.registry)
+        return out
+
+    def value(self, name: str, **labels: Any) -> float:
+        """A sample's current value (0 when absent): for tests and summaries."""
+        found = self.registry.get_sample_value(name, labels or None)
+        return float(found) if found is not None else 0.0

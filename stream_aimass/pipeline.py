@@ -14,6 +14,7 @@ from typing import Any, Literal
 from stream_aimass.clickhouse import get_client, migrate
 from stream_aimass.embedded import EmbeddedBroker
 from stream_aimass.enrich import DocumentEnricher, EnrichService
+from stream_aimass.observability import Metrics
 from stream_aimass.settings import Settings
 from stream_aimass.sink import SinkService
 from stream_aimass.topics import configured_topics
@@ -72,13 +73,16 @@ class Pipeline:
             raise ValueError(f"role must be one of {ROLES}, got {role!r}")
         self.settings = settings
         self.role = role
+        self.metrics = Metrics()
         self.enrich: EnrichService | None = None
         self.sink: SinkService | None = None
         if role in ("enrich", "all"):
             enricher = enricher or DocumentEnricher.from_settings(settings)
-            self.enrich = EnrichService(settings, bootstrap, enricher)
+            self.enrich = EnrichService(settings, bootstrap, enricher, metrics=self.metrics)
         if role in ("sink", "all"):
-            self.sink = SinkService(settings, bootstrap, clickhouse or open_clickhouse(settings))
+            self.sink = SinkService(
+                settings, bootstrap, clickhouse or open_clickhouse(settings), metrics=self.metrics
+            )
         self._tasks: list[asyncio.Task[None]] = []
 
     @property

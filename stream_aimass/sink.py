@@ -20,7 +20,8 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from stream_aimass.decode import EventDecoder
-from stream_aimass.kafka import make_consumer, replace_consumer
+from stream_aimass.kafka import make_consumer, replace_consumer, report_lag
+from stream_aimass.observability import Metrics
 from stream_aimass.records import DeadLetter, Source
 from stream_aimass.settings import Settings
 from stream_aimass.sinks.clickhouse import (
@@ -37,7 +38,9 @@ from stream_aimass.sinks.clickhouse import (
 
 log = logging.getLogger("stream_aimass.sink")
 
+ROLE = "sink"
 STAGE_SINK = "sink"
+_SOURCE_TS = DOCUMENT_COLUMNS.index("source_ts")
 
 
 @dataclass(slots=True)
@@ -94,10 +97,17 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class SinkService:
-    def __init__(self, settings: Settings, bootstrap: str, client: Any) -> None:
+    def __init__(
+        self, settings: Settings, bootstrap: str, client: Any, metrics: Metrics | None = None
+    ) -> None:
         self.settings = settings
         self.bootstrap = bootstrap
-        self.writer = ClickHouseWriter(client, retry_max_s=settings.sink_retry_max_s)
+        self.metrics = metrics or Metrics()
+        self.writer = ClickHouseWriter(
+            client,
+            retry_max_s=settings.sink_retry_max_s,
+            on_retry=lambda *_: self.metrics.insert_failures.inc(),
+        )
         self.stats = SinkStats()
         self._documents = TableBuffer("documents", DOCUMENT_COLUMNS)
         self._dead = TableBuffer("dead_letters", DEAD_LETTER_COLUMNS)
@@ -126,8 +136,12 @@ class SinkService:
         await self.consumer.start()
         self._subscribe(self.consumer)
         self.ready = True
+        next_lag_report = time.monotonic()
         try:
             while not self._stopping.is_set():
+                if time.monotonic() >= next_lag_report:
+                    await report_lag(self.consumer, s.sink_group, self.metrics.consumer_lag)
+                    next_lag_report = time.monotonic() + 1.0
                 try:
                     records = await self.consumer.getmany(
                         timeout_ms=min(100, max(1, s.sink_max_wait_ms)),
@@ -215,9 +229,15 @@ class SinkService:
                         self.consumer.resume(*assignment)
                     if not ok:
                         return
+                elapsed = time.perf_counter() - t0
                 self.stats.insert_failures += self.writer.failures - failures
-                self.stats.insert_s += time.perf_counter() - t0
+                self.stats.insert_s += elapsed
                 self.stats.inserts += 1
+                self.metrics.observe_stage(ROLE, "insert", elapsed)
+                self.metrics.rows_inserted.labels(buf.table).inc(len(buf.rows))
+                self.metrics.records.labels(ROLE, "stored").inc(len(buf.rows))
+                if buf.table == "documents":
+                    self._observe_end_to_end(buf.rows)
                 if buf.table == "documents":
                     self.stats.documents += len(buf.rows)
                 elif buf.table == "events":
@@ -230,12 +250,20 @@ class SinkService:
             if commit:
                 await self._commit(commit)
 
+    def _observe_end_to_end(self, rows: list[list[Any]]) -> None:
+        now = time.time()
+        histogram = self.metrics.end_to_end_seconds
+        for row in rows:
+            histogram.observe(max(0.0, now - row[_SOURCE_TS].timestamp()))
+
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         assigned = self.consumer.assignment()
         mine = {tp: o for tp, o in offsets.items() if tp in assigned}
         if not mine:
             return
         try:
+            t0 = time.perf_counter()
             await self.consumer.commit(mine)
+            self.metrics.observe_stage(ROLE, "commit", time.perf_counter() - t0)
         except Exception as exc:  # rebalanced meanwhile: rows are deduplicated on re-delivery
             log.warning("sink commit failed, records will be re-delivered: %s", exc)

@@ -83,6 +83,20 @@ def test_documents_and_bad_messages_flow_to_clickhouse_and_topics(
     assert len(dlq) == len(bad)
     jsonschema.validate(orjson.loads(dlq[0].value), load_schema("aimass.dlq"))
 
+    # Metrics counted what happened, stage by stage.
+    m = pipeline.metrics
+    assert m.value("aimass_records_total", role="enrich", outcome="enriched") == n
+    assert m.value("aimass_rows_inserted_total", table="documents") == n
+    assert m.value("aimass_rows_inserted_total", table="events") == len(events)
+    assert m.value("aimass_dead_letters_total", stage="validate") + m.value(
+        "aimass_dead_letters_total", stage="decode"
+    ) == len(bad)
+    assert m.value("aimass_end_to_end_seconds_count") == n
+    for stage in ("decode", "tokenize", "queue", "model", "produce", "commit"):
+        assert m.value("aimass_stage_seconds_count", role="enrich", stage=stage) > 0, stage
+    assert m.value("aimass_batch_documents_sum") == n
+    assert b"aimass_consumer_lag" in m.render()
+
     # The zero-shot heads see the obvious: most generated texts land in their category.
     hints = {d["id"]: d["meta"]["category_hint"] for d in docs}  # type: ignore[index]
     rows = client.query("SELECT doc_id, top_category FROM documents FINAL").result_rows

@@ -103,6 +103,10 @@ def test_two_enrich_workers_and_one_sink_share_the_stream(
             "aimass.documents": 0, "aimass.enriched": 0, "aimass.events": 0, "aimass.dlq": 0,
         }  # fmt: skip
         enriched = read_topic(bootstrap, "aimass.enriched", n)
+        url = f"http://127.0.0.1:{workers[2].port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            metrics = response.read().decode()
+        assert f'aimass_rows_inserted_total{{table="documents"}} {float(n)}' in metrics
         for worker in workers:
             assert worker.sigterm() == 0, worker.tail()
     finally:
