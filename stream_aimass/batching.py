@@ -99,6 +99,20 @@ class TokenBudgetBatcher(Generic[T]):
         self._pending_tokens = sum(p[0] for p in self._pending)
         return batches
 
+    def take(self) -> Batch[T] | None:
+        """One batch now, full or not (the shortest items first); the rest stays pending.
+
+        For when the model is idle: running a partial batch at once beats waiting for it
+        to fill, and items keep accumulating while that batch runs.
+        """
+        if not self._pending:
+            return None
+        ordered = sorted(self._pending, key=lambda p: p[0])
+        first = self._cut(ordered)[0]
+        self._pending = ordered[len(first) :]
+        self._pending_tokens = sum(p[0] for p in self._pending)
+        return first
+
     def flush(self) -> list[Batch[T]]:
         """Everything pending, as length-sorted batches."""
         if not self._pending:

@@ -185,6 +185,7 @@ class EnrichService:
         self._publish_slots = asyncio.Semaphore(4)
         self._progress = asyncio.Event()
         self._failure: BaseException | None = None
+        self._model_idle = True
         self.consumer: Any = None
         self.producer: Any = None
         self.ready = False
@@ -304,15 +305,34 @@ class EnrichService:
         return docs
 
     async def _release(self, force: bool) -> None:
+        if not force and self._idle_take():
+            batch = self.batcher.take()
+            if batch is not None:
+                await self._batches.put(batch)
         for batch in self.batcher.flush() if force else self.batcher.ready():
             await self._batches.put(batch)
+
+    def _idle_take(self) -> bool:
+        """Whether the model waits with nothing queued while documents are pending."""
+        return (
+            self.settings.batch_when_idle
+            and self._model_idle
+            and self._batches.empty()
+            and len(self.batcher) > 0
+        )
 
     # -- model -------------------------------------------------------------------------
 
     async def _model_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = await self._batches.get()
+            self._model_idle = True
+            taken = self.batcher.take() if self._idle_take() else None
+            if taken is not None:
+                batch: Batch[Pending] | None = taken
+            else:
+                batch = await self._batches.get()
+            self._model_idle = False
             if batch is None:
                 return
             queued_ms = (self._clock() - batch.oldest_enqueued) * 1000

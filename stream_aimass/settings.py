@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     batch_max_wait_ms: int = Field(
         50, ge=0, description="Longest a document waits for its batch to fill."
     )
+    batch_when_idle: bool = Field(
+        False,
+        description="Give the model a partial batch as soon as it is idle instead of "
+        "waiting for a full batch or batch_max_wait_ms (see the tuning guide).",
+    )
     max_document_bytes: int = Field(
         262144, ge=64, description="Larger messages become dead letters."
     )

@@ -108,6 +108,7 @@ def test_restarted_pipeline_resumes_from_committed_offsets(
     settings: Settings, enricher: Any
 ) -> None:
     """A clean stop commits; a new pipeline takes only what came after."""
+    settings = settings.model_copy(update={"batch_when_idle": True})  # the other batching path
     first, second = generate_documents(40, seed=31), generate_documents(30, seed=32)
     stack = Stack.start(settings)
     try:

@@ -353,3 +353,18 @@ def test_no_item_lost_or_duplicated(
     out.extend(released(final))
     assert Counter(map(id, out)) == Counter(map(id, added))
     assert len(out) == len(added)
+
+
+def test_take_returns_one_shortest_first_batch_and_keeps_the_rest() -> None:
+    now = [0.0]
+    batcher: TokenBudgetBatcher[str] = TokenBudgetBatcher(10, 100, 5.0, clock=lambda: now[0])
+    for name, cost in (("long", 5), ("short", 1), ("mid", 3), ("mid2", 3)):
+        batcher.add(name, cost)
+    first = batcher.take()
+    assert first is not None
+    assert first.items == ["short", "mid", "mid2"]  # padded 3 x 3 = 9 <= 10; "long" would not fit
+    assert first.padded_cost <= 10
+    assert len(batcher) == 1
+    rest = batcher.take()
+    assert rest is not None and rest.items == ["long"]
+    assert batcher.take() is None and len(batcher) == 0 and batcher.pending_tokens == 0
