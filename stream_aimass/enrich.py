@@ -18,7 +18,7 @@ import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -76,11 +76,6 @@ class EnrichStats:
     dead_letters: int = 0
     batches: int = 0
     tokens: int = 0
-    forward_s: float = 0.0
-    stage_s: dict[str, float] = field(default_factory=dict)
-
-    def add_time(self, stage: str, seconds: float) -> None:
-        self.stage_s[stage] = self.stage_s.get(stage, 0.0) + seconds
 
 
 class DocumentEnricher:
@@ -287,7 +282,6 @@ class EnrichService:
                 next_lag_report = self._clock() + 1.0
 
     def _timed(self, stage: str, seconds: float) -> None:
-        self.stats.add_time(stage, seconds)
         self.metrics.observe_stage(ROLE, stage, seconds)
 
     def _decode(self, records: dict[TopicPartition, list[Any]]) -> list[Pending]:
@@ -341,9 +335,7 @@ class EnrichService:
             results = await loop.run_in_executor(
                 self._model_pool, self._enrich_splitting, batch.items, queued_ms
             )
-            elapsed = time.perf_counter() - t0
-            self._timed("model", elapsed)
-            self.stats.forward_s += elapsed
+            self._timed("model", time.perf_counter() - t0)
             self.stats.batches += 1
             self.stats.tokens += sum(batch.costs)
             self.metrics.batch_documents.observe(len(batch))
