@@ -74,9 +74,9 @@ async def _produce(
 async def _wait_rows(pipeline: Pipeline, count: int, timeout_s: float = 600.0) -> None:
     assert pipeline.sink is not None
     deadline = time.monotonic() + timeout_s
-    while pipeline.sink.stats.documents < count:
+    while pipeline.sink.stored("documents") < count:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"pipeline stored {pipeline.sink.stats.documents}/{count} rows")
+            raise TimeoutError(f"pipeline stored {pipeline.sink.stored('documents')}/{count} rows")
         await asyncio.sleep(0.01)
 
 

@@ -172,7 +172,6 @@ class DocumentDecoder(JsonDecoder[Document]):
 
     def __init__(self, max_document_bytes: int, clock: Callable[[], int] = _now_ms) -> None:
         super().__init__(validate_document, max_document_bytes, clock)
-        self.max_document_bytes = max_document_bytes
 
 
 class EventDecoder(JsonDecoder[Event]):

@@ -76,7 +76,7 @@ async def _run(
     with Progress(*columns, console=console, disable=quiet, transient=False) as progress:
         task = progress.add_task("documents and events stored", total=total)
         while True:
-            count = sink.stats.documents + sink.stats.dead_letters + sink.stats.events
+            count = sum(map(sink.stored, ("documents", "dead_letters", "events")))
             progress.update(task, completed=min(count, total))
             if count >= total:
                 break
@@ -128,10 +128,10 @@ def run_demo(
         queries[name] = {"columns": result.columns, "rows": result.rows}
     return {
         "documents_produced": n_documents,
-        "documents_enriched": pipeline.sink.stats.documents,
-        "dead_letters": pipeline.sink.stats.dead_letters,
+        "documents_enriched": pipeline.sink.stored("documents"),
+        "dead_letters": pipeline.sink.stored("dead_letters"),
         "events_produced": len(events),
-        "events_stored": pipeline.sink.stats.events,
+        "events_stored": pipeline.sink.stored("events"),
         "seconds": round(elapsed, 3),
         "docs_per_s": round(n_documents / elapsed, 1),
         "zero_shot_agreement": round(agree / max(1, len(rows)), 4),

@@ -69,15 +69,6 @@ class Pending:
     key: bytes | None
 
 
-@dataclass(slots=True)
-class EnrichStats:
-    consumed: int = 0
-    enriched: int = 0
-    dead_letters: int = 0
-    batches: int = 0
-    tokens: int = 0
-
-
 class DocumentEnricher:
     """The model side of the enrich role: encoder + heads, as one callable per batch."""
 
@@ -169,7 +160,6 @@ class EnrichService:
             clock=clock,
         )
         self.tracker = OffsetTracker()
-        self.stats = EnrichStats()
         self.metrics = metrics or Metrics()
         self._clock = clock
         self._stopping = asyncio.Event()
@@ -286,10 +276,10 @@ class EnrichService:
 
     def _decode(self, records: dict[TopicPartition, list[Any]]) -> list[Pending]:
         docs: list[Pending] = []
+        self.metrics.records.labels(ROLE, "consumed").inc(sum(map(len, records.values())))
         for tp, messages in records.items():
             for msg in messages:
                 self.tracker.add(tp, msg.offset)
-                self.stats.consumed += 1
                 source = Source(tp.topic, tp.partition, msg.offset, int(msg.timestamp))
                 result = self.decoder.decode(msg.value, source, msg.key)
                 if isinstance(result, DeadLetter):
@@ -336,8 +326,6 @@ class EnrichService:
                 self._model_pool, self._enrich_splitting, batch.items, queued_ms
             )
             self._timed("model", time.perf_counter() - t0)
-            self.stats.batches += 1
-            self.stats.tokens += sum(batch.costs)
             self.metrics.batch_documents.observe(len(batch))
             self.metrics.batch_tokens.observe(sum(batch.costs))
             await self._publish_slots.acquire()
@@ -382,7 +370,6 @@ class EnrichService:
                 futures.append((item, await self.producer.send(topic, result, key=key)))
             for item, future in futures:
                 await future
-                self.stats.enriched += 1
                 self.tracker.done(item.tp, item.document.source.offset)
             self.metrics.records.labels(ROLE, "enriched").inc(len(futures))
             self._timed("produce", time.perf_counter() - t0)
@@ -396,7 +383,6 @@ class EnrichService:
                 self.settings.topic_dlq, dead.to_json(), key=dead.dlq_key
             )
             await future
-            self.stats.dead_letters += 1
             self.metrics.records.labels(ROLE, "dead_letter").inc()
             self.metrics.dead_letters.labels(dead.stage).inc()
             self.tracker.done(tp, dead.source.offset)

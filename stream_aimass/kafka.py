@@ -148,19 +148,13 @@ async def group_lag(
     consumer = make_consumer(settings, bootstrap, group_id)
     await consumer.start()
     try:
+        # A client that subscribed to nothing has no metadata for these topics yet.
+        await consumer._client.force_metadata_update()
         tps = [
             TopicPartition(topic, p)
             for topic in topics
             for p in sorted(consumer.partitions_for_topic(topic) or ())
         ]
-        if not tps:
-            # Metadata for topics this client has not asked about yet.
-            await consumer._client.force_metadata_update()
-            tps = [
-                TopicPartition(topic, p)
-                for topic in topics
-                for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
         ends = await consumer.end_offsets(tps)
         lag = {}
         for tp in tps:

@@ -75,16 +75,6 @@ class TableBuffer:
         self.ranges = {}
 
 
-@dataclass(slots=True)
-class SinkStats:
-    documents: int = 0
-    events: int = 0
-    dead_letters: int = 0
-    inserts: int = 0
-    insert_failures: int = 0
-    insert_s: float = 0.0
-
-
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, service: SinkService) -> None:
         self.service = service
@@ -108,7 +98,6 @@ class SinkService:
             retry_max_s=settings.sink_retry_max_s,
             on_retry=lambda *_: self.metrics.insert_failures.inc(),
         )
-        self.stats = SinkStats()
         self._documents = TableBuffer("documents", DOCUMENT_COLUMNS)
         self._dead = TableBuffer("dead_letters", DEAD_LETTER_COLUMNS)
         self._events = TableBuffer("events", EVENT_COLUMNS)
@@ -121,6 +110,10 @@ class SinkService:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    def stored(self, table: str) -> int:
+        """Rows of ``table`` ClickHouse acknowledged since this service started."""
+        return int(self.metrics.value("aimass_rows_inserted_total", table=table))
 
     def _new_consumer(self) -> Any:
         return make_consumer(self.settings, self.bootstrap, self.settings.sink_group)
@@ -216,7 +209,6 @@ class SinkService:
                     continue
                 batch = InsertBatch(buf.table, buf.columns, buf.rows, buf.token())
                 t0 = time.perf_counter()
-                failures = self.writer.failures
                 ok = await self.writer.insert(batch, stopping=lambda: True)
                 if not ok:
                     # ClickHouse refused: stop fetching (bounded memory) until it takes the
@@ -230,20 +222,11 @@ class SinkService:
                     if not ok:
                         return
                 elapsed = time.perf_counter() - t0
-                self.stats.insert_failures += self.writer.failures - failures
-                self.stats.insert_s += elapsed
-                self.stats.inserts += 1
                 self.metrics.observe_stage(ROLE, "insert", elapsed)
                 self.metrics.rows_inserted.labels(buf.table).inc(len(buf.rows))
                 self.metrics.records.labels(ROLE, "stored").inc(len(buf.rows))
                 if buf.table == "documents":
                     self._observe_end_to_end(buf.rows)
-                if buf.table == "documents":
-                    self.stats.documents += len(buf.rows)
-                elif buf.table == "events":
-                    self.stats.events += len(buf.rows)
-                else:
-                    self.stats.dead_letters += len(buf.rows)
                 for tp, (_, last) in buf.ranges.items():
                     commit[tp] = max(commit.get(tp, 0), last + 1)
                 buf.clear()

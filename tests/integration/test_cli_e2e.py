@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from stream_aimass.corpus import bad_messages
+from stream_aimass.testing import cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "stream_aimass.cli", *args],
+        cli(*args),
         capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
 

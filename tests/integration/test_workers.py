@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -16,6 +15,7 @@ from stream_aimass.corpus import bad_messages, generate_documents
 from stream_aimass.testing import (
     BrokerProcess,
     WorkerProcess,
+    cli,
     produce_documents,
     query_data_dir,
     read_topic,
@@ -96,7 +96,7 @@ def test_two_enrich_workers_and_one_sink_share_the_stream(
         produce_documents(bootstrap, docs)
         wait_drained(bootstrap)
         lag = subprocess.run(
-            [sys.executable, "-m", "stream_aimass.cli", "lag", "--bootstrap", bootstrap, "--json"],
+            cli("lag", "--bootstrap", bootstrap, "--json"),
             capture_output=True, text=True, timeout=60, check=True,
         )  # fmt: skip
         assert {r["topic"]: r["lag"] for r in json.loads(lag.stdout)["lag"]} == {
