@@ -25,6 +25,7 @@ from stream_aimass.batching import TokenBudgetBatcher
 from stream_aimass.corpus import generate_documents
 from stream_aimass.enrich import DocumentEnricher
 from stream_aimass.kafka import make_consumer, make_producer
+from stream_aimass.models.classify import HeadInput
 from stream_aimass.models.encoder import Encoder
 from stream_aimass.pipeline import Pipeline, Stack, open_clickhouse
 from stream_aimass.settings import Settings
@@ -40,14 +41,18 @@ def model_ceiling(enricher: DocumentEnricher, texts: list[str], settings: Settin
     encoder = enricher.encoder
     started = time.perf_counter()
     ids = encoder.tokenize(texts)
-    batcher: TokenBudgetBatcher[list[int]] = TokenBudgetBatcher(
+    batcher: TokenBudgetBatcher[tuple[str, list[int]]] = TokenBudgetBatcher(
         settings.batch_max_tokens, settings.batch_max_documents, 0.0
     )
-    for seq in ids:
-        batcher.add(seq, len(seq))
+    for text, seq in zip(texts, ids, strict=True):
+        batcher.add((text, seq), len(seq))
     for batch in batcher.flush():
-        encoded = encoder.encode_ids(batch.items)
-        enricher.classifier.scores(encoded.embeddings)
+        batch_ids = [seq for _, seq in batch.items]
+        encoded = encoder.encode_ids(batch_ids)
+        heads = HeadInput(encoded.embeddings, batch_ids, [text for text, _ in batch.items])
+        if enricher.topic is not None:
+            enricher.topic.scores(heads)
+        enricher.classifiers.classify(heads)
     return len(texts) / (time.perf_counter() - started)
 
 

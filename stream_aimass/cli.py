@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import sys
 import time
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from stream_aimass.cli_train import register as register_training_commands
 from stream_aimass.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -35,6 +37,7 @@ produce_app = typer.Typer(help="Send JSONL files to the input topics.", no_args_
 app.add_typer(topics_app, name="topics")
 app.add_typer(db_app, name="db")
 app.add_typer(produce_app, name="produce")
+register_training_commands(app)
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -303,6 +306,35 @@ def _clickhouse(settings: Settings) -> Any:
         raise fail(f"cannot open ClickHouse at {dsn}{hint}: {exc}") from None
 
 
+# Bounds of the --from/--to defaults: inside ClickHouse's DateTime64 range (1900-2299).
+_QUERY_FROM_DEFAULT = "1970-01-01"
+_QUERY_TO_DEFAULT = "2200-01-01"
+_QUERY_PARAMETER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):")
+
+
+def _parse_when(value: str, option: str) -> datetime:
+    """An ISO date or datetime from the command line, UTC when it names no zone."""
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise fail(
+            f"{option} {value!r} is not an ISO date or datetime "
+            "(e.g. 2026-11-01, 2026-11-01T08:00 or 2026-11-01T08:00:00+01:00)"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _query_parameters(sql: str, given: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The values ``sql`` binds (``{name:Type}``) and the names of those it does not use.
+
+    Unused values are left out: a query without server-side placeholders would otherwise be
+    formatted client-side with them.
+    """
+    wanted = set(_QUERY_PARAMETER.findall(sql))
+    used = {k: v for k, v in given.items() if k in wanted}
+    return used, [k for k in given if k not in wanted]
+
+
 @app.command()
 def query(
     name: Annotated[
@@ -312,9 +344,25 @@ def query(
     data_dir: DataDir = None,
     clickhouse: ClickHouseDsn = None,
     list_queries: Annotated[bool, typer.Option("--list", help="List the named queries.")] = False,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", help="Only this tenant (queries that take one).")
+    ] = None,
+    from_: Annotated[
+        str | None,
+        typer.Option("--from", help="Start: ISO date or datetime, UTC unless zoned (1970-01-01)."),
+    ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="End, exclusive: ISO date or datetime (far future)."),
+    ] = None,
 ) -> None:
-    """Run a named analytics query."""
-    from stream_aimass.clickhouse import ClickHouseConfigError, query_names, run_named_query
+    """Run a named analytics query (usage takes --tenant, --from and --to)."""
+    from stream_aimass.clickhouse import (
+        ClickHouseConfigError,
+        load_query,
+        query_names,
+        run_named_query,
+    )
 
     if list_queries or name is None:
         for q in query_names():
@@ -322,10 +370,21 @@ def query(
         return
     if name not in query_names():
         raise fail(f"unknown query {name!r}; available: {', '.join(query_names())}")
+    start = _parse_when(from_ or _QUERY_FROM_DEFAULT, "--from")
+    end = _parse_when(to or _QUERY_TO_DEFAULT, "--to")
+    if start >= end:
+        raise fail(f"--from {start.isoformat()} is not before --to {end.isoformat()}")
+    parameters, unused = _query_parameters(
+        load_query(name), {"tenant": tenant or "", "from": start, "to": end}
+    )
+    given = {"tenant": tenant, "from": from_, "to": to}
+    ignored = [f"--{k}" for k in unused if given[k] is not None]
+    if ignored:
+        console.print(f"[yellow]note:[/] query {name} ignores {', '.join(ignored)}")
     settings = _settings(data_dir=data_dir, clickhouse_dsn=clickhouse)
     client = _clickhouse(settings)
     try:
-        result = run_named_query(client, name)
+        result = run_named_query(client, name, parameters)
     except ClickHouseConfigError as exc:
         raise fail(str(exc)) from None
     if as_json:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,8 +35,14 @@ from stream_aimass.kafka import (
     replace_consumer,
     report_lag,
 )
-from stream_aimass.models.classify import ZeroShotClassifier
+from stream_aimass.models.classify import (
+    ClassifierSet,
+    HeadInput,
+    ZeroShotClassifier,
+    load_classifier_set,
+)
 from stream_aimass.models.encoder import Encoder
+from stream_aimass.models.reload import ClassifierWatcher, current_specs
 from stream_aimass.observability import Metrics
 from stream_aimass.records import (
     Category,
@@ -70,12 +77,32 @@ class Pending:
 
 
 class DocumentEnricher:
-    """The model side of the enrich role: encoder + heads, as one callable per batch."""
+    """The model side of the enrich role: encoder + heads, as one callable per batch.
 
-    def __init__(self, encoder: Encoder, classifier: ZeroShotClassifier, model_name: str) -> None:
+    ``topic`` is the zero-shot head behind ``categories``/``top_category``; ``classifiers``
+    are the configured extra classifiers, swapped whole by :meth:`swap` between batches.
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        topic: ZeroShotClassifier | None,
+        model_name: str,
+        classifiers: ClassifierSet | None = None,
+        models_dir: Path | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.encoder = encoder
-        self.classifier = classifier
+        self.topic = topic
         self.model = ModelRef(model_name or encoder.name, encoder.version)
+        self.models_dir = models_dir or Path("models")
+        self.metrics = metrics
+        self.classifiers = classifiers or ClassifierSet(())
+
+    # kept for callers of the first release: the topic head was called ``classifier``
+    @property
+    def classifier(self) -> ZeroShotClassifier | None:
+        return self.topic
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DocumentEnricher:
@@ -88,14 +115,54 @@ class DocumentEnricher:
             threads=settings.torch_threads,
         )
         encoder.warmup()
-        return cls(encoder, ZeroShotClassifier(encoder, settings.labels), settings.model_name)
+        topic = (
+            ZeroShotClassifier(encoder, settings.labels, name="topic") if settings.labels else None
+        )
+        enricher = cls(encoder, topic, settings.model_name, models_dir=settings.resolved_models_dir)
+        enricher.swap(enricher.load_classifiers(current_specs(settings)))
+        return enricher
+
+    def load_classifiers(self, specs: dict[str, Any]) -> ClassifierSet:
+        """Load and warm up a classifier set (does not serve it: see :meth:`swap`)."""
+        return load_classifier_set(specs, self.encoder, self.models_dir)
+
+    def swap(self, new: ClassifierSet) -> ClassifierSet:
+        """Serve ``new`` from the next batch on; returns the set it replaces."""
+        old, self.classifiers = self.classifiers, new
+        if self.metrics is not None:
+            self.metrics.model_info.clear()
+            for c in new.classifiers:
+                self.metrics.model_info.labels(c.name, c.model.name, c.model.version).set(1)
+        return old
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "encoder": self.encoder.describe(),
+            "topic": self.topic.describe() if self.topic is not None else None,
+            "classifiers": self.classifiers.describe(),
+        }
 
     def enrich(self, items: list[Pending], queued_ms: float) -> list[bytes]:
         """Encode a batch and return the serialised enriched records, in input order."""
+        # Read once: a swap during this batch takes effect from the next one.
+        classifiers = self.classifiers
         t0 = time.perf_counter()
-        encoded = self.encoder.encode_ids([p.ids for p in items])
+        ids = [p.ids for p in items]
+        encoded = self.encoder.encode_ids(ids)
         t1 = time.perf_counter()
-        scores = self.classifier.scores(encoded.embeddings)
+        texts = [p.document.text for p in items]
+        head_input = HeadInput(encoded.embeddings, ids, texts)
+        topic = self.topic
+        categories: list[tuple[Category, ...]] = [() for _ in items]
+        if topic is not None:
+            rounded = np.round(topic.scores(head_input), 4).tolist()
+            categories = [
+                tuple(
+                    Category(label, score) for label, score in zip(topic.labels, row, strict=True)
+                )
+                for row in rounded
+            ]
+        classified = classifiers.classify(head_input)
         halves = encoded.embeddings.astype("<f2")
         t2 = time.perf_counter()
         timings = {
@@ -104,24 +171,29 @@ class DocumentEnricher:
             "heads": round((t2 - t1) * 1000, 3),
             "batch_size": float(len(items)),
         }
-        labels = self.classifier.labels
+        models = {self.model.name: self.model.version}
+        if topic is not None:
+            models[topic.model.name] = topic.model.version
+        models.update(classifiers.models())
+        # Usage metering bills each document its share of the batch's model time by tokens.
+        total_tokens = max(1, sum(encoded.tokens))
+        model_ms = (t2 - t0) * 1000
         now = _now_ms()
         out = []
-        rounded = np.round(scores, 4).tolist()
         for row, item in enumerate(items):
             enriched = EnrichedDocument(
                 document=item.document,
                 tokens=encoded.tokens[row],
-                categories=tuple(
-                    Category(label, score)
-                    for label, score in zip(labels, rounded[row], strict=True)
-                ),
+                categories=categories[row],
                 embedding=halves[row].tobytes(),
                 embedding_dim=self.encoder.dim,
                 model=self.model,
                 timings_ms=timings,
                 enriched_at_ms=now,
                 worker=WORKER_ID,
+                classifications=tuple(classified[row]),
+                compute_ms=round(model_ms * encoded.tokens[row] / total_tokens, 3),
+                models=models,
             )
             out.append(enriched.to_json())
         return out
@@ -161,6 +233,9 @@ class EnrichService:
         )
         self.tracker = OffsetTracker()
         self.metrics = metrics or Metrics()
+        enricher.metrics = self.metrics
+        enricher.swap(enricher.classifiers)  # publish the serving models as metrics
+        self.watcher = ClassifierWatcher(settings, enricher, self.metrics)
         self._clock = clock
         self._stopping = asyncio.Event()
         self._model_pool = ThreadPoolExecutor(1, thread_name_prefix="aimass-model")
@@ -187,6 +262,7 @@ class EnrichService:
         self.ready = True
         model_task = asyncio.create_task(self._model_loop(), name="aimass-enrich-model")
         commit_task = asyncio.create_task(self._commit_loop(), name="aimass-enrich-commit")
+        watch_task = asyncio.create_task(self.watcher.run(), name="aimass-model-watch")
         try:
             await self._fetch_loop()
             for batch in self.batcher.flush():
@@ -202,7 +278,8 @@ class EnrichService:
             self.ready = False
             commit_task.cancel()
             model_task.cancel()
-            await asyncio.gather(commit_task, model_task, return_exceptions=True)
+            watch_task.cancel()
+            await asyncio.gather(commit_task, model_task, watch_task, return_exceptions=True)
             await self.consumer.stop()
             await self.producer.stop()
             self._model_pool.shutdown(wait=True)

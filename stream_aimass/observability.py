@@ -82,6 +82,19 @@ class Metrics:
             registry=r,
         )
 
+        self.model_reloads = Counter(
+            "aimass_model_reloads_total",
+            "Classifier set reloads (hot swaps), by outcome (swapped, failed)",
+            ["outcome"],
+            registry=r,
+        )
+        self.model_info = Gauge(
+            "aimass_model_info",
+            "Models serving the document path now (value 1), by classifier, model and version",
+            ["classifier", "model", "version"],
+            registry=r,
+        )
+
     def observe_stage(self, role: str, stage: str, seconds: float) -> None:
         self.stage_seconds.labels(role, stage).observe(seconds)
 

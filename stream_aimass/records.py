@@ -71,6 +71,30 @@ class ModelRef:
 
 
 @dataclass(frozen=True, slots=True)
+class Classification:
+    """What one configured classifier said about one document."""
+
+    classifier: str  # its name in settings (e.g. "intent")
+    model: ModelRef
+    multi_label: bool
+    labels: list[str]
+    scores: list[float]
+    predicted: tuple[str, ...]
+    top: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "classifier": self.classifier,
+            "model": {"name": self.model.name, "version": self.model.version},
+            "multi_label": self.multi_label,
+            "labels": self.labels,
+            "scores": self.scores,
+            "predicted": list(self.predicted),
+            "top": self.top,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class EnrichedDocument:
     """A document with everything the models said about it (topic ``aimass.enriched``)."""
 
@@ -83,6 +107,9 @@ class EnrichedDocument:
     timings_ms: dict[str, float]
     enriched_at_ms: int
     worker: str = ""  # host:pid of the enrich worker, for operators tracing a record
+    classifications: tuple[Classification, ...] = ()
+    compute_ms: float = 0.0  # this document's share (by tokens) of its batch's model time
+    models: dict[str, str] = field(default_factory=dict)  # every model used: name -> version
 
     @property
     def key(self) -> bytes:
@@ -113,6 +140,9 @@ class EnrichedDocument:
                 "timings_ms": self.timings_ms,
                 "enriched_at_ms": self.enriched_at_ms,
                 "worker": self.worker,
+                "classifications": [c.to_dict() for c in self.classifications],
+                "compute_ms": self.compute_ms,
+                "models": self.models or {self.model.name: self.model.version},
             }
         )
 

@@ -109,7 +109,27 @@ class Settings(BaseSettings):
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads (0: torch default).")
     labels: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_LABELS),
-        description="Zero-shot labels: JSON object label -> description.",
+        description="Zero-shot topic labels (`categories`, `top_category`): JSON object "
+        "label -> description; `{}` turns the topic head off.",
+    )
+    models_dir: Path | None = Field(
+        None,
+        description="The model library (one folder per model version); default "
+        "`<data_dir>/models`.",
+    )
+    classifiers: dict[str, Any] = Field(
+        default_factory=dict,
+        description="More classifiers, JSON object name -> model reference (`NAME`, "
+        '`NAME@VERSION` or a path) or `{"labels": {...}, "multi_label": true}` '
+        "(zero-shot).",
+    )
+    classifiers_file: Path | None = Field(
+        None,
+        description="JSON file with the same shape as `classifiers`; when it exists it wins "
+        "and is watched: editing it hot-swaps models. Default `<data_dir>/classifiers.json`.",
+    )
+    model_reload_interval_s: float = Field(
+        2.0, ge=0, description="How often the worker checks `classifiers_file` (0: never)."
     )
 
     # Sink
@@ -132,13 +152,6 @@ class Settings(BaseSettings):
             return {str(v): str(v) for v in value}
         return value
 
-    @field_validator("labels")
-    @classmethod
-    def _labels_not_empty(cls, value: dict[str, str]) -> dict[str, str]:
-        if not value:
-            raise ValueError("at least one zero-shot label is needed")
-        return value
-
     @property
     def embedded_kafka(self) -> bool:
         return self.kafka_bootstrap == EMBEDDED
@@ -152,6 +165,16 @@ class Settings(BaseSettings):
     @property
     def resolved_model_dir(self) -> Path:
         return self.model_dir if self.model_dir is not None else default_model_dir()
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return self.models_dir if self.models_dir is not None else self.data_dir / "models"
+
+    @property
+    def resolved_classifiers_file(self) -> Path:
+        if self.classifiers_file is not None:
+            return self.classifiers_file
+        return self.data_dir / "classifiers.json"
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -187,6 +210,8 @@ def _show(value: Any) -> str:
     if isinstance(value, SecretStr):
         return "***" if value.get_secret_value() else ""
     if isinstance(value, dict):
+        if not value:
+            return "{}"
         return "JSON object: " + ", ".join(value)
     if value is None:
         return ""
@@ -201,6 +226,10 @@ def settings_table(current: Settings | None = None) -> list[dict[str, str]]:
         shown_default = _show(default)
         if name == "model_dir":
             shown_default = "bundled all-MiniLM-L6-v2"
+        elif name == "models_dir":
+            shown_default = "<data_dir>/models"
+        elif name == "classifiers_file":
+            shown_default = "<data_dir>/classifiers.json"
         rows.append(
             {
                 "name": name,

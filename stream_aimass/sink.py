@@ -1,4 +1,5 @@
-"""Sink role: enriched documents, user events and dead letters into ClickHouse.
+"""Sink role: enriched documents (and their classifications), user events and dead letters
+into ClickHouse.
 
 Reads ``aimass.enriched``, ``aimass.events`` and ``aimass.dlq``; commits after the insert.
 
@@ -25,12 +26,14 @@ from stream_aimass.observability import Metrics
 from stream_aimass.records import DeadLetter, Source
 from stream_aimass.settings import Settings
 from stream_aimass.sinks.clickhouse import (
+    CLASSIFICATION_COLUMNS,
     DEAD_LETTER_COLUMNS,
     DOCUMENT_COLUMNS,
     EVENT_COLUMNS,
     ClickHouseWriter,
     InsertBatch,
     RowError,
+    classification_rows,
     dead_letter_row,
     document_row,
     event_row,
@@ -99,10 +102,11 @@ class SinkService:
             on_retry=lambda *_: self.metrics.insert_failures.inc(),
         )
         self._documents = TableBuffer("documents", DOCUMENT_COLUMNS)
+        self._classifications = TableBuffer("classifications", CLASSIFICATION_COLUMNS)
         self._dead = TableBuffer("dead_letters", DEAD_LETTER_COLUMNS)
         self._events = TableBuffer("events", EVENT_COLUMNS)
         self._event_decoder = EventDecoder(settings.max_event_bytes)
-        self._buffers = (self._documents, self._events, self._dead)
+        self._buffers = (self._documents, self._classifications, self._events, self._dead)
         self._stopping = asyncio.Event()
         self._flush_lock = asyncio.Lock()
         self.consumer: Any = None
@@ -168,8 +172,7 @@ class SinkService:
                     if is_dlq:
                         self._dead.add(dead_letter_row(msg.value), tp, msg.offset, now)
                     else:
-                        row = document_row(msg.value, tp.topic, tp.partition, msg.offset)
-                        self._documents.add(row, tp, msg.offset, now)
+                        self._buffer_enriched(tp, msg, now)
                 except RowError as exc:
                     # A broken record on an internal topic is kept as a dead letter.
                     dead = DeadLetter(
@@ -181,6 +184,14 @@ class SinkService:
                         error_type="RowError",
                     )
                     self._dead.add(dead_letter_row(dead.to_json()), tp, msg.offset, now)
+
+    def _buffer_enriched(self, tp: TopicPartition, msg: Any, now: float) -> None:
+        # Build every row before buffering any: a RowError leaves no half of the record.
+        row = document_row(msg.value, tp.topic, tp.partition, msg.offset)
+        classified = classification_rows(msg.value, tp.topic, tp.partition, msg.offset)
+        self._documents.add(row, tp, msg.offset, now)
+        for classification in classified:
+            self._classifications.add(classification, tp, msg.offset, now)
 
     def _buffer_events(self, tp: TopicPartition, messages: list[Any], now: float) -> None:
         for msg in messages:

@@ -209,3 +209,73 @@ def query_data_dir(data_dir: Path, sql: str) -> list[list[Any]]:
     )  # fmt: skip
     rows: list[list[Any]] = json.loads(out.stdout.strip().splitlines()[-1])
     return rows
+
+
+def make_tiny_encoder(path: Path, *, seed: int = 0, hidden: int = 32, layers: int = 1) -> Path:
+    """A small randomly initialised BERT encoder with the bundled MiniLM tokenizer.
+
+    It loads and runs like a real checkpoint in milliseconds: for tests of training code
+    and model plumbing, not of model quality.
+    """
+    import shutil
+
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from stream_aimass.settings import default_model_dir
+
+    source = default_model_dir()
+    path.mkdir(parents=True, exist_ok=True)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        if (source / name).exists():
+            shutil.copy(source / name, path / name)
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=512,
+    )
+    model = BertModel(config)  # type: ignore[no-untyped-call]
+    model.save_pretrained(str(path), safe_serialization=True)
+    return path
+
+
+def make_head_model(
+    out: Path,
+    encoder: Any,
+    labels: list[str],
+    *,
+    seed: int = 0,
+    multi_label: bool = False,
+    thresholds: dict[str, float] | None = None,
+    name: str = "intent",
+) -> Path:
+    """A published head-mode classifier with random weights, for tests of model plumbing."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from stream_aimass.models.library import publish, staging_dir
+
+    staging = staging_dir(out)
+    rng = np.random.default_rng(seed)
+    save_file(
+        {
+            "weight": rng.normal(size=(len(labels), encoder.dim)).astype(np.float32) * 5,
+            "bias": rng.normal(size=len(labels)).astype(np.float32),
+        },
+        str(staging / "head.safetensors"),
+    )
+    meta: dict[str, Any] = {
+        "name": name,
+        "kind": "classifier",
+        "mode": "head",
+        "labels": labels,
+        "multi_label": multi_label,
+        "base_encoder": {"name": encoder.name, "version": encoder.version},
+    }
+    if thresholds:
+        meta["thresholds"] = thresholds
+    return publish(staging, meta).path

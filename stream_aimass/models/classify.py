@@ -1,27 +1,302 @@
-"""Zero-shot classification: cosine between the document embedding and label prototypes."""
+"""Classifiers on the document path: zero-shot, trained heads and fine-tuned encoders.
+
+Every classifier reads one :class:`HeadInput` per batch. Zero-shot classifiers and trained
+heads (``--mode head``) only read the pooled embedding of the shared encoder pass, so they
+cost a small matrix multiply each; a fine-tuned classifier (``--mode finetune``) changed the
+encoder's weights and runs its own pass, on the shared token ids when its tokenizer is the
+shared one.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
-from stream_aimass.models.encoder import Encoder
+from stream_aimass.models.encoder import Encoder, ModelLoadError
+from stream_aimass.models.library import read_model, refuse_pickle, resolve_model
+from stream_aimass.records import Classification, ModelRef
+
+log = logging.getLogger("stream_aimass.models")
+
+HEAD_FILE = "head.safetensors"
+ENCODER_SUBDIR = "encoder"
+DEFAULT_ZERO_SHOT_THRESHOLD = 0.35
 
 
-class ZeroShotClassifier:
+@dataclass(frozen=True, slots=True)
+class HeadInput:
+    """What one shared encoder pass gives the classifiers, in document order."""
+
+    embeddings: np.ndarray  # (n, dim) unit-norm pooled embeddings
+    ids: list[list[int]]  # the shared tokenizer's ids
+    texts: list[str]
+
+
+class Classifier(ABC):
+    """One classifier: a name (its key in settings), a model version, labels."""
+
+    name: str
+    model: ModelRef
+    labels: list[str]
+    multi_label: bool = False
+    thresholds: np.ndarray | None = None  # multi-label: one per label
+    shared_pass: bool = True  # False when it runs an encoder pass of its own
+
+    @abstractmethod
+    def scores(self, batch: HeadInput) -> np.ndarray:
+        """(n, labels) scores: probabilities for trained heads, cosines for zero-shot."""
+
+    def predict(self, scores: np.ndarray) -> list[tuple[str, ...]]:
+        """Predicted labels per row: the top one, or every label over its threshold."""
+        if not self.multi_label:
+            return [(self.labels[i],) for i in np.argmax(scores, axis=1).tolist()]
+        thresholds = self.thresholds if self.thresholds is not None else 0.5
+        passed = scores >= thresholds
+        return [tuple(self.labels[j] for j in np.flatnonzero(row)) for row in passed]
+
+    def classify(self, batch: HeadInput) -> list[Classification]:
+        scores = self.scores(batch)
+        predicted = self.predict(scores)
+        tops = np.argmax(scores, axis=1).tolist()
+        rounded = np.round(scores, 4).tolist()
+        return [
+            Classification(
+                classifier=self.name,
+                model=self.model,
+                multi_label=self.multi_label,
+                labels=self.labels,
+                scores=rounded[i],
+                predicted=predicted[i],
+                top=self.labels[tops[i]],
+            )
+            for i in range(len(rounded))
+        ]
+
+    def warmup(self, encoder: Encoder) -> None:
+        """Run once on a tiny batch so the first real batch pays no load cost."""
+        texts = ["warm up the classifier", "a second warm-up sentence"]
+        ids = encoder.tokenize(texts)
+        self.scores(HeadInput(encoder.encode_ids(ids).embeddings, ids, texts))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "classifier": self.name,
+            "model": self.model.name,
+            "version": self.model.version,
+            "kind": type(self).__name__,
+            "labels": len(self.labels),
+            "multi_label": self.multi_label,
+            "shared_pass": self.shared_pass,
+        }
+
+
+class ZeroShotClassifier(Classifier):
     """Labels described in words; each description is embedded once at start-up.
 
-    Scores are cosine similarities in [-1, 1]: the highest is the top category.
+    Scores are cosine similarities in [-1, 1]; multi-label keeps every label whose cosine
+    reaches ``threshold``. The version hashes the descriptions and the encoder version.
     """
 
-    name = "zero-shot"
-
-    def __init__(self, encoder: Encoder, labels: dict[str, str]) -> None:
+    def __init__(
+        self,
+        encoder: Encoder,
+        labels: Mapping[str, str],
+        *,
+        name: str = "zero-shot",
+        multi_label: bool = False,
+        threshold: float = DEFAULT_ZERO_SHOT_THRESHOLD,
+    ) -> None:
         if not labels:
             raise ValueError("a zero-shot classifier needs at least one label")
+        self.name = name
         self.labels = list(labels)
+        self.multi_label = multi_label
+        self.thresholds = np.full(len(self.labels), threshold, dtype=np.float32)
         self.prototypes = encoder.encode_texts(list(labels.values()))  # (L, dim), unit norm
+        digest = hashlib.sha256(
+            json.dumps([dict(labels), encoder.version], sort_keys=True).encode()
+        ).hexdigest()[:12]
+        self.model = ModelRef(f"zero-shot:{name}", digest)
 
-    def scores(self, embeddings: np.ndarray) -> np.ndarray:
-        """(n, L) cosine scores for (n, dim) unit-norm embeddings."""
-        result: np.ndarray = embeddings @ self.prototypes.T
+    def scores(self, batch: HeadInput) -> np.ndarray:
+        result: np.ndarray = batch.embeddings @ self.prototypes.T
         return result
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    result: np.ndarray = exp / exp.sum(axis=1, keepdims=True)
+    return result
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    result: np.ndarray = 1.0 / (1.0 + np.exp(-np.clip(logits, -60, 60)))
+    return result
+
+
+class TrainedClassifier(Classifier):
+    """A linear head trained by ``stream-aimass train classifier``.
+
+    ``--mode head``: the head reads the shared pass. ``--mode finetune``: the model
+    directory carries its own encoder, run as a second pass.
+    """
+
+    def __init__(self, name: str, path: Path, shared: Encoder, *, threshold: float | None = None):
+        from safetensors.numpy import load_file
+
+        refuse_pickle(path)
+        info = read_model(path)
+        if info.kind != "classifier":
+            raise ModelLoadError(f"{path} is a {info.kind!r} model, not a classifier")
+        head_file = path / HEAD_FILE
+        if not head_file.is_file():
+            raise ModelLoadError(f"{path} has no {HEAD_FILE}")
+        tensors = load_file(str(head_file))
+        self.weight = tensors["weight"].astype(np.float32)
+        self.bias = tensors["bias"].astype(np.float32)
+        self.name = name
+        self.path = path
+        self.info = info
+        self.labels = info.labels
+        self.model = ModelRef(info.name, info.version)
+        self.multi_label = bool(info.meta.get("multi_label", False))
+        if self.weight.shape[0] != len(self.labels):
+            raise ModelLoadError(
+                f"{head_file}: {self.weight.shape[0]} outputs for {len(self.labels)} labels"
+            )
+        if self.multi_label:
+            saved = info.meta.get("thresholds") or {}
+            self.thresholds = np.array(
+                [float(saved.get(label, 0.5)) for label in self.labels], dtype=np.float32
+            )
+            if threshold is not None:
+                self.thresholds[:] = threshold
+        self.encoder: Encoder | None = None
+        self.reuse_ids = True
+        if info.mode == "finetune":
+            self.shared_pass = False
+            self.encoder = Encoder(
+                path / ENCODER_SUBDIR,
+                device=shared.device,
+                dtype=shared.dtype,
+                max_tokens=shared.max_tokens,
+                name=info.name,
+            )
+            base = info.meta.get("base_encoder") or {}
+            # Same base weights -> same tokenizer files -> the shared ids can be reused.
+            self.reuse_ids = base.get("version") == shared.version
+        elif (base := (info.meta.get("base_encoder") or {}).get("version")) != shared.version:
+            raise ModelLoadError(
+                f"{path} is a head trained on encoder version {base}; this worker's encoder "
+                f"is {shared.name} version {shared.version} (retrain it, or use --mode finetune)"
+            )
+        dim = self.encoder.dim if self.encoder is not None else shared.dim
+        if self.weight.shape[1] != dim:
+            raise ModelLoadError(
+                f"{head_file} expects {self.weight.shape[1]}-d embeddings, the encoder "
+                f"gives {dim}-d (trained on another base encoder?)"
+            )
+
+    def scores(self, batch: HeadInput) -> np.ndarray:
+        embeddings = batch.embeddings
+        if self.encoder is not None:
+            ids = batch.ids if self.reuse_ids else self.encoder.tokenize(batch.texts)
+            embeddings = self.encoder.encode_ids(ids).embeddings
+        logits = embeddings @ self.weight.T + self.bias
+        return _sigmoid(logits) if self.multi_label else _softmax(logits)
+
+
+_ZERO_SHOT_KEYS = {"labels", "multi_label", "threshold"}
+_TRAINED_KEYS = {"model", "threshold"}
+
+
+def load_classifier(name: str, spec: Any, encoder: Encoder, models_dir: Path) -> Classifier:
+    """Build the classifier ``spec`` describes (one entry of the ``classifiers`` setting).
+
+    A spec is a model reference (path, ``NAME`` or ``NAME@VERSION`` in the models
+    directory), ``{"model": REF, "threshold": T}``, or a zero-shot classifier
+    ``{"labels": {label: description} | [labels], "multi_label": bool, "threshold": T}``.
+    """
+    if isinstance(spec, str):
+        spec = {"model": spec}
+    if not isinstance(spec, dict):
+        raise ModelLoadError(f"classifier {name!r}: expected a model reference or an object")
+    if "labels" in spec:
+        unknown = set(spec) - _ZERO_SHOT_KEYS
+        if unknown:
+            raise ModelLoadError(f"classifier {name!r}: unknown keys {sorted(unknown)}")
+        labels = spec["labels"]
+        if isinstance(labels, list):
+            labels = {str(x): str(x) for x in labels}
+        if not isinstance(labels, dict) or not labels:
+            raise ModelLoadError(f"classifier {name!r}: labels must be a non-empty object")
+        return ZeroShotClassifier(
+            encoder,
+            {str(k): str(v) for k, v in labels.items()},
+            name=name,
+            multi_label=bool(spec.get("multi_label", False)),
+            threshold=float(spec.get("threshold", DEFAULT_ZERO_SHOT_THRESHOLD)),
+        )
+    unknown = set(spec) - _TRAINED_KEYS
+    if unknown or "model" not in spec:
+        raise ModelLoadError(
+            f"classifier {name!r}: expected {{'model': REF}} or {{'labels': ...}}, got "
+            f"keys {sorted(spec)}"
+        )
+    path = resolve_model(str(spec["model"]), models_dir)
+    threshold = spec.get("threshold")
+    return TrainedClassifier(
+        name, path, encoder, threshold=float(threshold) if threshold is not None else None
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifierSet:
+    """The classifiers one batch is served by: swapped whole, never changed in place."""
+
+    classifiers: tuple[Classifier, ...]
+    fingerprint: str = ""
+    loaded_at: float = 0.0
+
+    def classify(self, batch: HeadInput) -> list[list[Classification]]:
+        """Per document, every classifier's result (in configuration order)."""
+        per_classifier = [c.classify(batch) for c in self.classifiers]
+        return (
+            [list(row) for row in zip(*per_classifier, strict=True)]
+            if per_classifier
+            else [[] for _ in range(len(batch.texts))]
+        )
+
+    def models(self) -> dict[str, str]:
+        return {c.model.name: c.model.version for c in self.classifiers}
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [c.describe() for c in self.classifiers]
+
+
+def spec_fingerprint(specs: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(specs, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def load_classifier_set(
+    specs: Mapping[str, Any], encoder: Encoder, models_dir: Path, *, warm: bool = True
+) -> ClassifierSet:
+    """Load (and warm up) every classifier of ``specs``; any failure fails the whole set."""
+    classifiers = []
+    for name, spec in specs.items():
+        classifier = load_classifier(name, spec, encoder, models_dir)
+        if warm:
+            classifier.warmup(encoder)
+        log.info("classifier %s: %s", name, classifier.describe())
+        classifiers.append(classifier)
+    return ClassifierSet(tuple(classifiers), spec_fingerprint(specs), time.time())

@@ -2,8 +2,8 @@
 
 Idempotency has two layers: every insert carries a deduplication token derived from the
 Kafka topic/partition/offset range its rows came from (a retried insert is dropped by
-ClickHouse), and the tables are ReplacingMergeTree on natural keys (a re-delivered record
-collapses under FINAL).
+ClickHouse, in the materialized views it feeds too), and the tables are ReplacingMergeTree
+on natural keys (a re-delivered record collapses under FINAL).
 """
 
 from __future__ import annotations
@@ -28,6 +28,13 @@ DOCUMENT_COLUMNS = [
     "category_labels", "category_scores", "meta", "model_name", "model_version",
     "source_topic", "source_partition", "source_offset", "source_ts",
     "enriched_topic", "enriched_partition", "enriched_offset", "enriched_at",
+    "compute_ms", "models",
+]  # fmt: skip
+
+CLASSIFICATION_COLUMNS = [
+    "tenant", "doc_id", "ts", "classifier", "model_name", "model_version", "multi_label",
+    "top_label", "predicted", "labels", "scores",
+    "enriched_topic", "enriched_partition", "enriched_offset", "enriched_at",
 ]  # fmt: skip
 
 DEAD_LETTER_COLUMNS = [
@@ -42,6 +49,10 @@ EVENT_COLUMNS = [
 
 _PREVIEW_CHARS = 500
 
+# Sent with every insert: since ClickHouse 24.7 a retried block reaches the materialized views
+# (usage_hourly) even when the source table drops it; this lets them drop it too.
+INSERT_SETTINGS: dict[str, Any] = {"deduplicate_blocks_in_dependent_materialized_views": 1}
+
 
 class RowError(ValueError):
     """A record on an internal topic that cannot become a row."""
@@ -49,6 +60,27 @@ class RowError(ValueError):
 
 def _dt(ms: Any) -> datetime:
     return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
+
+
+def _str(value: Any, field: str) -> str:
+    # A wrong type here would fail the whole insert batch, again on every retry.
+    if not isinstance(value, str):
+        raise TypeError(f"{field} must be a string, not {value!r}")
+    return value
+
+
+def _str_list(value: Any, field: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"{field} must be a list of strings, not {value!r}")
+    return value
+
+
+def _models(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise TypeError(f"models must map model names to version strings, not {value!r}")
+    return value
 
 
 def document_row(value: bytes, topic: str, partition: int, offset: int) -> list[Any]:
@@ -79,9 +111,67 @@ def document_row(value: bytes, topic: str, partition: int, offset: int) -> list[
             partition,
             offset,
             _dt(rec["enriched_at_ms"]),
+            float(rec.get("compute_ms") or 0.0),
+            _models(rec.get("models")),
         ]
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise RowError(f"enriched record is malformed: {type(exc).__name__}: {exc}") from exc
+
+
+def classification_rows(value: bytes, topic: str, partition: int, offset: int) -> list[list[Any]]:
+    """``classifications`` rows (one per classifier) from an ``aimass.enriched`` record.
+
+    A record without ``classifications`` (older producers) gives no rows.
+    """
+    try:
+        rec = orjson.loads(value)
+        entries = rec.get("classifications") or []
+        if not isinstance(entries, list):
+            raise TypeError(f"classifications must be a list, not {entries!r}")
+        tenant, doc_id, ts = rec["tenant"], rec["id"], _dt(rec["ts"])
+        enriched_at = _dt(rec["enriched_at_ms"])
+        rows: list[list[Any]] = []
+        seen: set[str] = set()
+        for entry in entries:
+            classifier = _str(entry["classifier"], "classifier")
+            if not classifier:
+                raise ValueError("classifier name is empty")
+            if classifier in seen:
+                # Rows are keyed by classifier: a second entry would silently replace the first.
+                raise ValueError(f"classifier {classifier!r} appears twice")
+            seen.add(classifier)
+            labels = _str_list(entry["labels"], "labels")
+            scores = [float(s) for s in entry["scores"]]
+            if len(labels) != len(scores):
+                raise ValueError(f"{len(labels)} labels but {len(scores)} scores")
+            multi_label = entry.get("multi_label")
+            multi_label = False if multi_label is None else multi_label
+            if not isinstance(multi_label, bool):
+                raise TypeError(f"multi_label must be true or false, not {multi_label!r}")
+            rows.append(
+                [
+                    tenant,
+                    doc_id,
+                    ts,
+                    classifier,
+                    _str(entry["model"]["name"], "model name"),
+                    _str(entry["model"]["version"], "model version"),
+                    int(multi_label),
+                    _str(entry.get("top") or "", "top"),
+                    _str_list(entry.get("predicted") or [], "predicted"),
+                    labels,
+                    scores,
+                    topic,
+                    partition,
+                    offset,
+                    enriched_at,
+                ]
+            )
+        return rows
+    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise RowError(
+            f"enriched record has malformed classifications: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def event_row(event: Event) -> list[Any]:
@@ -158,7 +248,7 @@ class ClickHouseWriter:
             batch.table,
             batch.rows,
             column_names=list(batch.columns),
-            settings={"insert_deduplication_token": batch.token},
+            settings={**INSERT_SETTINGS, "insert_deduplication_token": batch.token},
         )
 
     async def insert(

@@ -3,23 +3,43 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
+import orjson
 import pytest
 
-from stream_aimass.clickhouse import get_client, migrate, query_names, run_named_query
+from stream_aimass.clickhouse import (
+    get_client,
+    load_migrations,
+    migrate,
+    query_names,
+    run_named_query,
+)
 from stream_aimass.records import Category, Document, EnrichedDocument, ModelRef, Source
 from stream_aimass.settings import Settings
 from stream_aimass.sinks.clickhouse import (
+    CLASSIFICATION_COLUMNS,
     DOCUMENT_COLUMNS,
     ClickHouseWriter,
     InsertBatch,
+    classification_rows,
     document_row,
 )
 
 pytestmark = pytest.mark.integration
 
 
-def _row(doc_id: str, offset: int) -> list[object]:
+# Parameters of the queries that take some (the others take none).
+QUERY_PARAMETERS = {
+    "usage": {
+        "tenant": "",
+        "from": datetime(1970, 1, 1, tzinfo=UTC),
+        "to": datetime(2200, 1, 1, tzinfo=UTC),
+    }
+}
+
+
+def _enriched(doc_id: str, offset: int) -> bytes:
     doc = Document(
         doc_id,
         "acme",
@@ -37,14 +57,90 @@ def _row(doc_id: str, offset: int) -> list[object]:
         {},
         1_700_000_000_002,
     )
-    return document_row(enriched.to_json(), "aimass.enriched", 0, offset)
+    rec = orjson.loads(enriched.to_json())
+    rec["compute_ms"] = 12.5
+    rec["models"] = {"m": "v1", "banking77": "0f9e8d7c6b5a"}
+    rec["classifications"] = [
+        {
+            "classifier": "intent",
+            "model": {"name": "banking77", "version": "0f9e8d7c6b5a"},
+            "multi_label": False,
+            "labels": ["card_arrival", "lost_card"],
+            "scores": [0.75, 0.25],
+            "predicted": ["card_arrival"],
+            "top": "card_arrival",
+        }
+    ]
+    return orjson.dumps(rec)
+
+
+def _row(doc_id: str, offset: int) -> list[object]:
+    return document_row(_enriched(doc_id, offset), "aimass.enriched", 0, offset)
 
 
 def test_migrations_apply_once(settings: Settings) -> None:
     client = get_client(settings)
     first = migrate(client)
     assert "0001_documents.sql" in first and "0002_dead_letters.sql" in first
+    assert first[-3:] == ["0004_document_models.sql", "0005_classifications.sql", "0006_usage.sql"]
     assert migrate(client) == []
+
+
+def test_migration_statements_can_run_twice(settings: Settings) -> None:
+    # A migration that failed half-way is run again from its first statement.
+    client = get_client(settings)
+    migrate(client)
+    schema = "SELECT name, create_table_query FROM system.tables WHERE database = currentDatabase()"
+    before = sorted(client.query(schema).result_rows)
+    for migration in load_migrations():
+        for statement in migration.statements():
+            client.command(statement)
+    assert sorted(client.query(schema).result_rows) == before
+    names = {name for name, _ in before}
+    assert {"classifications", "usage_hourly", "usage_documents_mv", "usage_events_mv"} <= names
+
+
+def test_document_models_and_classifications_round_trip(settings: Settings) -> None:
+    client = get_client(settings)
+    migrate(client)
+    writer = ClickHouseWriter(client)
+    value = _enriched("doc-1", 1)
+    rows = classification_rows(value, "aimass.enriched", 0, 1)
+    asyncio.run(writer.insert(InsertBatch("documents", DOCUMENT_COLUMNS, [_row("doc-1", 1)], "d")))
+    asyncio.run(writer.insert(InsertBatch("classifications", CLASSIFICATION_COLUMNS, rows, "c")))
+    stored = client.query("SELECT compute_ms, models FROM documents").result_rows
+    assert stored == [(12.5, {"m": "v1", "banking77": "0f9e8d7c6b5a"})]
+    got = client.query(
+        "SELECT tenant, doc_id, classifier, model_version, multi_label, top_label, predicted,"
+        " labels, scores FROM classifications"
+    ).result_rows
+    assert got == [
+        (
+            "acme",
+            "doc-1",
+            "intent",
+            "0f9e8d7c6b5a",
+            0,
+            "card_arrival",
+            ["card_arrival"],
+            ["card_arrival", "lost_card"],
+            [0.75, 0.25],
+        )
+    ]
+
+
+def test_documents_written_before_0004_read_as_zero_and_empty(settings: Settings) -> None:
+    client = get_client(settings)
+    for migration in load_migrations()[:3]:
+        for statement in migration.statements():
+            client.command(statement)
+    old_columns = DOCUMENT_COLUMNS[: DOCUMENT_COLUMNS.index("compute_ms")]
+    row = _row("doc-1", 1)[: len(old_columns)]
+    ClickHouseWriter(client).insert_sync(InsertBatch("documents", old_columns, [row], "old"))
+    migrate(client)
+    assert client.query("SELECT compute_ms, models FROM documents").result_rows == [(0.0, {})]
+    # Usage counts from the migration on: no backfill (see 0006_usage.sql).
+    assert client.query("SELECT count() FROM usage_hourly").result_rows == [(0,)]
 
 
 def test_retried_batch_leaves_one_copy(settings: Settings) -> None:
@@ -74,13 +170,27 @@ def test_redelivered_rows_collapse_under_final(settings: Settings) -> None:
 def test_every_named_query_runs(settings: Settings) -> None:
     client = get_client(settings)
     migrate(client)
+    writer = ClickHouseWriter(client)
+    asyncio.run(writer.insert(InsertBatch("documents", DOCUMENT_COLUMNS, [_row("doc-1", 1)], "q")))
+    classified = classification_rows(_enriched("doc-1", 1), "aimass.enriched", 0, 1)
     asyncio.run(
-        ClickHouseWriter(client).insert(
-            InsertBatch("documents", DOCUMENT_COLUMNS, [_row("doc-1", 1)], "q")
-        )
+        writer.insert(InsertBatch("classifications", CLASSIFICATION_COLUMNS, classified, "c"))
     )
     for name in query_names():
-        result = run_named_query(client, name)
+        result = run_named_query(client, name, QUERY_PARAMETERS.get(name))
         assert isinstance(result.rows, list), name  # a broken query raises
     mix = run_named_query(client, "category-mix").as_dicts()
     assert mix[0]["category"] == "sports" and mix[0]["documents"] == 1
+    intents = run_named_query(client, "classifier-mix").as_dicts()
+    assert intents == [
+        {
+            "classifier": "intent",
+            "model_version": "0f9e8d7c6b5a",
+            "top_label": "card_arrival",
+            "documents": 1,
+            "mean_top_score": 0.75,
+        }
+    ]
+    (usage,) = run_named_query(client, "usage", QUERY_PARAMETERS["usage"]).as_dicts()
+    assert (usage["tenant"], usage["documents"], usage["tokens"]) == ("acme", 1, 3)
+    assert (usage["events"], usage["recommendations"], usage["compute_ms"]) == (0, 0, 12.5)

@@ -9,6 +9,7 @@ import pytest
 from aiokafka import TopicPartition
 
 from stream_aimass.enrich import DocumentEnricher, EnrichService, Pending
+from stream_aimass.models.classify import ClassifierSet
 from stream_aimass.records import DeadLetter, Document, Source
 from stream_aimass.settings import Settings
 
@@ -20,6 +21,8 @@ class PoisonSensitiveEnricher(DocumentEnricher):
 
     def __init__(self) -> None:
         self.calls: list[int] = []
+        self.classifiers = ClassifierSet(())
+        self.metrics = None
 
     def enrich(self, items: list[Pending], queued_ms: float) -> list[bytes]:
         self.calls.append(len(items))

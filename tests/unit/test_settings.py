@@ -111,10 +111,21 @@ def test_labels_list_in_code() -> None:
 
 
 @pytest.mark.parametrize("value", ["{}", "[]"])
-def test_empty_labels_are_rejected(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+def test_empty_labels_turn_the_topic_head_off(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("AIMASS_LABELS", value)
-    with pytest.raises(ValidationError, match="label"):
-        Settings()
+    assert Settings().labels == {}
+
+
+def test_classifiers_from_env_and_library_defaults(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(
+        "AIMASS_CLASSIFIERS", '{"intent": "banking77@abc", "tags": {"labels": ["a"]}}'
+    )
+    s = Settings(data_dir=tmp_path)
+    assert s.classifiers == {"intent": "banking77@abc", "tags": {"labels": ["a"]}}
+    assert s.resolved_models_dir == tmp_path / "models"
+    assert s.resolved_classifiers_file == tmp_path / "classifiers.json"
 
 
 @pytest.mark.parametrize(

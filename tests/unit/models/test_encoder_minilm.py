@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream_aimass.models.classify import ZeroShotClassifier
+from stream_aimass.models.classify import HeadInput, ZeroShotClassifier
 from stream_aimass.models.encoder import Encoder, ModelLoadError, cpu_has_native_bf16
 from stream_aimass.settings import DEFAULT_LABELS, default_model_dir
 
@@ -35,7 +35,7 @@ def test_zero_shot_puts_an_obvious_sports_text_in_sports(encoder: Encoder) -> No
     emb = encoder.encode_texts(
         ["The striker scored twice in the second half as the home team won the cup final 3-1."]
     )
-    scores = classifier.scores(emb)[0]
+    scores = classifier.scores(HeadInput(emb, [], []))[0]
     assert classifier.labels[int(np.argmax(scores))] == "sports"
 
 

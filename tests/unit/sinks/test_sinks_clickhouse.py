@@ -24,11 +24,14 @@ from stream_aimass.records import (
     Source,
 )
 from stream_aimass.sinks.clickhouse import (
+    CLASSIFICATION_COLUMNS,
     DEAD_LETTER_COLUMNS,
     DOCUMENT_COLUMNS,
+    INSERT_SETTINGS,
     ClickHouseWriter,
     InsertBatch,
     RowError,
+    classification_rows,
     dead_letter_row,
     dedup_token,
     document_row,
@@ -68,6 +71,18 @@ def enriched(**document_fields: Any) -> EnrichedDocument:
     )
 
 
+# Keys the producer added later; records written before them lack them.
+NEWER_KEYS = ("compute_ms", "models", "classifications")
+
+
+def legacy(value: bytes) -> bytes:
+    """``value`` as an older producer wrote it, without the newer keys."""
+    rec = orjson.loads(value)
+    for key in NEWER_KEYS:
+        rec.pop(key, None)
+    return orjson.dumps(rec)
+
+
 def row_dict(row: list[Any], columns: list[str]) -> dict[str, Any]:
     assert len(row) == len(columns)
     return dict(zip(columns, row, strict=True))
@@ -77,7 +92,7 @@ def row_dict(row: list[Any], columns: list[str]) -> dict[str, Any]:
 
 
 def test_document_row_has_the_columns_in_order_with_right_values() -> None:
-    value = enriched().to_json()
+    value = legacy(enriched().to_json())
     row = document_row(value, "aimass.enriched", 5, 99)
     assert len(row) == len(DOCUMENT_COLUMNS)
     assert row == [
@@ -102,7 +117,57 @@ def test_document_row_has_the_columns_in_order_with_right_values() -> None:
         5,
         99,
         utc(ENRICHED_AT_MS),
+        0.0,
+        {},
     ]
+
+
+def test_document_columns_keep_source_ts_where_the_sink_finds_it() -> None:
+    row = document_row(enriched().to_json(), "t", 0, 0)
+    assert row[DOCUMENT_COLUMNS.index("source_ts")] == utc(SRC_TS_MS)
+    assert DOCUMENT_COLUMNS[-2:] == ["compute_ms", "models"]
+
+
+def test_document_row_carries_compute_ms_and_models() -> None:
+    rec = orjson.loads(enriched().to_json())
+    rec["compute_ms"] = 12.5
+    rec["models"] = {"all-MiniLM-L6-v2": "a1b2c3d4e5f6", "banking77": "0f9e8d7c6b5a"}
+    row = row_dict(document_row(orjson.dumps(rec), "t", 0, 0), DOCUMENT_COLUMNS)
+    assert row["compute_ms"] == 12.5 and type(row["compute_ms"]) is float
+    assert row["models"] == {"all-MiniLM-L6-v2": "a1b2c3d4e5f6", "banking77": "0f9e8d7c6b5a"}
+
+
+@pytest.mark.parametrize(
+    ("compute_ms", "models"),
+    [(..., ...), (None, None), (0, {})],
+    ids=["absent", "null", "zero-empty"],
+)
+def test_document_row_defaults_compute_ms_and_models(compute_ms: Any, models: Any) -> None:
+    rec = orjson.loads(legacy(enriched().to_json()))
+    if compute_ms is not ...:
+        rec.update(compute_ms=compute_ms, models=models)
+    row = row_dict(document_row(orjson.dumps(rec), "t", 0, 0), DOCUMENT_COLUMNS)
+    assert (row["compute_ms"], row["models"]) == (0.0, {})
+    assert type(row["compute_ms"]) is float
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("compute_ms", "fast"),
+        ("compute_ms", [1.0]),
+        ("models", ["all-MiniLM-L6-v2"]),
+        ("models", "all-MiniLM-L6-v2"),
+        ("models", {"banking77": 7}),
+        ("models", {"banking77": None}),
+    ],
+    ids=["ms-word", "ms-list", "models-list", "models-string", "version-int", "version-null"],
+)
+def test_document_row_rejects_malformed_compute_ms_and_models(key: str, value: Any) -> None:
+    rec = orjson.loads(enriched().to_json())
+    rec[key] = value
+    with pytest.raises(RowError, match="enriched record is malformed"):
+        document_row(orjson.dumps(rec), "aimass.enriched", 0, 0)
 
 
 def test_document_row_datetimes_are_utc_aware_with_millisecond_precision() -> None:
@@ -205,6 +270,144 @@ def test_null_source_timestamp_is_a_row_error() -> None:
     # The schema requires an integer Kafka timestamp; the row builder agrees.
     with pytest.raises(RowError):
         document_row(_mutated(("source", "timestamp_ms"), None), "aimass.enriched", 0, 0)
+
+
+# --------------------------------------------------------------------------- classification_rows
+
+
+def intent(**overrides: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "classifier": "intent",
+        "model": {"name": "banking77", "version": "0f9e8d7c6b5a"},
+        "multi_label": False,
+        "labels": ["card_arrival", "lost_card", "top_up"],
+        "scores": [0.91, 0.06, 0.03],
+        "predicted": ["card_arrival"],
+        "top": "card_arrival",
+    }
+    entry.update(overrides)
+    return entry
+
+
+def topics_entry() -> dict[str, Any]:
+    return {
+        "classifier": "topics",
+        "model": {"name": "topics-zs", "version": "77aa"},
+        "multi_label": True,
+        "labels": ["sports", "business"],
+        "scores": [0.8, 0.7],
+        "predicted": ["sports", "business"],
+        "top": "sports",
+    }
+
+
+def classified(*entries: Any) -> bytes:
+    rec = orjson.loads(enriched().to_json())
+    rec["classifications"] = list(entries)
+    return orjson.dumps(rec)
+
+
+def test_classification_rows_one_row_per_classifier_in_column_order() -> None:
+    rows = classification_rows(classified(intent(), topics_entry()), "aimass.enriched", 5, 99)
+    assert len(rows) == 2
+    assert all(len(row) == len(CLASSIFICATION_COLUMNS) for row in rows)
+    assert rows[0] == [
+        "acme",
+        "doc-7",
+        utc(TS_MS),
+        "intent",
+        "banking77",
+        "0f9e8d7c6b5a",
+        0,
+        "card_arrival",
+        ["card_arrival"],
+        ["card_arrival", "lost_card", "top_up"],
+        [0.91, 0.06, 0.03],
+        "aimass.enriched",
+        5,
+        99,
+        utc(ENRICHED_AT_MS),
+    ]
+    multi = row_dict(rows[1], CLASSIFICATION_COLUMNS)
+    assert (multi["classifier"], multi["multi_label"]) == ("topics", 1)
+    assert multi["predicted"] == ["sports", "business"]
+
+
+def test_classification_rows_types() -> None:
+    entry = intent(scores=[1, 0, 0])  # JSON integers are still scores
+    row = row_dict(classification_rows(classified(entry), "t", 1, 2)[0], CLASSIFICATION_COLUMNS)
+    assert all(type(s) is float for s in row["scores"])
+    assert type(row["multi_label"]) is int
+    assert row["ts"].tzinfo is not None and row["enriched_at"].tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(legacy(enriched().to_json()), id="absent"),
+        pytest.param(classified(), id="empty"),
+        pytest.param(_mutated(("classifications",), None), id="null"),
+    ],
+)
+def test_records_without_classifications_give_no_rows(value: bytes) -> None:
+    assert classification_rows(value, "aimass.enriched", 0, 0) == []
+
+
+def test_classification_optionals_default() -> None:
+    entry = intent()
+    for key in ("multi_label", "predicted", "top"):
+        del entry[key]
+    row = row_dict(classification_rows(classified(entry), "t", 0, 0)[0], CLASSIFICATION_COLUMNS)
+    assert (row["multi_label"], row["predicted"], row["top_label"]) == (0, [], "")
+
+
+def test_classification_with_no_labels_is_a_row() -> None:
+    entry = intent(labels=[], scores=[], predicted=[], top=None)
+    row = row_dict(classification_rows(classified(entry), "t", 0, 0)[0], CLASSIFICATION_COLUMNS)
+    assert (row["labels"], row["scores"], row["top_label"]) == ([], [], "")
+
+
+def _without(key: str) -> dict[str, Any]:
+    entry = intent()
+    del entry[key]
+    return entry
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b"{not json", id="not-json"),
+        pytest.param(b"[]", id="list"),
+        pytest.param(b"null", id="null"),
+        pytest.param(_mutated(("tenant",), delete=True), id="no-tenant"),
+        pytest.param(_mutated(("ts",), "yesterday"), id="ts-string"),
+        pytest.param(_mutated(("enriched_at_ms",), delete=True), id="no-enriched-at"),
+        pytest.param(_mutated(("classifications",), {"intent": {}}), id="not-a-list"),
+        pytest.param(classified("intent"), id="entry-string"),
+        pytest.param(classified(_without("classifier")), id="no-classifier"),
+        pytest.param(classified(intent(classifier="")), id="classifier-empty"),
+        pytest.param(classified(intent(classifier=7)), id="classifier-int"),
+        pytest.param(classified(_without("model")), id="no-model"),
+        pytest.param(classified(intent(model={"name": "banking77"})), id="no-model-version"),
+        pytest.param(classified(intent(model="banking77")), id="model-string"),
+        pytest.param(classified(intent(model={"name": 1, "version": "v"})), id="model-name-int"),
+        pytest.param(classified(_without("labels")), id="no-labels"),
+        pytest.param(classified(_without("scores")), id="no-scores"),
+        pytest.param(classified(intent(scores=[0.9, 0.1])), id="fewer-scores"),
+        pytest.param(classified(intent(scores=[0.9, "hi", 0.0])), id="score-string"),
+        pytest.param(classified(intent(scores=None)), id="scores-null"),
+        pytest.param(classified(intent(labels="card_arrival")), id="labels-string"),
+        pytest.param(classified(intent(labels=[1, 2, 3])), id="labels-int"),
+        pytest.param(classified(intent(predicted="card_arrival")), id="predicted-string"),
+        pytest.param(classified(intent(multi_label="false")), id="multi-label-string"),
+        pytest.param(classified(intent(top=["card_arrival"])), id="top-list"),
+        pytest.param(classified(intent(), intent()), id="classifier-twice"),
+    ],
+)
+def test_malformed_classifications_raise_row_error(value: bytes) -> None:
+    with pytest.raises(RowError, match="malformed classifications"):
+        classification_rows(value, "aimass.enriched", 0, 0)
 
 
 # --------------------------------------------------------------------------- dead_letter_row
@@ -396,7 +599,10 @@ def test_insert_succeeds_first_time() -> None:
     assert call["table"] == "documents"
     assert call["rows"] == [["acme", "doc-1"], ["acme", "doc-2"]]
     assert call["column_names"] == ["tenant", "doc_id"]
-    assert call["settings"] == {"insert_deduplication_token": "documents:aimass.enriched:0:10-11"}
+    assert call["settings"] == {
+        "insert_deduplication_token": "documents:aimass.enriched:0:10-11",
+        "deduplicate_blocks_in_dependent_materialized_views": 1,
+    }
     assert sleep.delays == []
     assert writer.failures == 0
 
@@ -491,3 +697,8 @@ def test_insert_sync_passes_the_token() -> None:
     client = FlakyClient(0)
     ClickHouseWriter(client).insert_sync(make_batch())
     assert client.calls[0]["settings"]["insert_deduplication_token"] == make_batch().token
+
+
+def test_inserts_ask_materialized_views_to_deduplicate_too() -> None:
+    # Without it a retried insert is dropped by documents but counted again in usage_hourly.
+    assert INSERT_SETTINGS == {"deduplicate_blocks_in_dependent_materialized_views": 1}

@@ -1,0 +1,428 @@
+"""Commands of the training platform and the model library.
+
+``train classifier``, ``eval classifier``, ``models list|show|use`` and ``data split``.
+Registered on the main ``stream-aimass`` app by :mod:`stream_aimass.cli`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from stream_aimass.settings import Settings, load_settings
+
+train_app = typer.Typer(help="Train models on your labelled data.", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate models on labelled data.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="The model library and the models a worker serves.", no_args_is_help=True
+)
+data_app = typer.Typer(help="Prepare labelled data.", no_args_is_help=True)
+
+console = Console(stderr=True, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Working directory [env AIMASS_DATA_DIR].")
+]
+ModelsDir = Annotated[
+    Path | None, typer.Option("--models-dir", help="Model library [env AIMASS_MODELS_DIR].")
+]
+EncoderDir = Annotated[
+    Path | None,
+    typer.Option("--model-dir", help="Base encoder directory [env AIMASS_MODEL_DIR]."),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+TextColumnOpt = Annotated[str, typer.Option("--text-column", help="Column holding the text.")]
+LabelColumnOpt = Annotated[str, typer.Option("--label-column", help="Column holding the label(s).")]
+SeparatorOpt = Annotated[
+    str, typer.Option("--separator", help="Multi-label: separator between labels in a cell.")
+]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def _settings(**overrides: Any) -> Settings:
+    from pydantic import ValidationError
+
+    try:
+        return load_settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"AIMASS_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise fail(f"invalid settings: {problems}") from None
+
+
+class ProgressReporter:
+    """Training progress as rich progress bars on stderr, one per stage."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: TaskID | None = None
+
+    def start(self, stage: str, total: int) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, visible=False)
+        self.task = self.progress.add_task(stage, total=total)
+
+    def advance(self, n: int = 1) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, n)
+
+    def epoch(self, epoch: int, metrics: dict[str, Any]) -> None:
+        shown = "  ".join(f"{k}={v}" for k, v in metrics.items() if k != "epoch")
+        self.progress.console.print(f"epoch {epoch}: {shown}")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:<12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def _read(
+    path: Path, text_column: str, label_column: str, multi_label: bool, separator: str
+) -> Any:
+    from stream_aimass.training.data import DataError, read_classification_csv
+
+    try:
+        return read_classification_csv(
+            path,
+            text_column=text_column,
+            label_column=label_column,
+            multi_label=multi_label,
+            separator=separator,
+        )
+    except DataError as exc:
+        raise fail(str(exc)) from None
+
+
+# -- train ---------------------------------------------------------------------------------
+
+
+@train_app.command("classifier")
+def train_classifier(
+    data: Annotated[Path, typer.Option("--data", help="Training CSV.")],
+    out_dir: Annotated[
+        Path,
+        typer.Option("--out", help="Model folder: each run adds a version folder inside it."),
+    ],
+    dev: Annotated[Path | None, typer.Option("--dev", help="Dev CSV for metrics.")] = None,
+    text_column: TextColumnOpt = "text",
+    label_column: LabelColumnOpt = "category",
+    multi_label: Annotated[
+        bool, typer.Option("--multi-label", help="Several labels per text (sigmoid head).")
+    ] = False,
+    separator: SeparatorOpt = "|",
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode", help="head: train a head on the frozen shared encoder; finetune: both."
+        ),
+    ] = "head",
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", help="Default 30 (head), 4 (finetune).")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Head learning rate.")] = None,
+    encoder_lr: Annotated[
+        float, typer.Option("--encoder-lr", help="Encoder learning rate (finetune).")
+    ] = 5e-5,
+    seed: Annotated[int, typer.Option("--seed")] = 13,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Truncate texts.")] = 128,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Model name (default: the --out folder name).")
+    ] = None,
+    model_dir: EncoderDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Train a classifier on the shared encoder; writes a versioned model directory."""
+    if mode not in ("head", "finetune"):
+        raise fail(f"--mode must be head or finetune, not {mode!r}")
+    if epochs is not None and epochs < 1:
+        raise fail("--epochs must be at least 1")
+    from stream_aimass.models.encoder import ModelLoadError
+    from stream_aimass.training.classifier import TrainConfig
+    from stream_aimass.training.classifier import train_classifier as train
+    from stream_aimass.training.data import DataError
+
+    settings = _settings(model_dir=model_dir)
+    train_data = _read(data, text_column, label_column, multi_label, separator)
+    dev_data = _read(dev, text_column, label_column, multi_label, separator) if dev else None
+    config = TrainConfig(
+        mode=mode,  # type: ignore[arg-type]
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        encoder_lr=encoder_lr,
+        seed=seed,
+        max_tokens=max_tokens,
+        device=settings.device,
+        dtype=settings.dtype,
+        threads=settings.torch_threads,
+    )
+    console.print(
+        f"training {mode} classifier on {len(train_data.texts)} examples, "
+        f"{len(train_data.label_names)} labels"
+        + (f"; dev {len(dev_data.texts)}" if dev_data else "; no dev set")
+    )
+    try:
+        with _progress() as progress:
+            info = train(
+                train_data,
+                dev_data,
+                out_dir,
+                name=name or out_dir.resolve().name,
+                encoder_dir=settings.resolved_model_dir,
+                encoder_name=settings.model_name,
+                config=config,
+                reporter=ProgressReporter(progress),
+            )
+    except (DataError, ModelLoadError) as exc:
+        raise fail(str(exc)) from None
+    summary = info.summary() | {"seconds": info.meta["training"]["seconds"]}
+    if as_json:
+        out.print_json(json.dumps(summary))
+    else:
+        out.print(
+            f"model {info.name} version {info.version} -> {info.path}\n"
+            f"dev accuracy {summary['accuracy']}  macro F1 {summary['macro_f1']}  "
+            f"trained in {summary['seconds']} s"
+        )
+
+
+# -- eval ----------------------------------------------------------------------------------
+
+
+@eval_app.command("classifier")
+def eval_classifier(
+    model: Annotated[str, typer.Option("--model", help="Model directory, NAME or NAME@VERSION.")],
+    data: Annotated[Path, typer.Option("--data", help="Labelled CSV.")],
+    text_column: TextColumnOpt = "text",
+    label_column: LabelColumnOpt = "category",
+    separator: SeparatorOpt = "|",
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="PNG path (default <data-dir>/reports/...-confusion.png)."),
+    ] = None,
+    as_json: JsonFlag = False,
+    data_dir: DataDir = None,
+    models_dir: ModelsDir = None,
+    model_dir: EncoderDir = None,
+) -> None:
+    """Accuracy, macro F1 and per-class scores of a trained classifier; a confusion PNG."""
+    from stream_aimass.models.encoder import Encoder, ModelLoadError
+    from stream_aimass.models.library import read_model, refuse_pickle, resolve_model
+    from stream_aimass.training.classifier import evaluate_classifier
+    from stream_aimass.training.plots import confusion_png, per_class_f1_png
+
+    settings = _settings(data_dir=data_dir, models_dir=models_dir, model_dir=model_dir)
+    try:
+        path = resolve_model(model, settings.resolved_models_dir)
+        refuse_pickle(path)
+        info = read_model(path)
+    except ModelLoadError as exc:
+        raise fail(str(exc)) from None
+    multi = bool(info.meta.get("multi_label", False))
+    dataset = _read(data, text_column, label_column, multi, separator)
+    with console.status(f"evaluating {info.name} {info.version} on {len(dataset.texts)} texts"):
+        try:
+            shared = Encoder(
+                settings.resolved_model_dir,
+                device=settings.device,
+                dtype=settings.dtype,
+                max_tokens=int(info.meta.get("training", {}).get("max_tokens", 128)),
+                name=settings.model_name,
+                threads=settings.torch_threads,
+            )
+            report = evaluate_classifier(path, dataset, shared)
+        except ModelLoadError as exc:
+            raise fail(str(exc)) from None
+    png = plot or (
+        settings.data_dir / "reports" / f"{info.name}-{info.version}-{data.stem}-confusion.png"
+    )
+    title = f"{info.name} {info.version} on {data.name}"
+    if multi:
+        per_class_f1_png(report["per_class"], png, title)
+    else:
+        confusion_png(report["confusion"], info.labels, png, title)
+    report["plot"] = str(png)
+    report["data"] = str(data)
+    if as_json:
+        out.print_json(json.dumps(report))
+        return
+    out.print(
+        f"{title}: accuracy {report['accuracy']:.4f}  macro F1 {report['macro_f1']:.4f}  "
+        f"({report['examples']} examples)"
+    )
+    table = Table("label", "precision", "recall", "f1", "support", title="per class")
+    for label, s in sorted(report["per_class"].items(), key=lambda kv: kv[1]["f1"]):
+        table.add_row(
+            label, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}",
+            str(s["support"]),
+        )  # fmt: skip
+    out.print(table)
+    out.print(f"plot: {png}")
+
+
+# -- models --------------------------------------------------------------------------------
+
+
+@models_app.command("list")
+def models_list(
+    as_json: JsonFlag = False, data_dir: DataDir = None, models_dir: ModelsDir = None
+) -> None:
+    """Every model version in the library: name, kind, version, metrics, created."""
+    from stream_aimass.models.encoder import ModelLoadError
+    from stream_aimass.models.library import list_models
+
+    settings = _settings(data_dir=data_dir, models_dir=models_dir)
+    try:
+        found = [m.summary() for m in list_models(settings.resolved_models_dir)]
+    except ModelLoadError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        out.print_json(
+            json.dumps({"models_dir": str(settings.resolved_models_dir), "models": found})
+        )
+        return
+    if not found:
+        hint = "(train one: `stream-aimass train classifier`)"
+        out.print(f"no models in {settings.resolved_models_dir} {hint}")
+        return
+    table = Table("name", "kind", "mode", "version", "labels", "accuracy", "macro_f1", "created")
+    for m in found:
+        table.add_row(
+            m["name"], m["kind"], m["mode"], m["version"], str(m["labels"]),
+            _fmt(m["accuracy"]), _fmt(m["macro_f1"]), m["created"],
+        )  # fmt: skip
+    out.print(table)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else ("" if value is None else str(value))
+
+
+@models_app.command("show")
+def models_show(
+    model: Annotated[str, typer.Argument(help="Model directory, NAME or NAME@VERSION.")],
+    data_dir: DataDir = None,
+    models_dir: ModelsDir = None,
+) -> None:
+    """Everything ``model.json`` records about one version (JSON)."""
+    from stream_aimass.models.encoder import ModelLoadError
+    from stream_aimass.models.library import read_model, resolve_model
+
+    settings = _settings(data_dir=data_dir, models_dir=models_dir)
+    try:
+        info = read_model(resolve_model(model, settings.resolved_models_dir))
+    except ModelLoadError as exc:
+        raise fail(str(exc)) from None
+    out.print_json(json.dumps(info.meta | {"path": str(info.path)}))
+
+
+@models_app.command("use")
+def models_use(
+    name: Annotated[str, typer.Argument(help="Classifier name (its key in the output).")],
+    model: Annotated[
+        str | None, typer.Argument(help="Model directory, NAME or NAME@VERSION.")
+    ] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="Stop serving this classifier.")] = False,
+    data_dir: DataDir = None,
+    models_dir: ModelsDir = None,
+    classifiers_file: Annotated[
+        Path | None,
+        typer.Option("--classifiers-file", help="[env AIMASS_CLASSIFIERS_FILE]"),
+    ] = None,
+) -> None:
+    """Serve MODEL as classifier NAME: running workers hot-swap to it between batches."""
+    from stream_aimass.models.encoder import ModelLoadError
+    from stream_aimass.models.library import read_model, resolve_model
+    from stream_aimass.models.reload import current_specs, write_classifier_file
+
+    settings = _settings(
+        data_dir=data_dir, models_dir=models_dir, classifiers_file=classifiers_file
+    )
+    if (model is None) == (not remove):
+        raise fail("give a MODEL to serve, or --remove")
+    try:
+        specs = current_specs(settings)
+    except ModelLoadError as exc:
+        raise fail(str(exc)) from None
+    if remove:
+        if name not in specs:
+            raise fail(f"no classifier {name!r} is configured (have: {', '.join(specs) or 'none'})")
+        del specs[name]
+    else:
+        assert model is not None
+        try:
+            path = resolve_model(model, settings.resolved_models_dir)
+            info = read_model(path)
+        except ModelLoadError as exc:
+            raise fail(str(exc)) from None
+        # Pin the exact version: the file says which weights serve, not "newest".
+        specs[name] = str(path.resolve())
+        console.print(f"classifier {name}: {info.name} version {info.version}")
+    write_classifier_file(settings.resolved_classifiers_file, specs)
+    out.print(f"wrote {settings.resolved_classifiers_file}")
+
+
+# -- data ----------------------------------------------------------------------------------
+
+
+@data_app.command("split")
+def data_split(
+    data: Annotated[Path, typer.Argument(help="Labelled CSV to split.")],
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Writes train.csv and dev.csv.")],
+    dev_fraction: Annotated[float, typer.Option("--dev-fraction")] = 0.1,
+    seed: Annotated[int, typer.Option("--seed")] = 13,
+    text_column: TextColumnOpt = "text",
+    label_column: LabelColumnOpt = "category",
+    multi_label: Annotated[bool, typer.Option("--multi-label")] = False,
+    separator: SeparatorOpt = "|",
+) -> None:
+    """A stratified, seeded train/dev split of a labelled CSV."""
+    from stream_aimass.training.data import stratified_split, write_classification_csv
+
+    if not 0 < dev_fraction < 1:
+        raise fail("--dev-fraction must be between 0 and 1")
+    dataset = _read(data, text_column, label_column, multi_label, separator)
+    train, dev = stratified_split(dataset, dev_fraction, seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for part, rows in (("train", train), ("dev", dev)):
+        write_classification_csv(
+            rows, out_dir / f"{part}.csv", text_column, label_column, separator
+        )
+    out.print(
+        f"{out_dir}/train.csv: {len(train.texts)} rows; {out_dir}/dev.csv: {len(dev.texts)} rows"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(train_app, name="train")
+    app.add_typer(eval_app, name="eval")
+    app.add_typer(models_app, name="models")
+    app.add_typer(data_app, name="data")

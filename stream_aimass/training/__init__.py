@@ -1,0 +1,1 @@
+"""Fine-tuning support: labelled CSV data, classification metrics and report plots."""
