@@ -93,6 +93,14 @@ def build_app(settings: Settings, stack: Stack, role: Role) -> faust.App:
         body = {"ready": ok, "role": role, "assigned": assigned}
         return web.json(body, status=200 if ok else 503)
 
+    @app.page("/v1/models")
+    async def models(web: Any, request: Any) -> Any:
+        # What serves the document path right now: encoder, topic head, classifier versions.
+        pipeline = service.pipeline
+        if pipeline is None or pipeline.enrich is None:
+            return web.json({"role": role, "models": None}, status=404 if pipeline else 503)
+        return web.json({"role": role, **pipeline.enrich.enricher.describe()})
+
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
         if service.pipeline is None:

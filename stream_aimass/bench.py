@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from aiokafka import TopicPartition
 from rich.console import Console
 
 from stream_aimass.batching import TokenBudgetBatcher
@@ -32,6 +33,8 @@ from stream_aimass.settings import Settings
 from stream_aimass.sinks.clickhouse import DOCUMENT_COLUMNS, document_row
 
 WARMUP_DOCS = 64
+HEADS_DOCS = 512
+HEAD_LABELS = 77  # the size of Banking77's intent set: a realistic head
 WARMUP_TENANT = "bench-warmup"
 STEADY_TENANT = "bench-steady"
 
@@ -54,6 +57,58 @@ def model_ceiling(enricher: DocumentEnricher, texts: list[str], settings: Settin
             enricher.topic.scores(heads)
         enricher.classifiers.classify(heads)
     return len(texts) / (time.perf_counter() - started)
+
+
+def heads_scenario(
+    enricher: DocumentEnricher,
+    texts: list[str],
+    counts: list[int],
+    settings: Settings,
+    rounds: int = 2,
+) -> dict[str, float]:
+    """Docs/s of the model thread (forward + heads + records) with 0, 1, 3... trained heads.
+
+    The heads are linear heads with Banking77's 77 labels and random weights: the cost of a
+    head does not depend on what it learned. Configurations are interleaved over ``rounds``
+    and the best round is kept, so a noisy minute hurts every configuration alike.
+    """
+    from stream_aimass.enrich import Pending
+    from stream_aimass.models.classify import ClassifierSet, TrainedClassifier
+    from stream_aimass.records import Document, Source
+    from stream_aimass.testing import make_head_model
+
+    encoder = enricher.encoder
+    labels = [f"intent_{i:02d}" for i in range(HEAD_LABELS)]
+    ids = encoder.tokenize(texts)
+    batcher: TokenBudgetBatcher[Pending] = TokenBudgetBatcher(
+        settings.batch_max_tokens, settings.batch_max_documents, 0.0
+    )
+    tp = TopicPartition("aimass.documents", 0)
+    for i, (text, seq) in enumerate(zip(texts, ids, strict=True)):
+        doc = Document(f"h{i}", "bench", 0, text, Source(tp.topic, 0, i, 0))
+        batcher.add(Pending(doc, seq, tp, b"", None), len(seq))
+    batches = [b.items for b in batcher.flush()]
+    best: dict[int, float] = {}
+    with tempfile.TemporaryDirectory(prefix="aimass-heads-") as tmp:
+        heads = [
+            TrainedClassifier(
+                f"head{k}",
+                make_head_model(Path(tmp) / f"head{k}", encoder, labels, seed=k, name=f"head{k}"),
+                encoder,
+            )
+            for k in range(max(counts, default=0))
+        ]
+        for _ in range(rounds):
+            for count in counts:
+                variant = DocumentEnricher(
+                    encoder, None, enricher.model.name, ClassifierSet(tuple(heads[:count]))
+                )
+                started = time.perf_counter()
+                for items in batches:
+                    variant.enrich(items, 0.0)
+                rate = len(texts) / (time.perf_counter() - started)
+                best[count] = max(best.get(count, 0.0), rate)
+    return {str(k): round(v, 1) for k, v in sorted(best.items())}
 
 
 async def _produce(
@@ -173,7 +228,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    heads = result.get("heads_docs_per_s") or {}
+    fig, axes = plt.subplots(1, 3 if heads else 2, figsize=(15 if heads else 10, 4))
+    ax1, ax2 = axes[0], axes[1]
     names = ["model ceiling", "pipeline", "naive loop"]
     values = [result["model_docs_per_s"], result["pipeline_docs_per_s"], result["naive_docs_per_s"]]
     bars = ax1.bar(names, values, color=["#888888", "#1f77b4", "#d62728"])
@@ -188,6 +245,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax2.set_title(
         f"produce → ClickHouse row at {result['latency_load_docs_per_s']:.0f} docs/s (half the max)"
     )
+    if heads:
+        ax3 = axes[2]
+        bars = ax3.bar([f"{k} heads" for k in heads], list(heads.values()), color="#9467bd")
+        ax3.bar_label(bars, fmt="%.0f")
+        ax3.set_ylabel("documents / s (model thread)")
+        ax3.set_title(f"classifier heads ({HEAD_LABELS} labels) on the shared pass")
     fig.suptitle(
         f"stream-aimass bench: {result['documents']} docs, {result['model']} "
         f"{result['device']}/{result['dtype']}"
@@ -205,6 +268,7 @@ def run_bench(
     *,
     console: Console,
     steady_s: float = 10.0,
+    heads: list[int] | None = None,
 ) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="aimass-bench-") as tmp:
@@ -219,6 +283,10 @@ def run_bench(
         with console.status("model ceiling: tokenize + forward"):
             model_ceiling(enricher, texts[: min(256, len(texts))], settings)  # warm caches
             model_rate = model_ceiling(enricher, texts, settings)
+        heads_rates: dict[str, float] = {}
+        if heads:
+            with console.status(f"heads: model thread with {heads} classifier heads"):
+                heads_rates = heads_scenario(enricher, texts[:HEADS_DOCS], heads, settings)
         stack = Stack.start(settings)
         try:
             client = open_clickhouse(settings)
@@ -262,6 +330,10 @@ def run_bench(
         "backlog_p50_ms": round(backlog_p50, 1),
         "backlog_p99_ms": round(backlog_p99, 1),
     }
+    if heads_rates:
+        result["heads_docs_per_s"] = heads_rates
+        base = heads_rates.get("0") or next(iter(heads_rates.values()))
+        result["heads_relative"] = {k: round(v / base, 3) for k, v in heads_rates.items()}
     (out_dir / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
     plot(result, out_dir / "bench.png")
     return result

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from stream_aimass.cli_support import DataDir, JsonFlag, console, fail, out
+from stream_aimass.cli_support import settings_or_exit as _settings
 from stream_aimass.cli_train import register as register_training_commands
-from stream_aimass.settings import Settings, load_settings
+from stream_aimass.settings import Settings
 
 app = typer.Typer(
     name="stream-aimass",
@@ -39,12 +40,6 @@ app.add_typer(db_app, name="db")
 app.add_typer(produce_app, name="produce")
 register_training_commands(app)
 
-console = Console(stderr=True, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
-
-DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Working directory [env AIMASS_DATA_DIR].")
-]
 Bootstrap = Annotated[
     str | None,
     typer.Option("--bootstrap", help="Kafka bootstrap servers [env AIMASS_KAFKA_BOOTSTRAP]."),
@@ -53,24 +48,6 @@ ClickHouseDsn = Annotated[
     str | None,
     typer.Option("--clickhouse", help="ClickHouse DSN [env AIMASS_CLICKHOUSE_DSN]."),
 ]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code)
-
-
-def _settings(**overrides: Any) -> Settings:
-    from pydantic import ValidationError
-
-    try:
-        return load_settings(**overrides)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"AIMASS_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
-        )
-        raise fail(f"invalid settings: {problems}") from None
 
 
 def _jsonable(value: Any) -> Any:
@@ -454,14 +431,28 @@ def bench(
     steady_seconds: Annotated[
         float, typer.Option(min=1, help="Length of the half-load latency phase.")
     ] = 10.0,
+    heads: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated numbers of 77-label classifier heads to time on the model "
+            "thread (empty: skip).",
+        ),
+    ] = "0,1,3",
 ) -> None:
     """Measure pipeline vs model ceiling vs a naive loop, in one run (ratios, JSON, PNG)."""
     from stream_aimass.bench import run_bench
 
+    try:
+        head_counts = [int(x) for x in heads.split(",") if x.strip()]
+    except ValueError:
+        raise fail(f"--heads takes comma-separated integers, not {heads!r}") from None
+    if any(c < 0 or c > 16 for c in head_counts):
+        raise fail("--heads counts must be between 0 and 16")
     settings = _settings()
     result = run_bench(
-        settings, documents, naive_documents, out_dir, console=console, steady_s=steady_seconds
-    )
+        settings, documents, naive_documents, out_dir, console=console,
+        steady_s=steady_seconds, heads=head_counts,
+    )  # fmt: skip
     if as_json:
         out.print_json(json.dumps(result))
         return

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -23,7 +22,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from stream_aimass.settings import Settings, load_settings
+from stream_aimass.cli_support import DataDir, JsonFlag, console, fail, out
+from stream_aimass.cli_support import settings_or_exit as _settings
 
 train_app = typer.Typer(help="Train models on your labelled data.", no_args_is_help=True)
 eval_app = typer.Typer(help="Evaluate models on labelled data.", no_args_is_help=True)
@@ -32,12 +32,6 @@ models_app = typer.Typer(
 )
 data_app = typer.Typer(help="Prepare labelled data.", no_args_is_help=True)
 
-console = Console(stderr=True, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
-
-DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Working directory [env AIMASS_DATA_DIR].")
-]
 ModelsDir = Annotated[
     Path | None, typer.Option("--models-dir", help="Model library [env AIMASS_MODELS_DIR].")
 ]
@@ -45,29 +39,11 @@ EncoderDir = Annotated[
     Path | None,
     typer.Option("--model-dir", help="Base encoder directory [env AIMASS_MODEL_DIR]."),
 ]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 TextColumnOpt = Annotated[str, typer.Option("--text-column", help="Column holding the text.")]
 LabelColumnOpt = Annotated[str, typer.Option("--label-column", help="Column holding the label(s).")]
 SeparatorOpt = Annotated[
     str, typer.Option("--separator", help="Multi-label: separator between labels in a cell.")
 ]
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code)
-
-
-def _settings(**overrides: Any) -> Settings:
-    from pydantic import ValidationError
-
-    try:
-        return load_settings(**overrides)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"AIMASS_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
-        )
-        raise fail(f"invalid settings: {problems}") from None
 
 
 class ProgressReporter:

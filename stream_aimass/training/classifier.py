@@ -60,6 +60,22 @@ class SilentReporter:
         log.info("epoch %d: %s", epoch, metrics)
 
 
+class _ProbeReporter:
+    """Progress of the linear probe before fine-tuning, without its per-epoch lines."""
+
+    def __init__(self, inner: TrainingReporter) -> None:
+        self.inner = inner
+
+    def start(self, stage: str, total: int) -> None:
+        self.inner.start("probe head", total)
+
+    def advance(self, n: int = 1) -> None:
+        self.inner.advance(n)
+
+    def epoch(self, epoch: int, metrics: dict[str, Any]) -> None:
+        pass
+
+
 @dataclass(frozen=True, slots=True)
 class TrainConfig:
     mode: Mode = "head"
@@ -297,6 +313,7 @@ def _finetune(
     labels: list[str],
     config: TrainConfig,
     reporter: TrainingReporter,
+    head_init: tuple[np.ndarray, np.ndarray],
 ) -> tuple[_FinetuneModel, EpochLog, dict[str, Any]]:
     import torch
 
@@ -304,10 +321,13 @@ def _finetune(
     if config.threads:
         torch.set_num_threads(config.threads)
     model = _FinetuneModel(encoder_dir, len(labels), config)
+    with torch.no_grad():
+        model.head.weight.copy_(torch.from_numpy(head_init[0]))
+        model.head.bias.copy_(torch.from_numpy(head_init[1]))
     optimizer = torch.optim.AdamW(
         [
             {"params": model.encoder.parameters(), "lr": config.encoder_lr},
-            {"params": model.head.parameters(), "lr": config.lr or 3e-3},
+            {"params": model.head.parameters(), "lr": config.lr or 1e-3},
         ],
         weight_decay=config.weight_decay,
     )
@@ -395,7 +415,18 @@ def train_classifier(
         )
         device, dtype = encoder.device, encoder.dtype
     else:
-        model, history, _ = _finetune(encoder_dir, train, y_train, dev, labels, config, reporter)
+        # Linear probe, then fine-tune (LP-FT): a fitted head keeps the first encoder
+        # updates from wrecking the pretrained features, and starts from probe accuracy.
+        probe = Encoder(encoder_dir, device="cpu", dtype=config.dtype, max_tokens=config.max_tokens)
+        x_train = embed_texts(probe, list(train.texts), reporter)
+        del probe
+        head_init = _train_head(
+            x_train, y_train, None, None, labels, multi_label,
+            TrainConfig(mode="head", seed=config.seed), _ProbeReporter(reporter),
+        )[:2]  # fmt: skip
+        model, history, _ = _finetune(
+            encoder_dir, train, y_train, dev, labels, config, reporter, head_init
+        )
         weight = model.head.weight.detach().numpy()
         bias = model.head.bias.detach().numpy()
         target = staging / ENCODER_SUBDIR
@@ -448,7 +479,8 @@ def train_classifier(
             "seconds": round(seconds, 1),
             "epochs": config.resolved_epochs,
             "batch_size": config.resolved_batch_size,
-            "lr": config.lr or 3e-3,
+            "lr": config.lr or (3e-3 if config.mode == "head" else 1e-3),
+            "recipe": "linear probe, then fine-tune (LP-FT)" if config.mode == "finetune" else "",
             "encoder_lr": config.encoder_lr if config.mode == "finetune" else None,
             "seed": config.seed,
             "max_tokens": config.max_tokens,

@@ -56,6 +56,8 @@ def test_bench_prints_the_documented_keys(tmp_path: Path) -> None:
         "--json",
         "--out",
         str(out_dir),
+        "--heads",
+        "0,2",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout)
@@ -67,5 +69,8 @@ def test_bench_prints_the_documented_keys(tmp_path: Path) -> None:
     ratio = figures["pipeline_docs_per_s"] / figures["model_docs_per_s"]
     assert figures["ratio"] == pytest.approx(ratio, rel=0.01)
     assert figures["p99_ms"] >= figures["p50_ms"]
+    assert set(figures["heads_docs_per_s"]) == {"0", "2"}
+    assert all(v > 0 for v in figures["heads_docs_per_s"].values())
+    assert figures["heads_relative"]["0"] == 1.0
     assert (out_dir / "bench.png").stat().st_size > 1000
     assert json.loads((out_dir / "bench.json").read_text()) == figures

@@ -107,6 +107,10 @@ def test_two_enrich_workers_and_one_sink_share_the_stream(
         with urllib.request.urlopen(url, timeout=5) as response:
             metrics = response.read().decode()
         assert f'aimass_rows_inserted_total{{table="documents"}} {float(n)}' in metrics
+        with urllib.request.urlopen(f"http://127.0.0.1:{workers[0].port}/v1/models") as r:
+            serving = json.loads(r.read())
+        assert serving["encoder"]["name"] == "all-MiniLM-L6-v2"
+        assert serving["topic"]["model"] == "zero-shot:topic" and serving["classifiers"] == []
         for worker in workers:
             assert worker.sigterm() == 0, worker.tail()
     finally:
