@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -17,7 +18,13 @@ from stream_aimass.kafka import make_producer
 from stream_aimass.pipeline import Pipeline, Stack, open_clickhouse
 from stream_aimass.settings import Settings
 
-DEMO_QUERIES = ("documents-count", "category-mix", "events-by-type", "dead-letters")
+DEMO_QUERIES = ("documents-count", "category-mix", "events-by-type", "dead-letters", "usage")
+# The usage query over all tenants and all time.
+_ALL_USAGE = {
+    "tenant": "",
+    "from": datetime(1970, 1, 1, tzinfo=UTC),
+    "to": datetime(2200, 1, 1, tzinfo=UTC),
+}
 STALL_TIMEOUT_S = 120.0
 
 
@@ -124,7 +131,7 @@ def run_demo(
     assert pipeline.sink is not None and pipeline.enrich is not None
     queries = {}
     for name in DEMO_QUERIES:
-        result = run_named_query(client, name)
+        result = run_named_query(client, name, _ALL_USAGE if name == "usage" else None)
         queries[name] = {"columns": result.columns, "rows": result.rows}
     return {
         "documents_produced": n_documents,

@@ -35,12 +35,23 @@ def test_demo_enriches_stores_and_answers_queries(tmp_path: Path) -> None:
     assert summary["docs_per_s"] > 0
     assert summary["zero_shot_agreement"] > 0.8
     assert {"documents-count", "category-mix"} <= set(summary["queries"])
+    usage = summary["queries"]["usage"]
+    columns = usage["columns"]
+    assert sum(r[columns.index("documents")] for r in usage["rows"]) == 120
+    assert sum(r[columns.index("events")] for r in usage["rows"]) == 30
 
     # The data dir is free once the demo is done: a later process can query it.
     query = run_cli("query", "documents-count", "--json", "--data-dir", str(data_dir))
     assert query.returncode == 0, query.stderr[-3000:]
     rows = json.loads(query.stdout)["rows"]
     assert sum(r["documents"] for r in rows) == 120
+    usage = run_cli("query", "usage", "--tenant", "acme", "--json", "--data-dir", str(data_dir))
+    assert usage.returncode == 0, usage.stderr[-3000:]
+    acme = json.loads(usage.stdout)["rows"]
+    assert {r["tenant"] for r in acme} == {"acme"}
+    assert sum(r["documents"] for r in acme) == next(
+        r["documents"] for r in rows if r["tenant"] == "acme"
+    )
 
 
 def test_bench_prints_the_documented_keys(tmp_path: Path) -> None:
