@@ -83,5 +83,7 @@ def test_bench_prints_the_documented_keys(tmp_path: Path) -> None:
     assert set(figures["heads_docs_per_s"]) == {"0", "2"}
     assert all(v > 0 for v in figures["heads_docs_per_s"].values())
     assert figures["heads_relative"]["0"] == 1.0
+    shares = figures["heads_share_of_model_time"]
+    assert set(shares) == {"0", "2"} and all(0 <= v < 1 for v in shares.values())
     assert (out_dir / "bench.png").stat().st_size > 1000
     assert json.loads((out_dir / "bench.json").read_text()) == figures

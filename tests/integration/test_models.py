@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
+from stream_aimass.clickhouse import run_named_query
 from stream_aimass.corpus import generate_documents
 from stream_aimass.enrich import DocumentEnricher
 from stream_aimass.models.reload import current_specs, write_classifier_file
@@ -136,6 +137,14 @@ def test_hot_swap_mid_stream_loses_nothing_and_rows_carry_their_versions(
     for sequence in per_partition.values():
         switches = sum(1 for a, b in itertools.pairwise(sequence) if a != b)
         assert switches <= 1 and (switches == 0 or sequence[-1] == v2.name)
+
+    # The model-versions query reports both versions of the classifier, and the encoder.
+    by_role: dict[str, dict[str, int]] = defaultdict(dict)
+    for row in run_named_query(client, "model-versions").as_dicts():
+        by_role[row["role"]][row["model_version"]] = row["documents"]
+    assert set(by_role["classifier:intent"]) == {v1.name, v2.name}
+    assert sum(by_role["classifier:intent"].values()) == total
+    assert sum(by_role["encoder"].values()) == total
 
     # Usage metering adds up to what was processed, per tenant.
     expected = client.query(
