@@ -332,8 +332,17 @@ def query(
         str | None,
         typer.Option("--to", help="End, exclusive: ISO date or datetime (far future)."),
     ] = None,
+    entity: Annotated[
+        str | None,
+        typer.Option(
+            "--entity", help="Knowledge-base entity id, e.g. company/apple (entity-trend)."
+        ),
+    ] = None,
 ) -> None:
-    """Run a named analytics query (usage takes --tenant, --from and --to)."""
+    """Run a named analytics query.
+
+    usage, top-entities, entity-trend: --tenant, --from, --to; entity-trend needs --entity.
+    """
     from stream_aimass.clickhouse import (
         ClickHouseConfigError,
         load_query,
@@ -352,9 +361,13 @@ def query(
     if start >= end:
         raise fail(f"--from {start.isoformat()} is not before --to {end.isoformat()}")
     parameters, unused = _query_parameters(
-        load_query(name), {"tenant": tenant or "", "from": start, "to": end}
+        load_query(name),
+        {"tenant": tenant or "", "from": start, "to": end, "entity": entity or ""},
     )
-    given = {"tenant": tenant, "from": from_, "to": to}
+    if "entity" in parameters and not entity:
+        # No entity has the id '': the query would quietly return nothing.
+        raise fail(f"query {name} needs --entity ENTITY_ID (e.g. --entity company/apple)")
+    given = {"tenant": tenant, "from": from_, "to": to, "entity": entity}
     ignored = [f"--{k}" for k in unused if given[k] is not None]
     if ignored:
         console.print(f"[yellow]note:[/] query {name} ignores {', '.join(ignored)}")

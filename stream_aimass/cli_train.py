@@ -402,3 +402,222 @@ def register(app: typer.Typer) -> None:
     app.add_typer(eval_app, name="eval")
     app.add_typer(models_app, name="models")
     app.add_typer(data_app, name="data")
+
+
+# -- NER and linking -------------------------------------------------------------------------
+
+
+@train_app.command("ner")
+def train_ner_cmd(
+    data: Annotated[Path, typer.Option("--data", help="Training CoNLL file (IOB1 or BIO2).")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Model folder: each run adds a version inside it.")
+    ],
+    dev: Annotated[Path | None, typer.Option("--dev", help="Dev CoNLL for metrics.")] = None,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", help="Default 8 (finetune), 40 (head).")
+    ] = None,
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode",
+            help="finetune: train the encoder too (own pass in the worker); head: a token "
+            "head on the frozen shared encoder (the document's one pass).",
+        ),
+    ] = "finetune",
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
+    encoder_lr: Annotated[float, typer.Option("--encoder-lr")] = 1e-4,
+    head_lr: Annotated[float, typer.Option("--head-lr")] = 2e-3,
+    seed: Annotated[int, typer.Option("--seed")] = 13,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Default: the --out folder name.")
+    ] = None,
+    model_dir: EncoderDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fine-tune the encoder with a token-classification head on CoNLL files."""
+    from stream_aimass.training.conll import read_conll
+    from stream_aimass.training.data import DataError
+    from stream_aimass.training.ner import NerConfig, train_ner
+
+    if mode not in ("head", "finetune"):
+        raise fail(f"--mode must be head or finetune, not {mode!r}")
+    if epochs is not None and epochs < 1:
+        raise fail("--epochs must be at least 1")
+    settings = _settings(model_dir=model_dir)
+    try:
+        train_sents = read_conll(data)
+        dev_sents = read_conll(dev) if dev else None
+    except DataError as exc:
+        raise fail(str(exc)) from None
+    config = NerConfig(
+        mode=mode,  # type: ignore[arg-type]
+        epochs=epochs, batch_size=batch_size, encoder_lr=encoder_lr, head_lr=head_lr,
+        seed=seed, dtype=settings.dtype, threads=settings.torch_threads,
+    )  # fmt: skip
+    console.print(
+        f"training {mode} NER on {len(train_sents)} sentences"
+        + (f"; dev {len(dev_sents)}" if dev_sents else "; no dev set")
+    )
+    try:
+        with _progress() as progress:
+            info = train_ner(
+                train_sents, dev_sents, out_dir,
+                name=name or out_dir.resolve().name,
+                encoder_dir=settings.resolved_model_dir, encoder_name=settings.model_name,
+                config=config, train_path=data, dev_path=dev,
+                reporter=ProgressReporter(progress),
+            )  # fmt: skip
+    except DataError as exc:
+        raise fail(str(exc)) from None
+    metrics = info.metrics
+    summary = {
+        "name": info.name, "mode": info.mode, "version": info.version, "path": str(info.path),
+        "precision": metrics.get("precision"), "recall": metrics.get("recall"),
+        "f1": metrics.get("f1"), "seconds": info.meta["training"]["seconds"],
+    }  # fmt: skip
+    if as_json:
+        out.print_json(json.dumps(summary))
+    else:
+        out.print(
+            f"model {info.name} version {info.version} -> {info.path}\n"
+            f"dev F1 {summary['f1']}  P {summary['precision']}  R {summary['recall']}  "
+            f"trained in {summary['seconds']} s"
+        )
+
+
+@eval_app.command("ner")
+def eval_ner(
+    model: Annotated[
+        str,
+        typer.Option("--model", help="NER model dir, NAME[@VERSION], or a local HF checkpoint."),
+    ],
+    data: Annotated[Path, typer.Option("--data", help="CoNLL file (IOB1 or BIO2).")],
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="PNG of per-type F1 (default under reports/).")
+    ] = None,
+    as_json: JsonFlag = False,
+    data_dir: DataDir = None,
+    models_dir: ModelsDir = None,
+    model_dir: EncoderDir = None,
+) -> None:
+    """Entity-level strict precision, recall and F1 (overall and per type); a PNG."""
+    from stream_aimass.entities.aliases import AliasIndex
+    from stream_aimass.entities.kb import load_kb
+    from stream_aimass.entities.ner import DictionaryDetector, load_detector
+    from stream_aimass.models.encoder import Encoder, ModelLoadError
+    from stream_aimass.models.spans import bio_spans
+    from stream_aimass.training.conll import read_conll, to_bio2
+    from stream_aimass.training.data import DataError
+    from stream_aimass.training.ner_metrics import ner_report
+    from stream_aimass.training.plots import per_class_f1_png
+
+    settings = _settings(data_dir=data_dir, models_dir=models_dir, model_dir=model_dir)
+    try:
+        sentences = read_conll(data)
+    except DataError as exc:
+        raise fail(str(exc)) from None
+    with console.status(f"evaluating {model} on {len(sentences)} sentences"):
+        try:
+            shared = Encoder(
+                settings.resolved_model_dir, device=settings.device, dtype=settings.dtype,
+                max_tokens=128, name=settings.model_name,
+            )  # fmt: skip
+            detector = load_detector(
+                model, AliasIndex(load_kb()), shared, settings.resolved_models_dir
+            )
+        except ModelLoadError as exc:
+            raise fail(str(exc)) from None
+        if isinstance(detector, DictionaryDetector):
+            raise fail("--model is required: a NER model directory or reference")
+        predicted: list[list[str]] = []
+        words = [s.tokens for s in sentences]
+        for start in range(0, len(words), 64):
+            predicted.extend(detector.predict_words(words[start : start + 64], shared))  # type: ignore[attr-defined]
+    gold = [bio_spans(to_bio2(s.tags)) for s in sentences]
+    report = ner_report(gold, [bio_spans(tags) for tags in predicted])
+    report["model"] = {"name": detector.model.name, "version": detector.model.version}
+    png = plot or settings.data_dir / "reports" / (
+        f"{detector.model.name}-{detector.model.version}-{data.stem}-ner-f1.png"
+    )
+    per_class_f1_png(report["per_type"], png, f"{detector.model.name} on {data.name}: F1 per type")
+    report["plot"] = str(png)
+    report["data"] = str(data)
+    if as_json:
+        out.print_json(json.dumps(report))
+        return
+    out.print(
+        f"{detector.model.name} {detector.model.version} on {data.name}: precision "
+        f"{report['precision']:.4f}  recall {report['recall']:.4f}  F1 {report['f1']:.4f}"
+    )
+    table = Table("type", "precision", "recall", "f1", "support", title="per type")
+    for label, s in sorted(report["per_type"].items()):
+        table.add_row(
+            label, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}",
+            str(s["support"]),
+        )  # fmt: skip
+    out.print(table)
+    out.print(f"plot: {png}")
+
+
+@eval_app.command("linking")
+def eval_linking(
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", help="Labelled JSONL (default: the linking set shipped with the demo KB)."
+        ),
+    ] = None,
+    kb: Annotated[Path | None, typer.Option("--kb", help="KB JSONL [env AIMASS_KB_PATH].")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="PNG path.")] = None,
+    as_json: JsonFlag = False,
+    data_dir: DataDir = None,
+    model_dir: EncoderDir = None,
+) -> None:
+    """Linking accuracy and NIL precision on gold mentions, against the prior-only baseline."""
+    from importlib import resources
+
+    from stream_aimass.entities.evaluate import evaluate_linking, linking_png, read_linking_file
+    from stream_aimass.entities.extract import EntityExtractor
+    from stream_aimass.entities.kb import KBError
+    from stream_aimass.entities.linking import LinkWeights
+    from stream_aimass.models.encoder import Encoder
+    from stream_aimass.training.data import DataError
+
+    settings = _settings(data_dir=data_dir, model_dir=model_dir, kb_path=kb)
+    path = data or Path(
+        str(resources.files("stream_aimass") / "resources" / "kb" / "linking-eval.jsonl")
+    )
+    try:
+        examples = read_linking_file(path)
+    except DataError as exc:
+        raise fail(str(exc)) from None
+    with console.status(f"linking {sum(len(e.mentions) for e in examples)} mentions"):
+        encoder = Encoder(
+            settings.resolved_model_dir, device=settings.device, dtype=settings.dtype,
+            max_tokens=settings.max_tokens_per_document, name=settings.model_name,
+        )  # fmt: skip
+        try:
+            extractor = EntityExtractor.build(
+                encoder, kb_path=settings.kb_path, ner_model="",
+                models_dir=settings.resolved_models_dir, cache_dir=settings.data_dir / "cache",
+                weights=LinkWeights(nil_threshold=settings.link_nil_threshold),
+            )  # fmt: skip
+        except KBError as exc:
+            raise fail(str(exc)) from None
+        report = evaluate_linking(examples, extractor, encoder)
+    png = plot or settings.data_dir / "reports" / f"linking-{path.stem}.png"
+    linking_png(report, png, f"entity linking on {path.name} (KB {extractor.kb.name})")
+    report["plot"] = str(png)
+    report["data"] = str(path)
+    if as_json:
+        out.print_json(json.dumps(report))
+        return
+    base = report["prior_baseline"]
+    out.print(
+        f"{report['mentions']} mentions ({report['nil_mentions']} NIL): accuracy "
+        f"{report['accuracy']:.4f} (prior only {base['accuracy']:.4f}), NIL precision "
+        f"{report['nil_precision']:.4f}, ambiguous aliases {report['ambiguous']['accuracy']:.4f} "
+        f"(prior only {base['ambiguous']['accuracy']:.4f})"
+    )
+    out.print(f"plot: {png}")

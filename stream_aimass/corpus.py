@@ -10,13 +10,17 @@ the standard library, so the same corpus can be rebuilt anywhere.
 Texts are assembled from many sentence templates per category, filled with
 randomly drawn names, places and numbers. The category a document was built
 from is stored in ``meta["category_hint"]`` so that classifier output can be
-checked against it.
+checked against it. Many fillers name entities of the demo knowledge base
+(``resources/kb/demo-kb.jsonl``), some through ambiguous aliases ("Milan",
+"Jordan", "Mercury") that the sentence around them decides; their spans are
+stored in ``meta["entity_hints"]`` so that entity linking can be checked too.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -109,6 +113,10 @@ _LAST_NAMES = (
     "Oyelaran",
     "Baptiste",
 )
+# Fillers written ``[[surface|kb-id]]`` name an entity of the demo knowledge base
+# (``resources/kb/demo-kb.jsonl``); the marks become ``meta["entity_hints"]``. The id is
+# chosen by the slot, so one surface can name different entities: "Milan" is the city in
+# ``_CITIES`` and the football club in ``_TEAMS``.
 _TEAMS = (
     "Northbridge United",
     "Riverside Rovers",
@@ -126,6 +134,18 @@ _TEAMS = (
     "Lakeshore Falcons",
     "Stonebridge Lions",
     "Coppergate Celtic",
+    "[[Chelsea|club/chelsea]]",
+    "[[Liverpool|club/liverpool]]",
+    "[[Arsenal|club/arsenal]]",
+    "[[Manchester United|club/manchester-united]]",
+    "[[Manchester City|club/manchester-city]]",
+    "[[Milan|club/ac-milan]]",
+    "[[Inter Milan|club/inter-milan]]",
+    "[[Juventus|club/juventus]]",
+    "[[Real Madrid|club/real-madrid]]",
+    "[[Barcelona|club/fc-barcelona]]",
+    "[[Bayern Munich|club/bayern-munich]]",
+    "[[Santos|club/santos]]",
 )
 _TOURNAMENTS = (
     "Champions Cup",
@@ -135,76 +155,112 @@ _TOURNAMENTS = (
     "Super Cup",
     "world qualifiers",
     "summer invitational",
+    "[[World Cup|event/fifa-world-cup]]",
+)
+_FOOTBALLERS = (
+    "[[Lionel Messi|person/lionel-messi]]",
+    "[[Messi|person/lionel-messi]]",
+    "[[Cristiano Ronaldo|person/cristiano-ronaldo]]",
+    "[[Kylian Mbappé|person/kylian-mbappe]]",
+    "[[Erling Haaland|person/erling-haaland]]",
+    "[[Haaland|person/erling-haaland]]",
+)
+_TENNIS_PLAYERS = (
+    "[[Novak Djokovic|person/novak-djokovic]]",
+    "[[Djokovic|person/novak-djokovic]]",
+    "[[Rafael Nadal|person/rafael-nadal]]",
+    "[[Serena Williams|person/serena-williams]]",
+    "[[Venus Williams|person/venus-williams]]",
 )
 _CITIES = (
-    "London",
-    "Madrid",
-    "Berlin",
-    "Lagos",
-    "Tokyo",
-    "Toronto",
-    "Sao Paulo",
-    "Mumbai",
-    "Sydney",
-    "Nairobi",
-    "Seoul",
-    "Milan",
-    "Chicago",
-    "Warsaw",
-    "Istanbul",
-    "Mexico City",
-    "Amsterdam",
-    "Singapore",
-    "Cairo",
-    "Stockholm",
-    "Lisbon",
-    "Buenos Aires",
-    "Vienna",
-    "Manila",
+    "[[London|city/london]]",
+    "[[Madrid|city/madrid]]",
+    "[[Berlin|city/berlin]]",
+    "[[Lagos|city/lagos]]",
+    "[[Tokyo|city/tokyo]]",
+    "[[Toronto|city/toronto]]",
+    "[[Sao Paulo|city/sao-paulo]]",
+    "[[Mumbai|city/mumbai]]",
+    "[[Sydney|city/sydney]]",
+    "[[Nairobi|city/nairobi]]",
+    "[[Seoul|city/seoul]]",
+    "[[Milan|city/milan]]",
+    "[[Chicago|city/chicago]]",
+    "[[Warsaw|city/warsaw]]",
+    "[[Istanbul|city/istanbul]]",
+    "[[Mexico City|city/mexico-city]]",
+    "[[Amsterdam|city/amsterdam]]",
+    "[[Singapore|country/singapore]]",
+    "[[Cairo|city/cairo]]",
+    "[[Stockholm|city/stockholm]]",
+    "[[Lisbon|city/lisbon]]",
+    "[[Buenos Aires|city/buenos-aires]]",
+    "[[Vienna|city/vienna]]",
+    "[[Manila|city/manila]]",
+    "[[Paris|city/paris]]",
+    "[[Phoenix|city/phoenix]]",
+    "[[Liverpool|city/liverpool]]",
+    "[[Barcelona|city/barcelona]]",
 )
 _COUNTRIES = (
-    "Germany",
-    "Brazil",
-    "Japan",
-    "Kenya",
-    "Canada",
-    "India",
-    "France",
-    "Australia",
-    "Nigeria",
-    "Spain",
-    "South Korea",
-    "Mexico",
-    "Poland",
-    "Italy",
-    "Sweden",
-    "Indonesia",
-    "Argentina",
-    "Egypt",
-    "the Netherlands",
-    "Chile",
-    "Vietnam",
-    "Norway",
-    "Portugal",
-    "Ghana",
+    "[[Germany|country/germany]]",
+    "[[Brazil|country/brazil]]",
+    "[[Japan|country/japan]]",
+    "[[Kenya|country/kenya]]",
+    "[[Canada|country/canada]]",
+    "[[India|country/india]]",
+    "[[France|country/france]]",
+    "[[Australia|country/australia]]",
+    "[[Nigeria|country/nigeria]]",
+    "[[Spain|country/spain]]",
+    "[[South Korea|country/south-korea]]",
+    "[[Mexico|country/mexico]]",
+    "[[Poland|country/poland]]",
+    "[[Italy|country/italy]]",
+    "[[Sweden|country/sweden]]",
+    "[[Indonesia|country/indonesia]]",
+    "[[Argentina|country/argentina]]",
+    "[[Egypt|country/egypt]]",
+    "the [[Netherlands|country/netherlands]]",
+    "[[Chile|country/chile]]",
+    "[[Vietnam|country/vietnam]]",
+    "[[Norway|country/norway]]",
+    "[[Portugal|country/portugal]]",
+    "[[Ghana|country/ghana]]",
+    "[[Jordan|country/jordan]]",
+    "[[Georgia|country/georgia]]",
+    "[[Turkey|country/turkey]]",
 )
 _COMPANIES = (
-    "Siemens",
-    "Toyota",
-    "Samsung",
-    "Unilever",
-    "Microsoft",
-    "Nestle",
-    "Airbus",
-    "Volkswagen",
-    "Sony",
-    "IBM",
-    "Philips",
-    "Alibaba",
-    "Maersk",
-    "Intel",
-    "Nvidia",
-    "Shell",
+    "[[Siemens|company/siemens]]",
+    "[[Toyota|company/toyota]]",
+    "[[Samsung|company/samsung]]",
+    "[[Unilever|company/unilever]]",
+    "[[Microsoft|company/microsoft]]",
+    "[[Nestle|company/nestle]]",
+    "[[Airbus|company/airbus]]",
+    "[[Volkswagen|company/volkswagen]]",
+    "[[Sony|company/sony]]",
+    "[[IBM|company/ibm]]",
+    "[[Philips|company/philips]]",
+    "[[Alibaba|company/alibaba]]",
+    "[[Maersk|company/maersk]]",
+    "[[Intel|company/intel]]",
+    "[[Nvidia|company/nvidia]]",
+    "[[Shell|company/shell]]",
+    "[[Apple|company/apple]]",
+    "[[Amazon|company/amazon]]",
+    "[[Orange|company/orange]]",
+    "[[Santander|company/santander]]",
+    "[[Tesla|company/tesla]]",
+    "[[Ford|company/ford]]",
+    "[[Jaguar|company/jaguar]]",
+    "[[Nike|company/nike]]",
+    "[[Puma|company/puma]]",
+    "[[Mars|company/mars]]",
+    "[[Delta Air Lines|company/delta]]",
+    "[[HSBC|company/hsbc]]",
+    "[[Boeing|company/boeing]]",
     "Northwind Logistics",
     "Bluepeak Energy",
     "Corvane Foods",
@@ -214,25 +270,57 @@ _COMPANIES = (
     "Quantra Systems",
     "Meridian Telecom",
 )
+_BUSINESS_LEADERS = (
+    "[[Warren Buffett|person/warren-buffett]]",
+    "[[Jamie Dimon|person/jamie-dimon]]",
+    "[[Elon Musk|person/elon-musk]]",
+    "[[Jeff Bezos|person/jeff-bezos]]",
+    "[[Bill Gates|person/bill-gates]]",
+)
+_CENTRAL_BANKS = (
+    "the [[Federal Reserve|org/federal-reserve]]",
+    "the [[Fed|org/federal-reserve]]",
+    "the [[European Central Bank|org/ecb]]",
+    "the [[ECB|org/ecb]]",
+    "the [[Bank of England|org/bank-of-england]]",
+    "the [[Bank of Japan|org/bank-of-japan]]",
+)
 _TECH_COMPANIES = (
-    "Microsoft",
-    "Google",
-    "Apple",
-    "Samsung",
-    "IBM",
-    "Nvidia",
-    "Intel",
-    "AMD",
-    "Qualcomm",
-    "Sony",
-    "Huawei",
+    "[[Microsoft|company/microsoft]]",
+    "[[Google|company/google]]",
+    "[[Apple|company/apple]]",
+    "[[Amazon|company/amazon]]",
+    "[[Samsung|company/samsung]]",
+    "[[IBM|company/ibm]]",
+    "[[Nvidia|company/nvidia]]",
+    "[[Intel|company/intel]]",
+    "[[AMD|company/amd]]",
+    "[[Qualcomm|company/qualcomm]]",
+    "[[Sony|company/sony]]",
+    "[[Huawei|company/huawei]]",
+    "[[Meta|company/meta]]",
+    "[[OpenAI|company/openai]]",
     "Quantra Systems",
     "Lumenforge",
     "Cobaltwave",
     "Nimbus Labs",
     "Parallax AI",
 )
-_CHIPMAKERS = ("TSMC", "Intel", "Samsung", "Micron", "GlobalFoundries", "SK Hynix")
+_CHIPMAKERS = (
+    "[[TSMC|company/tsmc]]",
+    "[[Intel|company/intel]]",
+    "[[Samsung|company/samsung]]",
+    "[[Micron|company/micron]]",
+    "[[GlobalFoundries|company/globalfoundries]]",
+    "[[SK Hynix|company/sk-hynix]]",
+)
+_TECH_LEADERS = (
+    "[[Jensen Huang|person/jensen-huang]]",
+    "[[Sam Altman|person/sam-altman]]",
+    "[[Satya Nadella|person/satya-nadella]]",
+    "[[Sundar Pichai|person/sundar-pichai]]",
+    "[[Tim Cook|person/tim-cook]]",
+)
 _FUNDS = (
     "Blackridge Capital",
     "Aurora Partners",
@@ -252,7 +340,16 @@ _PRODUCTS = (
     "Spark 5G router",
 )
 _CHIPS = ("eight-core", "neural", "ARM-based", "low-power", "data centre", "graphics")
-_SOFTWARE = ("Python", "JavaScript", "Rust", "Java", "Linux", "database", "web server")
+_SOFTWARE = (
+    "[[Python|product/python]]",
+    "[[JavaScript|product/javascript]]",
+    "[[Rust|product/rust]]",
+    "[[Java|product/java]]",
+    "[[Linux|product/linux]]",
+    "[[Swift|product/swift]]",
+    "database",
+    "web server",
+)
 _PARTIES = (
     "Social Democratic Party",
     "Liberal Alliance",
@@ -264,27 +361,55 @@ _PARTIES = (
     "Christian Democratic Union",
     "Progressive Bloc",
 )
+_LEADERS = (
+    "[[Emmanuel Macron|person/emmanuel-macron]]",
+    "[[Olaf Scholz|person/olaf-scholz]]",
+    "[[Narendra Modi|person/narendra-modi]]",
+    "[[Keir Starmer|person/keir-starmer]]",
+    "[[Justin Trudeau|person/justin-trudeau]]",
+    "[[Recep Tayyip Erdogan|person/recep-tayyip-erdogan]]",
+    "[[Volodymyr Zelensky|person/volodymyr-zelensky]]",
+    "[[Xi Jinping|person/xi-jinping]]",
+    "[[Joe Biden|person/joe-biden]]",
+    "[[Donald Trump|person/donald-trump]]",
+)
+_BLOCS = (
+    "the [[United Nations|org/united-nations]]",
+    "the [[European Union|org/european-union]]",
+    "the [[EU|org/european-union]]",
+    "the [[UN|org/united-nations]]",
+)
 _TELESCOPES = (
-    "James Webb Space Telescope",
-    "Very Large Telescope",
-    "Hubble Space Telescope",
-    "Atacama Large Millimeter Array",
-    "Vera Rubin Observatory",
-    "Euclid telescope",
+    "[[James Webb Space Telescope|telescope/jwst]]",
+    "[[Very Large Telescope|telescope/vlt]]",
+    "[[Hubble Space Telescope|telescope/hubble]]",
+    "[[Hubble|telescope/hubble]] telescope",
+    "[[Atacama Large Millimeter Array|telescope/alma]]",
+    "[[Vera Rubin Observatory|telescope/vera-rubin]]",
+    "[[Euclid telescope|telescope/euclid]]",
 )
 _INSTITUTIONS = (
-    "the University of Cambridge",
-    "ETH Zurich",
-    "the University of Tokyo",
-    "the Max Planck Institute",
-    "MIT",
-    "the University of Cape Town",
-    "the Weizmann Institute",
-    "the University of Melbourne",
-    "McGill University",
-    "the Sorbonne",
+    "the [[University of Cambridge|univ/cambridge]]",
+    "[[Cambridge|univ/cambridge]]",
+    "[[Oxford|univ/oxford]]",
+    "[[ETH Zurich|univ/eth-zurich]]",
+    "the [[University of Tokyo|univ/tokyo]]",
+    "the [[Max Planck Institute|org/max-planck-society]]",
+    "[[MIT|univ/mit]]",
+    "[[Harvard|univ/harvard]]",
+    "[[Stanford|univ/stanford]]",
+    "the [[University of Cape Town|univ/cape-town]]",
+    "the [[Weizmann Institute|univ/weizmann]]",
+    "the [[University of Melbourne|univ/melbourne]]",
+    "[[McGill University|univ/mcgill]]",
+    "the [[Sorbonne|univ/sorbonne]]",
 )
-_LABS = ("CERN", "Fermilab", "the DESY laboratory", "the Brookhaven laboratory")
+_LABS = (
+    "[[CERN|org/cern]]",
+    "[[Fermilab|org/fermilab]]",
+    "the DESY laboratory",
+    "the Brookhaven laboratory",
+)
 _FIELDS = (
     "astrophysics",
     "marine biology",
@@ -299,30 +424,57 @@ _FIELDS = (
     "organic chemistry",
     "palaeontology",
 )
-_PLANETS = ("Mars", "Jupiter's moon Europa", "Saturn's moon Titan", "Venus", "Mercury")
+_PLANETS = (
+    "[[Mars|planet/mars]]",
+    "[[Jupiter|planet/jupiter]]'s moon [[Europa|moon/europa]]",
+    "[[Saturn|planet/saturn]]'s moon [[Titan|moon/titan]]",
+    "[[Venus|planet/venus]]",
+    "[[Mercury|planet/mercury]]",
+)
 _MISSIONS = ("Horizon", "Pathfinder II", "Aurora", "Meridian", "Voyager Next")
+_SPACE_AGENCIES = (
+    "[[NASA|org/nasa]]",
+    "the [[European Space Agency|org/esa]]",
+    "[[ESA|org/esa]]",
+)
+_SCIENTISTS = (
+    "[[Albert Einstein|person/albert-einstein]]",
+    "[[Einstein|person/albert-einstein]]",
+    "[[Isaac Newton|person/isaac-newton]]",
+    "[[Darwin|person/charles-darwin]]",
+    "[[Stephen Hawking|person/stephen-hawking]]",
+    "[[Max Planck|person/max-planck]]",
+)
 _DISEASES = (
-    "measles",
-    "influenza",
-    "tuberculosis",
-    "malaria",
-    "dengue fever",
-    "RSV",
-    "hepatitis B",
-    "cholera",
-    "whooping cough",
-    "norovirus",
+    "[[measles|disease/measles]]",
+    "[[influenza|disease/influenza]]",
+    "[[tuberculosis|disease/tuberculosis]]",
+    "[[malaria|disease/malaria]]",
+    "[[dengue fever|disease/dengue]]",
+    "[[RSV|disease/rsv]]",
+    "[[hepatitis B|disease/hepatitis-b]]",
+    "[[cholera|disease/cholera]]",
+    "[[whooping cough|disease/whooping-cough]]",
+    "[[norovirus|disease/norovirus]]",
+    "[[COVID-19|disease/covid-19]]",
+    "[[polio|disease/polio]]",
 )
 _CHRONIC = (
-    "heart disease",
-    "type 2 diabetes",
-    "Alzheimer's disease",
-    "stroke",
+    "[[heart disease|disease/heart-disease]]",
+    "[[type 2 diabetes|disease/type-2-diabetes]]",
+    "[[Alzheimer's disease|disease/alzheimers]]",
+    "[[stroke|disease/stroke]]",
     "high blood pressure",
     "colon cancer",
     "depression",
+    "[[asthma|disease/asthma]]",
 )
-_VECTOR_DISEASES = ("dengue fever", "malaria", "West Nile virus", "Zika virus")
+_VECTOR_DISEASES = (
+    "[[dengue fever|disease/dengue]]",
+    "[[malaria|disease/malaria]]",
+    "[[West Nile virus|disease/west-nile]]",
+    "[[Zika virus|disease/zika]]",
+)
 _DRUGS = (
     "Veltrazine",
     "Corimab",
@@ -332,6 +484,27 @@ _DRUGS = (
     "Ambrolix",
     "Tervacept",
     "Lunaflox",
+)
+_DRUGMAKERS = (
+    "[[Pfizer|company/pfizer]]",
+    "[[Moderna|company/moderna]]",
+    "[[AstraZeneca|company/astrazeneca]]",
+    "[[Novartis|company/novartis]]",
+    "[[Roche|company/roche]]",
+    "[[Novo Nordisk|company/novo-nordisk]]",
+    "[[Bayer|company/bayer]]",
+    "Helixa Pharma",
+)
+_REGULATORS = (
+    "[[FDA|org/fda]]",
+    "[[European Medicines Agency|org/ema]]",
+    "[[EMA|org/ema]]",
+)
+_HEALTH_BODIES = (
+    "The [[World Health Organization|org/who]]",
+    "The [[WHO|org/who]]",
+    "[[UNICEF|org/unicef]]",
+    "The [[CDC|org/cdc]]",
 )
 _HOSPITALS = (
     "St Mary's Hospital",
@@ -376,6 +549,22 @@ _ARTISTS = (
     "Noor",
     "Sasha Kingsley",
 )
+_STARS = (
+    "[[Taylor Swift|person/taylor-swift]]",
+    "[[Beyoncé|person/beyonce]]",
+    "[[Adele|person/adele]]",
+    "[[Paul McCartney|person/paul-mccartney]]",
+    "[[Tom Hanks|person/tom-hanks]]",
+    "[[Meryl Streep|person/meryl-streep]]",
+    "[[Harrison Ford|person/harrison-ford]]",
+    "[[Paris Hilton|person/paris-hilton]]",
+)
+_STUDIOS = (
+    "[[Netflix|company/netflix]]",
+    "[[Disney|company/disney]]",
+    "[[Amazon|company/amazon]]",
+    "[[Sony|company/sony]]",
+)
 _BANDS = (
     "The Velvet Drifters",
     "Glass Animals Club",
@@ -383,6 +572,7 @@ _BANDS = (
     "Paper Kites Union",
     "Luna Parade",
     "The Midnight Ferry",
+    "[[Coldplay|band/coldplay]]",
 )
 _ALBUMS = (
     "Golden Hour",
@@ -393,16 +583,16 @@ _ALBUMS = (
     "Concrete Gardens",
 )
 _FESTIVALS = (
-    "Venice Film Festival",
-    "Toronto International Film Festival",
-    "Berlinale",
-    "Sundance Film Festival",
-    "Cannes Film Festival",
-    "Glastonbury Festival",
+    "[[Venice Film Festival|event/venice-film-festival]]",
+    "[[Toronto International Film Festival|event/tiff]]",
+    "[[Berlinale|event/berlinale]]",
+    "[[Sundance Film Festival|event/sundance]]",
+    "[[Cannes Film Festival|event/cannes-film-festival]]",
+    "[[Glastonbury Festival|event/glastonbury]]",
 )
 _VENUES = (
-    "Wembley Stadium",
-    "Madison Square Garden",
+    "[[Wembley Stadium|place/wembley-stadium]]",
+    "[[Madison Square Garden|place/madison-square-garden]]",
     "the O2 Arena",
     "the Tokyo Dome",
     "the Hollywood Bowl",
@@ -461,6 +651,10 @@ _SENTENCES: dict[str, tuple[str, ...]] = {
         "Cyclist {athlete} took the leader's jersey after a brutal mountain stage near {city}.",
         "The players' union said the crowded match schedule was putting athletes at risk of injury.",
         "{athlete} scored a hat-trick in {minute} minutes as {team} thrashed {team2} in the cup.",
+        "{footballer} scored twice against {team2} and now leads the scoring charts in the {tournament}.",
+        "{tennis_player} won in straight sets to reach the quarter-finals of [[Wimbledon|event/wimbledon]].",
+        "Commentators compared the rookie's 50-point game to [[Jordan|person/michael-jordan]] in his years with the [[Chicago Bulls|club/chicago-bulls]].",
+        "[[Hamilton|person/lewis-hamilton]] started from pole position and led every lap of the Grand Prix in {city}.",
     ),
     "business": (
         "{company} reported quarterly earnings of {money_b} billion dollars, beating analyst forecasts by {pct} percent.",
@@ -483,6 +677,9 @@ _SENTENCES: dict[str, tuple[str, ...]] = {
         "A logistics startup from {city} raised {money_m} million dollars in a funding round led by {fund}.",
         "The currency of {country} slipped against the dollar after inflation data came in above expectations.",
         "Shareholders of {company2} approved the takeover bid at an extraordinary general meeting in {city}.",
+        "Billionaire investor {business_leader} said in an interview that shares of {company} still looked cheap.",
+        "Stock markets in {city} rallied after {central_bank} held interest rates steady and signalled cuts later in the year.",
+        "Analysts at [[Goldman Sachs|company/goldman-sachs]] raised their price target for {company}, citing strong cash flow.",
     ),
     "technology": (
         "{tech} unveiled a new {chip} processor that it says runs AI workloads {small} times faster than its predecessor.",
@@ -505,6 +702,9 @@ _SENTENCES: dict[str, tuple[str, ...]] = {
         "{tech} patched a bug in its encryption software that could have exposed user passwords.",
         "Open-source maintainers warned that the {software} ecosystem depends on a handful of unpaid volunteers.",
         "{tech} said its new AI model can translate speech between {medium} languages in real time.",
+        "{tech_leader} told developers at a conference in {city} that demand for AI chips still far exceeds supply.",
+        "{tech} said its voice assistant now runs on [[Android|product/android]] phones as well as [[Windows|product/windows]] laptops.",
+        "A start-up in {city} lets programmers switch between [[ChatGPT|product/chatgpt]] and [[Gemini|product/gemini]] through a single API.",
     ),
     "politics": (
         "Prime Minister {politician} called a snap election for {month}, hoping to strengthen the {party}'s majority in parliament.",
@@ -527,6 +727,10 @@ _SENTENCES: dict[str, tuple[str, ...]] = {
         "Ministers debated a proposal to lower the voting age to sixteen in national elections.",
         "The finance minister, {politician}, defended the tax reform in a heated session of parliament.",
         "Election observers from {country2} said the vote in {country} was largely free and fair.",
+        "{leader} and {leader2} discussed trade tariffs and border security at a summit in {city}.",
+        "The government of {country} asked {bloc} to send observers to monitor next month's parliamentary election.",
+        "Defence ministers of [[NATO|org/nato]] members agreed in [[Brussels|city/brussels]] to raise military spending over the next decade.",
+        "Diplomats said [[Washington|city/washington-dc]] had quietly backed the ceasefire talks between {country} and {country2}.",
     ),
     "science": (
         "Astronomers using the {telescope} detected water vapour in the atmosphere of an exoplanet {ly} light-years away.",
@@ -549,13 +753,15 @@ _SENTENCES: dict[str, tuple[str, ...]] = {
         "Volcanologists installed new seismic sensors on a volcano near {city} after a swarm of small earthquakes.",
         "A peer-reviewed study in {field} challenged a hypothesis that had stood for more than forty years.",
         "Researchers at {institution} grew miniature organ models in the lab to study how cells communicate.",
+        "The measurement agrees with a prediction first made by {scientist} to within a fraction of a percent.",
+        "Engineers at {space_agency} are testing the heat shield of a lander that will one day descend to {planet}.",
     ),
     "health": (
         "Hospitals in {city} reported a sharp rise in {disease} cases, with emergency wards running at full capacity.",
         "The health ministry of {country} launched a vaccination campaign against {disease} aimed at {people} children.",
-        "In a clinical trial, the drug {drug} cut hospital admissions among patients with {disease} by {pct2} percent.",
+        "In a clinical trial run by {drugmaker}, the drug {drug} cut hospital admissions among patients with {disease} by {pct2} percent.",
         "Surgeons at {hospital} performed the country's first robotic heart transplant on a {patient_age}-year-old patient.",
-        "The World Health Organization warned that {disease} outbreaks are spreading faster because of low vaccine coverage.",
+        "{health_body} warned that {disease} outbreaks are spreading faster because of low vaccine coverage.",
         "Nurses in {country} went on strike over pay and staffing levels, forcing hospitals to postpone routine surgery.",
         "Regulators approved {drug}, a new treatment for {chronic}, after trials showed fewer side effects.",
         "Waiting lists for hip and knee operations in {country} reached a record {wait} patients.",
@@ -571,6 +777,8 @@ _SENTENCES: dict[str, tuple[str, ...]] = {
         "Mosquito control teams in {city} sprayed several neighbourhoods after confirmed cases of {vector_disease}.",
         "The vaccine rollout in {country} reached {pct2} percent of adults, according to the health ministry.",
         "Paramedics in {city} said ambulance response times had improved after the hospital added {beds} new beds.",
+        "The {regulator} cleared {drug} for adults with {chronic} after two large trials showed it was safe.",
+        "Doctors in {city} reported a surge in patients asking for [[Ozempic|product/ozempic]] to lose weight.",
     ),
     "entertainment": (
         "The film {film}, directed by {person}, topped the box office with {money_m} million dollars on its opening weekend.",
@@ -593,6 +801,10 @@ _SENTENCES: dict[str, tuple[str, ...]] = {
         "The video game adaptation {film} drew mixed reviews from critics but strong ticket sales.",
         "{artist} and {band} will headline the summer music festival in {city} this {month}.",
         "The television drama {show} swept the awards night, taking home {small} trophies including best series.",
+        "{star} will present the lifetime achievement award at the {festival} this year.",
+        "The series {show} will move to {studio} for its {ordinal} season, the producers confirmed.",
+        "A touring production of [[Hamilton|work/hamilton-musical]] opens in {city} in {month}, and most tickets have already sold.",
+        "Fans of [[Queen|band/queen]] queued for hours to see the new film about [[Mercury|person/freddie-mercury]]'s early years.",
     ),
 }
 
@@ -657,6 +869,7 @@ def _fillers(rng: random.Random) -> dict[str, str]:
     """Draw one value for every slot used by the templates."""
     team, team2 = rng.sample(_TEAMS, 2)
     company, company2 = rng.sample(_COMPANIES, 2)
+    leader, leader2 = rng.sample(_LEADERS, 2)
     country, country2 = rng.sample(_COUNTRIES, 2)
     goals_a = rng.randint(1, 5)
     goals_b = rng.randint(0, goals_a - 1)
@@ -678,6 +891,21 @@ def _fillers(rng: random.Random) -> dict[str, str]:
         "tech": rng.choice(_TECH_COMPANIES),
         "chipco": rng.choice(_CHIPMAKERS),
         "fund": rng.choice(_FUNDS),
+        "footballer": rng.choice(_FOOTBALLERS),
+        "tennis_player": rng.choice(_TENNIS_PLAYERS),
+        "business_leader": rng.choice(_BUSINESS_LEADERS),
+        "central_bank": rng.choice(_CENTRAL_BANKS),
+        "tech_leader": rng.choice(_TECH_LEADERS),
+        "leader": leader,
+        "leader2": leader2,
+        "bloc": rng.choice(_BLOCS),
+        "space_agency": rng.choice(_SPACE_AGENCIES),
+        "scientist": rng.choice(_SCIENTISTS),
+        "health_body": rng.choice(_HEALTH_BODIES),
+        "drugmaker": rng.choice(_DRUGMAKERS),
+        "regulator": rng.choice(_REGULATORS),
+        "star": rng.choice(_STARS),
+        "studio": rng.choice(_STUDIOS),
         "product": rng.choice(_PRODUCTS),
         "chip": rng.choice(_CHIPS),
         "software": rng.choice(_SOFTWARE),
@@ -768,7 +996,10 @@ _STORY_SLOTS = (
 
 
 def _compose_text(rng: random.Random, category: str, story: Mapping[str, str]) -> str:
-    """Build a 1-4 sentence text of roughly 25-90 words for ``category``."""
+    """Build a 1-4 sentence text of roughly 25-90 words for ``category``.
+
+    The text still carries the ``[[surface|kb-id]]`` marks; see :func:`_unmark`.
+    """
     templates = list(_SENTENCES[category])
     rng.shuffle(templates)
     target = rng.randint(_MIN_WORDS, 75)
@@ -786,6 +1017,31 @@ def _compose_text(rng: random.Random, category: str, story: Mapping[str, str]) -
         if len(sentences) >= _MAX_SENTENCES or words >= target:
             break
     return " ".join(sentences)
+
+
+_MARK = re.compile(r"\[\[([^\[\]|]+)\|([a-z0-9][a-z0-9_./-]*)\]\]")
+
+
+def _unmark(marked: str) -> tuple[str, list[dict[str, object]]]:
+    """Drop the ``[[surface|kb-id]]`` marks; return the plain text and the marked spans.
+
+    Each span is ``{"id": kb-id, "start": ..., "end": ...}`` with character offsets
+    into the returned text, in text order.
+    """
+    parts: list[str] = []
+    hints: list[dict[str, object]] = []
+    length = 0
+    last = 0
+    for match in _MARK.finditer(marked):
+        literal = marked[last : match.start()]
+        surface, entity_id = match.group(1), match.group(2)
+        parts += (literal, surface)
+        length += len(literal)
+        hints.append({"id": entity_id, "start": length, "end": length + len(surface)})
+        length += len(surface)
+        last = match.end()
+    parts.append(marked[last:])
+    return "".join(parts), hints
 
 
 def generate_documents(
@@ -806,8 +1062,11 @@ def generate_documents(
 
     Returns:
         A list of dicts with keys ``id``, ``tenant``, ``ts`` (strictly
-        increasing epoch ms), ``text``, ``title``, ``lang`` and ``meta``
-        (``source`` and ``category_hint``, the category the text was built from).
+        increasing epoch ms), ``text``, ``title``, ``lang`` and ``meta``:
+        ``source``, ``category_hint`` (the category the text was built from)
+        and ``entity_hints``, the knowledge-base entities named in ``text`` as
+        ``{"id": kb-id, "start": ..., "end": ...}`` with ``text[start:end]``
+        the surface form, in text order.
     """
     if n < 0:
         raise ValueError("n must be >= 0")
@@ -821,18 +1080,20 @@ def generate_documents(
             ts += rng.randint(1, 4_000)
         category = rng.choice(CATEGORIES)
         story = _fillers(rng)
-        title = rng.choice(_TITLES[category]).format_map(story)
+        title, _ = _unmark(rng.choice(_TITLES[category]).format_map(story))
+        text, entity_hints = _unmark(_compose_text(rng, category, story))
         documents.append(
             {
                 "id": f"doc-{seed}-{i:07d}",
                 "tenant": rng.choice(tenants),
                 "ts": ts,
                 "title": title,
-                "text": _compose_text(rng, category, story),
+                "text": text,
                 "lang": "en",
                 "meta": {
                     "source": rng.choice(_SOURCES),
                     "category_hint": category,
+                    "entity_hints": entity_hints,
                 },
             }
         )

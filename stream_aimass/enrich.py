@@ -28,6 +28,8 @@ from aiokafka.errors import KafkaError
 
 from stream_aimass.batching import Batch, TokenBudgetBatcher
 from stream_aimass.decode import DocumentDecoder
+from stream_aimass.entities.extract import EntityExtractor
+from stream_aimass.entities.linking import LinkedEntity, LinkWeights
 from stream_aimass.kafka import (
     OffsetTracker,
     make_consumer,
@@ -41,7 +43,7 @@ from stream_aimass.models.classify import (
     ZeroShotClassifier,
     load_classifier_set,
 )
-from stream_aimass.models.encoder import Encoder
+from stream_aimass.models.encoder import Encoder, Tokenized
 from stream_aimass.models.reload import ClassifierWatcher, current_specs
 from stream_aimass.observability import Metrics
 from stream_aimass.records import (
@@ -74,6 +76,8 @@ class Pending:
     tp: TopicPartition
     raw: bytes
     key: bytes | None
+    offsets: list[tuple[int, int]] | None = None  # per piece, when entities are on
+    word_ids: list[int | None] | None = None
 
 
 class DocumentEnricher:
@@ -91,8 +95,10 @@ class DocumentEnricher:
         classifiers: ClassifierSet | None = None,
         models_dir: Path | None = None,
         metrics: Metrics | None = None,
+        entities: EntityExtractor | None = None,
     ) -> None:
         self.encoder = encoder
+        self.entities = entities
         self.topic = topic
         self.model = ModelRef(model_name or encoder.name, encoder.version)
         self.models_dir = models_dir or Path("models")
@@ -118,7 +124,20 @@ class DocumentEnricher:
         topic = (
             ZeroShotClassifier(encoder, settings.labels, name="topic") if settings.labels else None
         )
-        enricher = cls(encoder, topic, settings.model_name, models_dir=settings.resolved_models_dir)
+        entities = None
+        if settings.entities_enabled:
+            entities = EntityExtractor.build(
+                encoder,
+                kb_path=settings.kb_path,
+                ner_model=settings.ner_model,
+                models_dir=settings.resolved_models_dir,
+                cache_dir=settings.data_dir / "cache",
+                weights=LinkWeights(nil_threshold=settings.link_nil_threshold),
+            )
+        enricher = cls(
+            encoder, topic, settings.model_name, models_dir=settings.resolved_models_dir,
+            entities=entities,
+        )  # fmt: skip
         enricher.swap(enricher.load_classifiers(current_specs(settings)))
         return enricher
 
@@ -135,8 +154,15 @@ class DocumentEnricher:
                 self.metrics.model_info.labels(c.name, c.model.name, c.model.version).set(1)
         return old
 
+    def tokenize(self, texts: list[str]) -> Tokenized:
+        """Token ids for the batcher; offsets and word ids too when entities are on."""
+        if self.entities is not None:
+            return self.encoder.tokenize_with_offsets(texts)
+        return Tokenized(self.encoder.tokenize(texts), [], [])
+
     def describe(self) -> dict[str, Any]:
         return {
+            "entities": self.entities.describe() if self.entities is not None else None,
             "encoder": self.encoder.describe(),
             "topic": self.topic.describe() if self.topic is not None else None,
             "classifiers": self.classifiers.describe(),
@@ -148,7 +174,8 @@ class DocumentEnricher:
         classifiers = self.classifiers
         t0 = time.perf_counter()
         ids = [p.ids for p in items]
-        encoded = self.encoder.encode_ids(ids)
+        entities = self.entities
+        encoded = self.encoder.encode_ids(ids, token_states=entities is not None)
         t1 = time.perf_counter()
         texts = [p.document.text for p in items]
         head_input = HeadInput(encoded.embeddings, ids, texts)
@@ -165,19 +192,32 @@ class DocumentEnricher:
         classified = classifiers.classify(head_input)
         halves = encoded.embeddings.astype("<f2")
         t2 = time.perf_counter()
+        linked: list[list[LinkedEntity]] = [[] for _ in items]
+        entities_model: dict[str, dict[str, str]] | None = None
+        if entities is not None:
+            tokenized = Tokenized(
+                ids, [p.offsets or [] for p in items], [p.word_ids or [] for p in items]
+            )
+            linked = entities.extract(texts, tokenized, encoded)
+            entities_model = entities.models()
+        t3 = time.perf_counter()
         timings = {
             "queue": round(queued_ms, 3),
             "forward": round((t1 - t0) * 1000, 3),
             "heads": round((t2 - t1) * 1000, 3),
+            "entities": round((t3 - t2) * 1000, 3),
             "batch_size": float(len(items)),
         }
         models = {self.model.name: self.model.version}
         if topic is not None:
             models[topic.model.name] = topic.model.version
         models.update(classifiers.models())
+        if entities_model is not None:
+            for part in entities_model.values():
+                models[part["name"]] = part["version"]
         # Usage metering bills each document its share of the batch's model time by tokens.
         total_tokens = max(1, sum(encoded.tokens))
-        model_ms = (t2 - t0) * 1000
+        model_ms = (t3 - t0) * 1000
         now = _now_ms()
         out = []
         for row, item in enumerate(items):
@@ -194,6 +234,8 @@ class DocumentEnricher:
                 classifications=tuple(classified[row]),
                 compute_ms=round(model_ms * encoded.tokens[row] / total_tokens, 3),
                 models=models,
+                entities=tuple(linked[row]),
+                entities_model=entities_model,
             )
             out.append(enriched.to_json())
         return out
@@ -332,15 +374,18 @@ class EnrichService:
                 self._timed("decode", time.perf_counter() - t0)
                 if docs:
                     t0 = time.perf_counter()
-                    ids = await loop.run_in_executor(
+                    tokenized = await loop.run_in_executor(
                         self._cpu_pool,
-                        self.enricher.encoder.tokenize,
+                        self.enricher.tokenize,
                         [p.document.text for p in docs],
                     )
                     self._timed("tokenize", time.perf_counter() - t0)
-                    for pending, seq in zip(docs, ids, strict=True):
-                        pending.ids = seq
-                        self.batcher.add(pending, len(seq))
+                    for row, pending in enumerate(docs):
+                        pending.ids = tokenized.ids[row]
+                        if tokenized.offsets:
+                            pending.offsets = tokenized.offsets[row]
+                            pending.word_ids = tokenized.word_ids[row]
+                        self.batcher.add(pending, len(pending.ids))
             await self._release(force=False)
             if self._clock() >= next_lag_report:
                 await report_lag(

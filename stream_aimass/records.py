@@ -110,6 +110,8 @@ class EnrichedDocument:
     classifications: tuple[Classification, ...] = ()
     compute_ms: float = 0.0  # this document's share (by tokens) of its batch's model time
     models: dict[str, str] = field(default_factory=dict)  # every model used: name -> version
+    entities: tuple[Any, ...] = ()  # LinkedEntity: anything with to_dict()
+    entities_model: dict[str, dict[str, str]] | None = None  # {"ner": ref, "kb": ref}
 
     @property
     def key(self) -> bytes:
@@ -143,6 +145,8 @@ class EnrichedDocument:
                 "classifications": [c.to_dict() for c in self.classifications],
                 "compute_ms": self.compute_ms,
                 "models": self.models or {self.model.name: self.model.version},
+                "entities": [e.to_dict() for e in self.entities],
+                "entities_model": self.entities_model,
             }
         )
 

@@ -128,6 +128,20 @@ class Settings(BaseSettings):
         description="JSON file with the same shape as `classifiers`; when it exists it wins "
         "and is watched: editing it hot-swaps models. Default `<data_dir>/classifiers.json`.",
     )
+    entities_enabled: bool = Field(
+        True, description="Detect entity mentions and link them to the KB on every document."
+    )
+    kb_path: Path | None = Field(
+        None, description="Knowledge base JSONL (see the KB format); default: the demo KB."
+    )
+    ner_model: str = Field(
+        "",
+        description="NER model: `NAME[@VERSION]`, a model dir, or a local HF token-"
+        "classification checkpoint; empty: KB dictionary matching.",
+    )
+    link_nil_threshold: float = Field(
+        0.55, description="Linking score below which a mention stays unlinked (NIL)."
+    )
     model_reload_interval_s: float = Field(
         2.0, ge=0, description="How often the worker checks `classifiers_file` (0: never)."
     )
@@ -228,6 +242,8 @@ def settings_table(current: Settings | None = None) -> list[dict[str, str]]:
             shown_default = "bundled all-MiniLM-L6-v2"
         elif name == "models_dir":
             shown_default = "<data_dir>/models"
+        elif name == "kb_path":
+            shown_default = "bundled demo KB"
         elif name == "classifiers_file":
             shown_default = "<data_dir>/classifiers.json"
         rows.append(

@@ -1,5 +1,5 @@
-"""Sink role: enriched documents (and their classifications), user events and dead letters
-into ClickHouse.
+"""Sink role: enriched documents (and their classifications and entity mentions), user events
+and dead letters into ClickHouse.
 
 Reads ``aimass.enriched``, ``aimass.events`` and ``aimass.dlq``; commits after the insert.
 
@@ -29,6 +29,7 @@ from stream_aimass.sinks.clickhouse import (
     CLASSIFICATION_COLUMNS,
     DEAD_LETTER_COLUMNS,
     DOCUMENT_COLUMNS,
+    ENTITY_MENTION_COLUMNS,
     EVENT_COLUMNS,
     ClickHouseWriter,
     InsertBatch,
@@ -36,6 +37,7 @@ from stream_aimass.sinks.clickhouse import (
     classification_rows,
     dead_letter_row,
     document_row,
+    entity_mention_rows,
     event_row,
 )
 
@@ -103,10 +105,17 @@ class SinkService:
         )
         self._documents = TableBuffer("documents", DOCUMENT_COLUMNS)
         self._classifications = TableBuffer("classifications", CLASSIFICATION_COLUMNS)
+        self._entity_mentions = TableBuffer("entity_mentions", ENTITY_MENTION_COLUMNS)
         self._dead = TableBuffer("dead_letters", DEAD_LETTER_COLUMNS)
         self._events = TableBuffer("events", EVENT_COLUMNS)
         self._event_decoder = EventDecoder(settings.max_event_bytes)
-        self._buffers = (self._documents, self._classifications, self._events, self._dead)
+        self._buffers = (
+            self._documents,
+            self._classifications,
+            self._entity_mentions,
+            self._events,
+            self._dead,
+        )
         self._stopping = asyncio.Event()
         self._flush_lock = asyncio.Lock()
         self.consumer: Any = None
@@ -189,9 +198,12 @@ class SinkService:
         # Build every row before buffering any: a RowError leaves no half of the record.
         row = document_row(msg.value, tp.topic, tp.partition, msg.offset)
         classified = classification_rows(msg.value, tp.topic, tp.partition, msg.offset)
+        mentions = entity_mention_rows(msg.value, tp.topic, tp.partition, msg.offset)
         self._documents.add(row, tp, msg.offset, now)
         for classification in classified:
             self._classifications.add(classification, tp, msg.offset, now)
+        for mention in mentions:
+            self._entity_mentions.add(mention, tp, msg.offset, now)
 
     def _buffer_events(self, tp: TopicPartition, messages: list[Any], now: float) -> None:
         for msg in messages:

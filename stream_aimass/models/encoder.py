@@ -75,6 +75,17 @@ class EncodedBatch:
 
     embeddings: np.ndarray  # (n, dim) float32
     tokens: list[int]
+    # Per document, its (tokens, dim) float32 hidden states, when asked for (NER, linking).
+    token_states: list[np.ndarray] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tokenized:
+    """Token ids with the character offsets and word index of every piece."""
+
+    ids: list[list[int]]
+    offsets: list[list[tuple[int, int]]]
+    word_ids: list[list[int | None]]
 
 
 class Encoder:
@@ -131,6 +142,19 @@ class Encoder:
         ids: list[list[int]] = out["input_ids"]
         return ids
 
+    def tokenize_with_offsets(self, texts: list[str]) -> Tokenized:
+        """Like :meth:`tokenize`, plus each piece's (start, end) characters and word index."""
+        out = self.tokenizer(
+            texts,
+            truncation=True,
+            max_length=self.max_tokens,
+            add_special_tokens=True,
+            return_offsets_mapping=True,
+        )
+        offsets = [[(int(a), int(b)) for a, b in row] for row in out["offset_mapping"]]
+        word_ids = [out.word_ids(i) for i in range(len(texts))]
+        return Tokenized(out["input_ids"], offsets, word_ids)
+
     def _tensors(self, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         import torch
 
@@ -147,12 +171,14 @@ class Encoder:
             t_mask = t_mask.pin_memory().to(self.device, non_blocking=True)
         return t_ids, t_mask
 
-    def encode_ids(self, ids: list[list[int]]) -> EncodedBatch:
-        """One forward pass over a batch of token id lists."""
+    def encode_ids(self, ids: list[list[int]], *, token_states: bool = False) -> EncodedBatch:
+        """One forward pass over a batch of token id lists (and, if asked, token states)."""
         import torch
 
         if not ids:
-            return EncodedBatch(np.zeros((0, self.dim), dtype=np.float32), [])
+            return EncodedBatch(
+                np.zeros((0, self.dim), dtype=np.float32), [], [] if token_states else None
+            )
         t_ids, t_mask = self._tensors(ids)
         autocast = self.dtype == "bf16" and self.device == "cpu"
         with self._lock, torch.inference_mode():
@@ -163,7 +189,11 @@ class Encoder:
             pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
             pooled = torch.nn.functional.normalize(pooled, dim=-1)
             emb = pooled.cpu().numpy()
-        return EncodedBatch(emb.astype(np.float32, copy=False), [len(x) for x in ids])
+            states = None
+            if token_states:
+                full = hidden.cpu().numpy()
+                states = [full[row, : len(seq)] for row, seq in enumerate(ids)]
+        return EncodedBatch(emb.astype(np.float32, copy=False), [len(x) for x in ids], states)
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         """Convenience: tokenize and encode (no batching policy; for small inputs)."""

@@ -37,6 +37,13 @@ CLASSIFICATION_COLUMNS = [
     "enriched_topic", "enriched_partition", "enriched_offset", "enriched_at",
 ]  # fmt: skip
 
+ENTITY_MENTION_COLUMNS = [
+    "tenant", "doc_id", "ts", "mention_start", "mention_end", "mention_text", "label",
+    "entity_id", "entity_name", "linked", "score",
+    "ner_model", "ner_version", "kb_name", "kb_version",
+    "enriched_topic", "enriched_partition", "enriched_offset", "enriched_at",
+]  # fmt: skip
+
 DEAD_LETTER_COLUMNS = [
     "source_topic", "source_partition", "source_offset", "source_ts", "stage", "reason",
     "error_type", "raw_b64", "raw_bytes", "raw_truncated", "raw_preview", "failed_at",
@@ -48,6 +55,7 @@ EVENT_COLUMNS = [
 ]  # fmt: skip
 
 _PREVIEW_CHARS = 500
+_UINT32_MAX = 2**32 - 1
 
 # Sent with every insert: since ClickHouse 24.7 a retried block reaches the materialized views
 # (usage_hourly) even when the source table drops it; this lets them drop it too.
@@ -73,6 +81,32 @@ def _str_list(value: Any, field: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise TypeError(f"{field} must be a list of strings, not {value!r}")
     return value
+
+
+def _opt_str(value: Any, field: str) -> str:
+    """A string, or '' for a null: anything else (0, false, a list) is an error, not ''."""
+    return "" if value is None else _str(value, field)
+
+
+def _offset(value: Any, field: str) -> int:
+    # bool is an int in Python but never a character offset.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{field} must be an integer, not {value!r}")
+    if not 0 <= value <= _UINT32_MAX:
+        raise ValueError(f"{field} {value} is out of range")
+    return value
+
+
+def _model_ref(models: dict[str, Any], role: str) -> tuple[str, str]:
+    ref = models.get(role)
+    if ref is None:
+        return "", ""
+    if not isinstance(ref, dict):
+        raise TypeError(f"entities_model.{role} must be an object, not {ref!r}")
+    return (
+        _opt_str(ref.get("name"), f"entities_model.{role}.name"),
+        _opt_str(ref.get("version"), f"entities_model.{role}.version"),
+    )
 
 
 def _models(value: Any) -> dict[str, str]:
@@ -171,6 +205,72 @@ def classification_rows(value: bytes, topic: str, partition: int, offset: int) -
     except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as exc:
         raise RowError(
             f"enriched record has malformed classifications: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def entity_mention_rows(value: bytes, topic: str, partition: int, offset: int) -> list[list[Any]]:
+    """``entity_mentions`` rows (one per mention) from an ``aimass.enriched`` record.
+
+    A record without ``entities`` (older producers) gives no rows. A mention whose
+    ``entity_id`` is null or empty is NIL: stored with ``entity_id`` '' and ``linked`` 0.
+    """
+    try:
+        rec = orjson.loads(value)
+        entries = rec.get("entities") or []
+        if not isinstance(entries, list):
+            raise TypeError(f"entities must be a list, not {entries!r}")
+        models = rec.get("entities_model") or {}
+        if not isinstance(models, dict):
+            raise TypeError(f"entities_model must be an object, not {models!r}")
+        ner_model, ner_version = _model_ref(models, "ner")
+        kb_name, kb_version = _model_ref(models, "kb")
+        tenant, doc_id, ts = rec["tenant"], rec["id"], _dt(rec["ts"])
+        enriched_at = _dt(rec["enriched_at_ms"])
+        rows: list[list[Any]] = []
+        seen: set[tuple[int, int]] = set()
+        for entry in entries:
+            start = _offset(entry["start"], "start")
+            end = _offset(entry["end"], "end")
+            if start > end:
+                raise ValueError(f"mention start {start} is after its end {end}")
+            if (start, end) in seen:
+                # Rows are keyed by span: a second mention would silently replace the first.
+                raise ValueError(f"mention {start}-{end} appears twice")
+            seen.add((start, end))
+            label = _str(entry["label"], "label")
+            if not label:
+                raise ValueError("mention label is empty")
+            score = entry["score"]
+            if not isinstance(score, int | float) or isinstance(score, bool):
+                raise TypeError(f"score must be a number, not {score!r}")
+            entity_id = _opt_str(entry.get("entity_id"), "entity_id")
+            rows.append(
+                [
+                    tenant,
+                    doc_id,
+                    ts,
+                    start,
+                    end,
+                    _str(entry["text"], "text"),
+                    label,
+                    entity_id,
+                    _opt_str(entry.get("name"), "name"),
+                    1 if entity_id else 0,
+                    float(score),
+                    ner_model,
+                    ner_version,
+                    kb_name,
+                    kb_version,
+                    topic,
+                    partition,
+                    offset,
+                    enriched_at,
+                ]
+            )
+        return rows
+    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise RowError(
+            f"enriched record has malformed entities: {type(exc).__name__}: {exc}"
         ) from exc
 
 

@@ -30,12 +30,15 @@ pytestmark = pytest.mark.integration
 
 
 # Parameters of the queries that take some (the others take none).
+_EVERY_TENANT_EVER = {
+    "tenant": "",
+    "from": datetime(1970, 1, 1, tzinfo=UTC),
+    "to": datetime(2200, 1, 1, tzinfo=UTC),
+}
 QUERY_PARAMETERS = {
-    "usage": {
-        "tenant": "",
-        "from": datetime(1970, 1, 1, tzinfo=UTC),
-        "to": datetime(2200, 1, 1, tzinfo=UTC),
-    }
+    "usage": _EVERY_TENANT_EVER,
+    "top-entities": _EVERY_TENANT_EVER,
+    "entity-trend": {**_EVERY_TENANT_EVER, "entity": "company/apple"},
 }
 
 
@@ -82,7 +85,7 @@ def test_migrations_apply_once(settings: Settings) -> None:
     client = get_client(settings)
     first = migrate(client)
     assert "0001_documents.sql" in first and "0002_dead_letters.sql" in first
-    assert first[-3:] == ["0004_document_models.sql", "0005_classifications.sql", "0006_usage.sql"]
+    assert first[-3:] == ["0005_classifications.sql", "0006_usage.sql", "0007_entity_mentions.sql"]
     assert migrate(client) == []
 
 

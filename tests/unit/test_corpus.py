@@ -77,6 +77,7 @@ def test_document_shape(documents: list[dict[str, object]]) -> None:
         meta = document["meta"]
         assert isinstance(meta, dict)
         assert meta["category_hint"] in CATEGORIES
+        assert isinstance(meta["entity_hints"], list)
     assert {d["tenant"] for d in documents} == tenants
     assert len({d["meta"]["category_hint"] for d in documents}) == len(CATEGORIES)  # type: ignore[index]
 
@@ -93,6 +94,93 @@ def test_documents_reject_bad_arguments() -> None:
         generate_documents(-1)
     with pytest.raises(ValueError):
         generate_documents(3, tenants=())
+
+
+# --------------------------------------------------------------------------- entity hints
+
+
+@pytest.fixture(scope="module")
+def kb_forms() -> dict[str, set[str]]:
+    """Demo KB id -> its lowercased name and aliases (read with plain json)."""
+    path = resources.files("stream_aimass") / "resources" / "kb" / "demo-kb.jsonl"
+    forms: dict[str, set[str]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            entity = json.loads(line)
+            forms[entity["id"]] = {f.lower() for f in (entity["name"], *entity["aliases"])}
+    return forms
+
+
+def hints_of(document: dict[str, object]) -> list[dict[str, Any]]:
+    meta = document["meta"]
+    assert isinstance(meta, dict)
+    hints = meta["entity_hints"]
+    assert isinstance(hints, list)
+    return hints
+
+
+def test_entity_hint_offsets_are_exact(documents: list[dict[str, object]]) -> None:
+    for document in documents:
+        text = document["text"]
+        assert isinstance(text, str)
+        assert "[[" not in text and "]]" not in text
+        assert "[[" not in str(document["title"])
+        end = 0
+        for hint in hints_of(document):
+            assert set(hint) == {"id", "start", "end"}
+            assert isinstance(hint["start"], int) and isinstance(hint["end"], int)
+            assert end <= hint["start"] < hint["end"] <= len(text), (document["id"], hint)
+            surface = text[hint["start"] : hint["end"]]
+            assert surface == surface.strip() and surface, (document["id"], hint)
+            end = hint["end"]
+
+
+def test_entity_hints_name_kb_entities(
+    documents: list[dict[str, object]], kb_forms: dict[str, set[str]]
+) -> None:
+    for document in documents:
+        text = str(document["text"])
+        for hint in hints_of(document):
+            assert hint["id"] in kb_forms, hint
+            surface = text[hint["start"] : hint["end"]].lower()
+            assert surface in kb_forms[hint["id"]], (surface, hint["id"])
+
+
+def test_every_category_mentions_entities(documents: list[dict[str, object]]) -> None:
+    with_hints: dict[str, list[bool]] = {}
+    for document in documents:
+        category = document["meta"]["category_hint"]  # type: ignore[index]
+        with_hints.setdefault(category, []).append(bool(hints_of(document)))
+    for category, flags in with_hints.items():
+        assert sum(flags) / len(flags) >= 0.5, category
+
+
+def test_entity_mentions_stay_a_minority_of_the_words(documents: list[dict[str, object]]) -> None:
+    words = sum(len(str(d["text"]).split()) for d in documents)
+    hinted = sum(
+        len(str(d["text"])[h["start"] : h["end"]].split()) for d in documents for h in hints_of(d)
+    )
+    assert 0.02 < hinted / words < 0.2
+
+
+def test_ambiguous_aliases_get_the_sense_their_slot_decides(
+    kb_forms: dict[str, set[str]],
+) -> None:
+    owners: dict[str, set[str]] = {}
+    for entity_id, forms in kb_forms.items():
+        for form in forms:
+            owners.setdefault(form, set()).add(entity_id)
+    senses: dict[str, set[str]] = {}
+    for document in generate_documents(1000, seed=13):
+        text = str(document["text"])
+        for hint in hints_of(document):
+            surface = text[hint["start"] : hint["end"]].lower()
+            if len(owners[surface]) > 1:
+                senses.setdefault(surface, set()).add(hint["id"])
+    assert len(senses) >= 15, sorted(senses)
+    assert senses["milan"] == {"city/milan", "club/ac-milan"}
+    assert senses["liverpool"] == {"city/liverpool", "club/liverpool"}
+    assert "country/jordan" in senses["jordan"] and "person/michael-jordan" in senses["jordan"]
 
 
 # --------------------------------------------------------------------------- events

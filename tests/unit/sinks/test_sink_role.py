@@ -124,3 +124,69 @@ def test_malformed_classifications_make_the_whole_record_a_dead_letter(tmp_path:
     (dead,) = tables["dead_letters"]
     assert dead[4] == "sink" and "malformed classifications" in dead[5]
     assert consumer.commits == [{ENRICHED: 12}]
+
+
+def mentioned(doc_id: str, entities: Any) -> bytes:
+    rec = orjson.loads(record(doc_id, [intent()]))
+    rec["entities"] = entities
+    rec["entities_model"] = {
+        "ner": {"name": "wikigold-ner", "version": "abc123def456"},
+        "kb": {"name": "demo-kb", "version": "0123456789ab"},
+    }
+    return orjson.dumps(rec)
+
+
+def apple(start: int = 0) -> dict[str, Any]:
+    return {
+        "text": "Apple",
+        "start": start,
+        "end": start + 5,
+        "label": "ORG",
+        "entity_id": "company/apple",
+        "name": "Apple Inc.",
+        "score": 0.83,
+    }
+
+
+NIL = {"text": "Zorblatt", "start": 20, "end": 28, "label": "ORG", "entity_id": None,
+       "name": None, "score": 0.12}  # fmt: skip
+
+
+def test_enriched_records_feed_entity_mentions(tmp_path: Path) -> None:
+    sink, client, consumer = service(tmp_path)
+    messages = [
+        Message(mentioned("d1", [apple(), NIL]), 10),
+        Message(record("d2"), 11),  # an older producer: no entities
+        Message(mentioned("d3", [apple(7)]), 12),
+    ]
+    sink._buffer({ENRICHED: messages})
+    asyncio.run(sink.flush())
+    tables = {table: rows for table, rows, _, _ in client.inserts}
+    assert [r[1] for r in tables["documents"]] == ["d1", "d2", "d3"]
+    assert [(r[1], r[3], r[7]) for r in tables["entity_mentions"]] == [
+        ("d1", 0, "company/apple"),
+        ("d1", 20, ""),
+        ("d3", 7, "company/apple"),
+    ]
+    tokens = {table: s["insert_deduplication_token"] for table, _, _, s in client.inserts}
+    assert tokens["entity_mentions"] == "entity_mentions|aimass.enriched:0:10-12"
+    assert consumer.commits == [{ENRICHED: 13}]  # once, after every table was inserted
+
+
+def test_malformed_entities_make_the_whole_record_a_dead_letter(tmp_path: Path) -> None:
+    sink, client, consumer = service(tmp_path)
+    broken = apple()
+    broken["start"], broken["end"] = 9, 4
+    messages = [
+        Message(mentioned("d1", [apple()]), 10),
+        Message(mentioned("bad", [apple(30), broken]), 11),  # the first mention is fine
+    ]
+    sink._buffer({ENRICHED: messages})
+    asyncio.run(sink.flush())
+    tables = {table: rows for table, rows, _, _ in client.inserts}
+    assert [r[1] for r in tables["documents"]] == ["d1"]  # no part of the broken record
+    assert [r[1] for r in tables["classifications"]] == ["d1"]
+    assert [r[1] for r in tables["entity_mentions"]] == ["d1"]
+    (dead,) = tables["dead_letters"]
+    assert dead[4] == "sink" and "malformed entities" in dead[5]
+    assert consumer.commits == [{ENRICHED: 12}]

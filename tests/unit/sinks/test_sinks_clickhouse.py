@@ -27,6 +27,7 @@ from stream_aimass.sinks.clickhouse import (
     CLASSIFICATION_COLUMNS,
     DEAD_LETTER_COLUMNS,
     DOCUMENT_COLUMNS,
+    ENTITY_MENTION_COLUMNS,
     INSERT_SETTINGS,
     ClickHouseWriter,
     InsertBatch,
@@ -35,6 +36,7 @@ from stream_aimass.sinks.clickhouse import (
     dead_letter_row,
     dedup_token,
     document_row,
+    entity_mention_rows,
 )
 
 TS_MS = 1_735_689_600_123  # 2025-01-01T00:00:00.123Z
@@ -72,7 +74,7 @@ def enriched(**document_fields: Any) -> EnrichedDocument:
 
 
 # Keys the producer added later; records written before them lack them.
-NEWER_KEYS = ("compute_ms", "models", "classifications")
+NEWER_KEYS = ("compute_ms", "models", "classifications", "entities", "entities_model")
 
 
 def legacy(value: bytes) -> bytes:
@@ -408,6 +410,181 @@ def _without(key: str) -> dict[str, Any]:
 def test_malformed_classifications_raise_row_error(value: bytes) -> None:
     with pytest.raises(RowError, match="malformed classifications"):
         classification_rows(value, "aimass.enriched", 0, 0)
+
+
+# --------------------------------------------------------------------------- entity_mention_rows
+
+ENTITIES_MODEL = {
+    "ner": {"name": "wikigold-ner", "version": "abc123def456"},
+    "kb": {"name": "demo-kb", "version": "0123456789ab"},
+}
+
+
+def apple(**overrides: Any) -> dict[str, Any]:
+    mention: dict[str, Any] = {
+        "text": "Apple",
+        "start": 0,
+        "end": 5,
+        "label": "ORG",
+        "entity_id": "company/apple",
+        "name": "Apple Inc.",
+        "score": 0.83,
+    }
+    mention.update(overrides)
+    return mention
+
+
+def zorblatt() -> dict[str, Any]:
+    return {
+        "text": "Zorblatt Ltd",
+        "start": 40,
+        "end": 52,
+        "label": "ORG",
+        "entity_id": None,
+        "name": None,
+        "score": 0.12,
+    }
+
+
+def with_entities(*mentions: Any, model: Any = ENTITIES_MODEL) -> bytes:
+    rec = orjson.loads(legacy(enriched().to_json()))
+    rec["entities"] = list(mentions)
+    if model is not ...:
+        rec["entities_model"] = model
+    return orjson.dumps(rec)
+
+
+def test_entity_mention_rows_one_row_per_mention_in_column_order() -> None:
+    rows = entity_mention_rows(with_entities(apple(), zorblatt()), "aimass.enriched", 5, 99)
+    assert len(rows) == 2
+    assert all(len(row) == len(ENTITY_MENTION_COLUMNS) for row in rows)
+    assert rows[0] == [
+        "acme",
+        "doc-7",
+        utc(TS_MS),
+        0,
+        5,
+        "Apple",
+        "ORG",
+        "company/apple",
+        "Apple Inc.",
+        1,
+        0.83,
+        "wikigold-ner",
+        "abc123def456",
+        "demo-kb",
+        "0123456789ab",
+        "aimass.enriched",
+        5,
+        99,
+        utc(ENRICHED_AT_MS),
+    ]
+
+
+def test_a_nil_mention_is_stored_unlinked_with_empty_id_and_name() -> None:
+    (row,) = entity_mention_rows(with_entities(zorblatt()), "t", 0, 0)
+    nil = row_dict(row, ENTITY_MENTION_COLUMNS)
+    assert (nil["entity_id"], nil["entity_name"], nil["linked"]) == ("", "", 0)
+    assert (nil["mention_start"], nil["mention_end"], nil["mention_text"]) == (
+        40,
+        52,
+        "Zorblatt Ltd",
+    )
+    assert nil["score"] == 0.12
+
+
+def test_an_empty_entity_id_is_nil_too() -> None:
+    (row,) = entity_mention_rows(with_entities(apple(entity_id="", name=None)), "t", 0, 0)
+    assert row_dict(row, ENTITY_MENTION_COLUMNS)["linked"] == 0
+
+
+def test_entity_mention_rows_types() -> None:
+    (row,) = entity_mention_rows(with_entities(apple(score=1)), "t", 1, 2)
+    mention = row_dict(row, ENTITY_MENTION_COLUMNS)
+    assert type(mention["score"]) is float  # a JSON integer is still a score
+    for column in ("mention_start", "mention_end", "linked", "enriched_partition"):
+        assert type(mention[column]) is int, column
+    assert mention["ts"].tzinfo is not None and mention["enriched_at"].tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    "model",
+    [..., None, {}, {"ner": None, "kb": None}, {"ner": {"name": None, "version": None}}],
+    ids=["absent", "null", "empty", "null-refs", "null-fields"],
+)
+def test_entity_models_default_to_empty(model: Any) -> None:
+    (row,) = entity_mention_rows(with_entities(apple(), model=model), "t", 0, 0)
+    mention = row_dict(row, ENTITY_MENTION_COLUMNS)
+    assert [mention[c] for c in ("ner_model", "ner_version", "kb_name", "kb_version")] == [""] * 4
+
+
+def test_a_zero_width_mention_and_nested_spans_are_rows() -> None:
+    mentions = [apple(start=3, end=3, text=""), apple(start=0, end=9), apple()]
+    rows = entity_mention_rows(with_entities(*mentions), "t", 0, 0)
+    assert [(r[3], r[4]) for r in rows] == [(3, 3), (0, 9), (0, 5)]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(legacy(enriched().to_json()), id="absent"),
+        pytest.param(with_entities(), id="empty"),
+        pytest.param(with_entities(model=...), id="empty-no-model"),
+        pytest.param(_mutated(("entities",), None), id="null"),
+    ],
+)
+def test_records_without_entities_give_no_rows(value: bytes) -> None:
+    assert entity_mention_rows(value, "aimass.enriched", 0, 0) == []
+
+
+def _mention_without(key: str) -> dict[str, Any]:
+    mention = apple()
+    del mention[key]
+    return mention
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b"{not json", id="not-json"),
+        pytest.param(b"[]", id="list"),
+        pytest.param(b"null", id="null"),
+        pytest.param(_mutated(("tenant",), delete=True), id="no-tenant"),
+        pytest.param(_mutated(("ts",), "yesterday"), id="ts-string"),
+        pytest.param(_mutated(("entities",), {"company/apple": {}}), id="not-a-list"),
+        pytest.param(with_entities("Apple"), id="mention-string"),
+        pytest.param(with_entities(None), id="mention-null"),
+        pytest.param(with_entities(_mention_without("text")), id="no-text"),
+        pytest.param(with_entities(_mention_without("label")), id="no-label"),
+        pytest.param(with_entities(_mention_without("start")), id="no-start"),
+        pytest.param(with_entities(_mention_without("end")), id="no-end"),
+        pytest.param(with_entities(_mention_without("score")), id="no-score"),
+        pytest.param(with_entities(apple(text=None)), id="text-null"),
+        pytest.param(with_entities(apple(label="")), id="label-empty"),
+        pytest.param(with_entities(apple(label=7)), id="label-int"),
+        pytest.param(with_entities(apple(start="0")), id="start-string"),
+        pytest.param(with_entities(apple(end=5.0)), id="end-float"),
+        pytest.param(with_entities(apple(start=True)), id="start-bool"),
+        pytest.param(with_entities(apple(start=None)), id="start-null"),
+        pytest.param(with_entities(apple(start=-1)), id="start-negative"),
+        pytest.param(with_entities(apple(end=2**32)), id="end-over-uint32"),
+        pytest.param(with_entities(apple(start=6, end=5)), id="start-after-end"),
+        pytest.param(with_entities(apple(score="high")), id="score-string"),
+        pytest.param(with_entities(apple(score=None)), id="score-null"),
+        pytest.param(with_entities(apple(score=True)), id="score-bool"),
+        pytest.param(with_entities(apple(entity_id=7)), id="entity-id-int"),
+        pytest.param(with_entities(apple(entity_id=False)), id="entity-id-false"),
+        pytest.param(with_entities(apple(name=["Apple Inc."])), id="name-list"),
+        pytest.param(with_entities(apple(), apple(label="MISC")), id="span-twice"),
+        pytest.param(with_entities(apple(), model="wikigold-ner"), id="model-string"),
+        pytest.param(with_entities(apple(), model={"ner": "wikigold-ner"}), id="ner-string"),
+        pytest.param(with_entities(apple(), model={"kb": {"version": 1}}), id="kb-version-int"),
+    ],
+)
+def test_malformed_entities_raise_row_error(value: bytes) -> None:
+    with pytest.raises(RowError, match="malformed entities"):
+        entity_mention_rows(value, "aimass.enriched", 0, 0)
 
 
 # --------------------------------------------------------------------------- dead_letter_row

@@ -1,0 +1,1 @@
+"""Named entities: the knowledge base, alias matching, NER models and entity linking."""

@@ -1,0 +1,152 @@
+"""Candidate generation: every KB alias, normalised, matched against text by tokens.
+
+Normalisation folds case and strips diacritics (``Zürich`` = ``zurich``), so it works on
+word tokens, which keeps exact character offsets into the original text. Multi-token
+aliases (``New York City``) are looked up as token tuples: a scan of a document costs one
+dict lookup per token and alias length, and the longest alias wins.
+
+Case still matters where it carries meaning: an alias written in capitals in the KB
+(``US``, ``WHO``) only matches that exact case, and a capitalised alias (``Apple``) does not
+match an all-lowercase word (``apple``), which only the KB's lowercase aliases (the fruit)
+match.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from stream_aimass.entities.kb import KnowledgeBase
+
+# Words (with inner dots: "U.S"), a possessive/clitic ("'s") on its own, punctuation.
+_TOKEN = re.compile(r"\w+(?:\.\w+)*|['’]\w+|[^\w\s]", re.UNICODE)
+
+
+def normalize_token(token: str) -> str:
+    """Case-folded, diacritics stripped, curly apostrophes straightened."""
+    decomposed = unicodedata.normalize("NFKD", token.replace("’", "'"))
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return stripped.casefold()
+
+
+def tokens(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, normalised token) for each word or punctuation mark of ``text``."""
+    return [(m.start(), m.end(), normalize_token(m.group())) for m in _TOKEN.finditer(text)]
+
+
+def normalize(text: str) -> str:
+    """The normalised form of a whole alias or mention: tokens joined by single spaces."""
+    return " ".join(t for _, _, t in tokens(text))
+
+
+def _case_ok(surface: str, form: str) -> bool:
+    """Whether ``surface`` (as written in the text) may be the KB alias ``form``."""
+    letters = [c for c in form if c.isalpha()]
+    if letters and all(c.isupper() for c in letters) and len(letters) <= 5:
+        return surface == form  # acronyms: exact case only ("US" is not "us")
+    # "apple" is not "Apple"
+    return not (surface == surface.lower() and form != form.lower())
+
+
+@dataclass(frozen=True, slots=True)
+class AliasMatch:
+    """A span of text that is an alias of one or more KB entities."""
+
+    start: int
+    end: int
+    text: str
+    candidates: tuple[int, ...]  # indices into the KB's entities
+
+
+class AliasIndex:
+    """Exact and prefix lookup of normalised aliases, and longest-match scanning of text."""
+
+    def __init__(self, kb: KnowledgeBase, max_alias_tokens: int = 8) -> None:
+        self.kb = kb
+        # normalised alias -> [(entity index, alias form as written in the KB)]
+        self.forms: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        self.by_tokens: dict[tuple[str, ...], str] = {}
+        self.max_tokens = 1
+        for index, entity in enumerate(kb.entities):
+            for form in entity.surface_forms:
+                toks = tuple(t for _, _, t in tokens(form))
+                if not toks or len(toks) > max_alias_tokens:
+                    continue
+                key = " ".join(toks)
+                if (index, form) not in self.forms[key]:
+                    self.forms[key].append((index, form))
+                self.by_tokens[toks] = key
+                self.max_tokens = max(self.max_tokens, len(toks))
+        self._sorted = sorted(self.forms)
+
+    def __len__(self) -> int:
+        return len(self.forms)
+
+    def lookup(self, mention: str, *, respect_case: bool = True) -> tuple[int, ...]:
+        """Entities whose alias is exactly ``mention`` (after normalisation)."""
+        entries = self.forms.get(normalize(mention), [])
+        found = [i for i, form in entries if not respect_case or _case_ok(mention, form)]
+        return tuple(dict.fromkeys(found))
+
+    def prefix(self, prefix: str, limit: int = 20) -> list[str]:
+        """Normalised aliases that start with ``prefix`` (for autocomplete-style lookup)."""
+        key = normalize(prefix)
+        start = bisect.bisect_left(self._sorted, key)
+        out: list[str] = []
+        for alias in self._sorted[start:]:
+            if not alias.startswith(key) or len(out) >= limit:
+                break
+            out.append(alias)
+        return out
+
+    def candidates(self, mention: str) -> tuple[int, ...]:
+        """Candidates for a mention found by a NER model: exact alias, else the aliases
+        that start with it, else the longest alias inside it (``Angela Merkel's`` -> ...)."""
+        exact = self.lookup(mention, respect_case=False)
+        if exact:
+            return exact
+        found: list[int] = []
+        for alias in self.prefix(mention, limit=10):
+            if alias != normalize(mention) and len(normalize(mention)) >= 4:
+                found.extend(i for i, _ in self.forms[alias])
+        if found:
+            return tuple(dict.fromkeys(found))
+        inner = self.scan(mention)
+        if inner:
+            longest = max(inner, key=lambda m: m.end - m.start)
+            return longest.candidates
+        return ()
+
+    def scan(self, text: str) -> list[AliasMatch]:
+        """Leftmost-longest, non-overlapping alias matches in ``text``."""
+        toks = tokens(text)
+        out: list[AliasMatch] = []
+        i = 0
+        while i < len(toks):
+            matched = None
+            for n in range(min(self.max_tokens, len(toks) - i), 0, -1):
+                key = self.by_tokens.get(tuple(t for _, _, t in toks[i : i + n]))
+                if key is None:
+                    continue
+                start, end = toks[i][0], toks[i + n - 1][1]
+                surface = text[start:end]
+                cands = tuple(
+                    dict.fromkeys(e for e, form in self.forms[key] if _case_ok(surface, form))
+                )
+                if cands:
+                    matched = AliasMatch(start, end, surface, cands)
+                    i += n
+                    break
+            if matched is None:
+                i += 1
+            else:
+                out.append(matched)
+        return out
+
+    def ambiguous(self) -> Iterable[str]:
+        """Normalised aliases shared by two or more entities."""
+        return (a for a, entries in self.forms.items() if len({i for i, _ in entries}) > 1)

@@ -1,0 +1,98 @@
+"""The entity stage of the document path: detect mentions, then link them.
+
+It reads the batch's one encoder pass: token states for mention vectors (and for a NER
+head in ``head`` mode), the pooled embedding as each document's context vector.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stream_aimass.entities.aliases import AliasIndex
+from stream_aimass.entities.kb import KnowledgeBase, load_kb
+from stream_aimass.entities.linking import (
+    EntityLinker,
+    LinkedEntity,
+    LinkWeights,
+    Mention,
+    entity_vectors,
+    mention_vectors,
+)
+from stream_aimass.entities.ner import DetectorInput, MentionDetector, load_detector
+from stream_aimass.models.encoder import EncodedBatch, Encoder, Tokenized
+
+log = logging.getLogger("stream_aimass.entities")
+
+
+@dataclass(slots=True)
+class EntityExtractor:
+    kb: KnowledgeBase
+    index: AliasIndex
+    linker: EntityLinker
+    detector: MentionDetector
+
+    @classmethod
+    def build(
+        cls,
+        encoder: Encoder,
+        *,
+        kb_path: Path | None,
+        ner_model: str,
+        models_dir: Path,
+        cache_dir: Path | None,
+        weights: LinkWeights | None = None,
+    ) -> EntityExtractor:
+        kb = load_kb(kb_path)
+        index = AliasIndex(kb)
+        vectors = entity_vectors(kb, encoder, cache_dir)
+        linker = EntityLinker(kb, vectors, index, weights)
+        detector = load_detector(ner_model, index, encoder, models_dir)
+        log.info(
+            "entities: KB %s %s (%d entities, %d aliases), detector %s",
+            kb.name, kb.version, len(kb), len(index), detector.describe(),
+        )  # fmt: skip
+        return cls(kb, index, linker, detector)
+
+    def models(self) -> dict[str, dict[str, str]]:
+        return {
+            "ner": {"name": self.detector.model.name, "version": self.detector.model.version},
+            "kb": {"name": self.kb.name, "version": self.kb.version},
+        }
+
+    def describe(self) -> dict[str, Any]:
+        return {"kb": self.models()["kb"], "entities": len(self.kb), **self.detector.describe()}
+
+    def extract(
+        self, texts: list[str], tokenized: Tokenized, encoded: EncodedBatch
+    ) -> list[list[LinkedEntity]]:
+        """Linked entities per document, in text order."""
+        states = encoded.token_states or []
+        spans = self.detector.detect(DetectorInput(texts, tokenized, states))
+        out: list[list[LinkedEntity]] = []
+        for row, doc_spans in enumerate(spans):
+            text = texts[row]
+            vectors = (
+                mention_vectors(
+                    states[row], tokenized.offsets[row], [(s.start, s.end) for s in doc_spans]
+                )
+                if states
+                else [None] * len(doc_spans)
+            )
+            context: np.ndarray = encoded.embeddings[row]
+            linked = []
+            for span, vector in zip(doc_spans, vectors, strict=True):
+                surface = text[span.start : span.end]
+                candidates = (
+                    span.candidates
+                    if span.candidates is not None
+                    else self.index.candidates(surface)
+                )
+                mention = Mention(span.start, span.end, surface, span.label, candidates)
+                linked.append(self.linker.link(mention, vector, context))
+            out.append(linked)
+        return out

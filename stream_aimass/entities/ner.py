@@ -1,0 +1,247 @@
+"""Mention detection, three backends behind one interface.
+
+- :class:`DictionaryDetector` (no NER model configured): KB aliases found in the text.
+- :class:`TokenHeadDetector`: a token-classification head trained by ``train ner``. In
+  ``head`` mode it reads the shared encoder's token states (the document's one forward
+  pass); in ``finetune`` mode the model carries its own encoder and runs its own pass on
+  the shared token ids.
+- :class:`HFTokenClassifier`: any local Hugging Face token-classification checkpoint
+  (``config.json`` with ``id2label`` + safetensors), run as its own pass.
+
+Every detector returns character spans with a label; word pieces are aligned back to whole
+words and BIO decoding never emits a broken span (:mod:`stream_aimass.models.spans`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stream_aimass.entities.aliases import AliasIndex
+from stream_aimass.models.classify import ENCODER_SUBDIR, HEAD_FILE
+from stream_aimass.models.encoder import Encoder, ModelLoadError, Tokenized
+from stream_aimass.models.library import read_model, refuse_pickle, resolve_model
+from stream_aimass.models.spans import bio_spans, char_spans
+from stream_aimass.records import ModelRef
+
+log = logging.getLogger("stream_aimass.entities")
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorInput:
+    """One batch from the shared pass: texts, their tokenization and token states."""
+
+    texts: list[str]
+    tokenized: Tokenized
+    states: list[np.ndarray]  # per document (pieces, dim)
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    start: int
+    end: int
+    label: str  # "" when the detector has no types (dictionary matching)
+    candidates: tuple[int, ...] | None = None  # known already (dictionary matching)
+
+
+class MentionDetector(ABC):
+    model: ModelRef
+    shared_pass: bool = True
+
+    @abstractmethod
+    def detect(self, batch: DetectorInput) -> list[list[Span]]:
+        """Spans per document, sorted and non-overlapping."""
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "detector": type(self).__name__,
+            "model": self.model.name,
+            "version": self.model.version,
+            "shared_pass": self.shared_pass,
+        }
+
+
+class DictionaryDetector(MentionDetector):
+    """Mentions are the KB aliases found in the text (longest match wins)."""
+
+    def __init__(self, index: AliasIndex) -> None:
+        self.index = index
+        self.model = ModelRef(f"dictionary:{index.kb.name}", index.kb.version)
+
+    def detect(self, batch: DetectorInput) -> list[list[Span]]:
+        return [
+            [Span(m.start, m.end, "", m.candidates) for m in self.index.scan(text)]
+            for text in batch.texts
+        ]
+
+
+class _PieceTagger(MentionDetector):
+    """Shared by the token-classification backends: piece logits -> character spans."""
+
+    labels: list[str]
+
+    @abstractmethod
+    def piece_logits(
+        self, batch: DetectorInput, pretokenized: bool = False
+    ) -> tuple[list[np.ndarray], Tokenized]:
+        """Per document, (pieces, labels) logits, and the tokenization they align with."""
+
+    def detect(self, batch: DetectorInput) -> list[list[Span]]:
+        out = []
+        all_logits, tokenized = self.piece_logits(batch)
+        for row, logits in enumerate(all_logits):
+            tags = [self.labels[i] for i in np.argmax(logits, axis=1).tolist()]
+            spans = char_spans(
+                batch.texts[row], tokenized.offsets[row], tags, word_ids=tokenized.word_ids[row]
+            )
+            out.append([Span(a, b, label) for a, b, label in spans])
+        return out
+
+    def predict_words(self, sentences: list[list[str]], shared: Encoder) -> list[list[str]]:
+        """BIO tags per word for pre-split sentences (CoNLL evaluation)."""
+        tokenizer = self.word_tokenizer(shared)
+        enc = tokenizer(
+            sentences,
+            is_split_into_words=True,
+            truncation=True,
+            max_length=shared.max_tokens,
+            return_offsets_mapping=True,
+        )
+        ids = enc["input_ids"]
+        word_ids = [enc.word_ids(i) for i in range(len(sentences))]
+        offsets = [[(int(a), int(b)) for a, b in row] for row in enc["offset_mapping"]]
+        states: list[np.ndarray] = []
+        if self.shared_pass:
+            states = shared.encode_ids(ids, token_states=True).token_states or []
+        batch = DetectorInput(
+            [" ".join(s) for s in sentences], Tokenized(ids, offsets, word_ids), states
+        )
+        result = []
+        for row, logits in enumerate(self.piece_logits(batch, pretokenized=True)[0]):
+            tags = ["O"] * len(sentences[row])
+            seen: set[int] = set()
+            for piece, word in enumerate(word_ids[row]):
+                if word is None or word in seen:
+                    continue
+                seen.add(word)
+                tags[word] = self.labels[int(np.argmax(logits[piece]))]
+            result.append(tags)
+        return result
+
+    def word_tokenizer(self, shared: Encoder) -> Any:
+        return shared.tokenizer
+
+
+class TokenHeadDetector(_PieceTagger):
+    """A head trained by ``stream-aimass train ner`` (``head`` or ``finetune`` mode)."""
+
+    def __init__(self, path: Path, shared: Encoder) -> None:
+        from safetensors.numpy import load_file
+
+        refuse_pickle(path)
+        info = read_model(path)
+        if info.kind != "ner":
+            raise ModelLoadError(f"{path} is a {info.kind!r} model, not a NER model")
+        tensors = load_file(str(path / HEAD_FILE))
+        self.weight = tensors["weight"].astype(np.float32)
+        self.bias = tensors["bias"].astype(np.float32)
+        self.labels = info.labels
+        self.info = info
+        self.model = ModelRef(info.name, info.version)
+        self.encoder: Encoder | None = None
+        if info.mode == "finetune":
+            self.shared_pass = False
+            self.encoder = Encoder(
+                path / ENCODER_SUBDIR,
+                device=shared.device,
+                dtype=shared.dtype,
+                max_tokens=shared.max_tokens,
+                name=info.name,
+            )
+        elif (info.meta.get("base_encoder") or {}).get("version") != shared.version:
+            raise ModelLoadError(
+                f"{path} is a NER head trained on another encoder version than this "
+                f"worker's {shared.name} {shared.version}"
+            )
+
+    def piece_logits(
+        self, batch: DetectorInput, pretokenized: bool = False
+    ) -> tuple[list[np.ndarray], Tokenized]:
+        states = batch.states
+        if self.encoder is not None:
+            encoded = self.encoder.encode_ids(batch.tokenized.ids, token_states=True)
+            states = encoded.token_states or []
+        return [s @ self.weight.T + self.bias for s in states], batch.tokenized
+
+
+class HFTokenClassifier(_PieceTagger):
+    """A local Hugging Face token-classification checkpoint, run as its own pass."""
+
+    shared_pass = False
+
+    def __init__(self, path: Path, device: str = "cpu") -> None:
+        from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+        refuse_pickle(path)
+        config = json.loads((path / "config.json").read_text())
+        id2label = config.get("id2label") or {}
+        if not id2label:
+            raise ModelLoadError(f"{path}/config.json has no id2label: not a token classifier")
+        self.labels = [str(id2label[str(i)]) for i in range(len(id2label))]
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
+        self.net = AutoModelForTokenClassification.from_pretrained(
+            str(path), use_safetensors=True, trust_remote_code=False
+        ).eval()
+        from stream_aimass.models.encoder import weights_version
+
+        self.model = ModelRef(path.name, weights_version(path))
+        self.max_tokens = int(min(512, getattr(self.tokenizer, "model_max_length", 512) or 512))
+
+    def word_tokenizer(self, shared: Encoder) -> Any:
+        return self.tokenizer
+
+    def piece_logits(
+        self, batch: DetectorInput, pretokenized: bool = False
+    ) -> tuple[list[np.ndarray], Tokenized]:
+        import torch
+
+        if pretokenized:  # already this model's pieces (predict_words)
+            tokenized = batch.tokenized
+        else:
+            enc = self.tokenizer(
+                batch.texts, truncation=True, max_length=self.max_tokens,
+                return_offsets_mapping=True,
+            )  # fmt: skip
+            tokenized = Tokenized(
+                enc["input_ids"],
+                [[(int(a), int(b)) for a, b in row] for row in enc["offset_mapping"]],
+                [enc.word_ids(i) for i in range(len(batch.texts))],
+            )
+        out = []
+        with torch.inference_mode():
+            for ids in tokenized.ids:  # one pass per document: checkpoints vary in padding
+                logits = self.net(input_ids=torch.tensor([ids])).logits[0]
+                out.append(logits.float().numpy())
+        return out, tokenized
+
+
+def load_detector(
+    ref: str, index: AliasIndex, shared: Encoder, models_dir: Path
+) -> MentionDetector:
+    """The detector for the ``ner_model`` setting: empty means KB dictionary matching."""
+    if not ref:
+        return DictionaryDetector(index)
+    path = Path(ref).expanduser()
+    if (path / "config.json").is_file() and not (path / "model.json").is_file():
+        return HFTokenClassifier(path, device=shared.device)
+    return TokenHeadDetector(resolve_model(ref, models_dir), shared)
+
+
+def word_spans(tags: list[str]) -> list[tuple[int, int, str]]:
+    return bio_spans(tags)
