@@ -106,9 +106,17 @@ class AliasIndex:
     def candidates(self, mention: str) -> tuple[int, ...]:
         """Candidates for a mention found by a NER model: exact alias, else the aliases
         that start with it, else the longest alias inside it (``Angela Merkel's`` -> ...)."""
-        exact = self.lookup(mention, respect_case=False)
+        return self.candidates_and_match(mention)[0]
+
+    def candidates_and_match(self, mention: str) -> tuple[tuple[int, ...], bool]:
+        """:meth:`candidates`, and whether they come from an exact alias match."""
+        # The case rules of scanning first ("puma" is the animal); then any case.
+        exact = self.lookup(mention) or self.lookup(mention, respect_case=False)
         if exact:
-            return exact
+            return exact, True
+        return self._partial(mention), False
+
+    def _partial(self, mention: str) -> tuple[int, ...]:
         found: list[int] = []
         for alias in self.prefix(mention, limit=10):
             if alias != normalize(mention) and len(normalize(mention)) >= 4:

@@ -114,8 +114,8 @@ def evaluate_linking(
             vectors = mention_vectors(states[row], tokenized.offsets[row], spans)
             for gold, vector in zip(example.mentions, vectors, strict=True):
                 surface = example.text[gold.start : gold.end]
-                candidates = index.candidates(surface)
-                mention = Mention(gold.start, gold.end, surface, "", candidates)
+                candidates, exact = index.candidates_and_match(surface)
+                mention = Mention(gold.start, gold.end, surface, "", candidates, exact)
                 linked = linker.link(mention, vector, encoded.embeddings[row])
                 baseline = linker.prior_only(mention)
                 ours.append((gold.entity_id, linked.entity_id))
@@ -136,7 +136,7 @@ def evaluate_linking(
     report["kb"] = {"name": extractor.kb.name, "version": extractor.kb.version}
     report["weights"] = {
         k: getattr(linker.weights, k)
-        for k in ("mention", "context", "prior", "type", "nil_threshold")
+        for k in ("mention", "context", "prior", "type", "exact", "nil_threshold")
     }
     return report
 

@@ -87,12 +87,11 @@ class EntityExtractor:
             linked = []
             for span, vector in zip(doc_spans, vectors, strict=True):
                 surface = text[span.start : span.end]
-                candidates = (
-                    span.candidates
-                    if span.candidates is not None
-                    else self.index.candidates(surface)
-                )
-                mention = Mention(span.start, span.end, surface, span.label, candidates)
+                if span.candidates is not None:
+                    candidates, exact = span.candidates, True
+                else:
+                    candidates, exact = self.index.candidates_and_match(surface)
+                mention = Mention(span.start, span.end, surface, span.label, candidates, exact)
                 linked.append(self.linker.link(mention, vector, context))
             out.append(linked)
         return out

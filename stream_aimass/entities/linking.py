@@ -6,6 +6,7 @@ Candidates come from the alias index. Each candidate ``e`` of a mention ``m`` ge
             + w_context * cos(document vector, entity vector)
             + w_prior   * log P(e | alias)
             + w_type    * type agreement (+1 same type, 0 unknown, -1 different)
+            + w_exact   * (the mention is exactly one of the entity's aliases)
 
 The mention vector is the mean of the encoder's token states over the mention's word
 pieces, from the document's one forward pass; the document vector is that pass's pooled
@@ -54,6 +55,7 @@ class LinkWeights:
     context: float = 1.0
     prior: float = 0.15
     type: float = 0.2
+    exact: float = 0.3
     nil_threshold: float = 0.55
 
 
@@ -66,6 +68,7 @@ class Mention:
     text: str
     label: str
     candidates: tuple[int, ...]
+    exact: bool = True  # candidates from an exact alias match (not a prefix or inner match)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +146,8 @@ class EntityLinker:
         wanted = label_type(mention.label)
         if wanted is not None and w.type:
             total += w.type * np.array([1.0 if self.types[c] == wanted else -1.0 for c in cands])
+        if mention.exact:
+            total += w.exact
         return total
 
     def link(

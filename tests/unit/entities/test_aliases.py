@@ -65,7 +65,8 @@ def test_scan_finds_longest_leftmost_matches_with_offsets(index: AliasIndex) -> 
 
 
 def test_candidates_for_ner_mentions(index: AliasIndex) -> None:
-    assert ids(index, index.candidates("apple")) == {"company/apple", "fruit/apple"}
+    assert ids(index, index.candidates("apple")) == {"fruit/apple"}  # case rules first
+    assert ids(index, index.candidates("zurich")) == {"city/zurich"}  # then any case
     assert ids(index, index.candidates("New York Sta")) == {"state/ny"}  # prefix
     assert ids(index, index.candidates("the World Health Organization's")) == {"org/who"}
     assert index.candidates("Nothing Here") == ()
