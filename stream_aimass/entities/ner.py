@@ -27,7 +27,7 @@ from stream_aimass.entities.aliases import AliasIndex
 from stream_aimass.models.classify import ENCODER_SUBDIR, HEAD_FILE
 from stream_aimass.models.encoder import Encoder, ModelLoadError, Tokenized
 from stream_aimass.models.library import read_model, refuse_pickle, resolve_model
-from stream_aimass.models.spans import bio_spans, char_spans
+from stream_aimass.models.spans import bio_spans, char_spans, piece_shapes, text_piece_shapes
 from stream_aimass.records import ModelRef
 
 log = logging.getLogger("stream_aimass.entities")
@@ -40,6 +40,7 @@ class DetectorInput:
     texts: list[str]
     tokenized: Tokenized
     states: list[np.ndarray]  # per document (pieces, dim)
+    words: list[list[str]] | None = None  # pre-split words (CoNLL evaluation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +121,7 @@ class _PieceTagger(MentionDetector):
         if self.shared_pass:
             states = shared.encode_ids(ids, token_states=True).token_states or []
         batch = DetectorInput(
-            [" ".join(s) for s in sentences], Tokenized(ids, offsets, word_ids), states
+            [" ".join(s) for s in sentences], Tokenized(ids, offsets, word_ids), states, sentences
         )
         result = []
         for row, logits in enumerate(self.piece_logits(batch, pretokenized=True)[0]):
@@ -153,6 +154,8 @@ class TokenHeadDetector(_PieceTagger):
         self.bias = tensors["bias"].astype(np.float32)
         self.labels = info.labels
         self.info = info
+        # Heads trained with word-shape features take SHAPE_FEATURES more inputs.
+        self.shapes = "word_shape" in (info.meta.get("features") or [])
         self.model = ModelRef(info.name, info.version)
         self.encoder: Encoder | None = None
         if info.mode == "finetune":
@@ -177,7 +180,17 @@ class TokenHeadDetector(_PieceTagger):
         if self.encoder is not None:
             encoded = self.encoder.encode_ids(batch.tokenized.ids, token_states=True)
             states = encoded.token_states or []
-        return [s @ self.weight.T + self.bias for s in states], batch.tokenized
+        tok = batch.tokenized
+        out = []
+        for row, state in enumerate(states):
+            if self.shapes:
+                if batch.words is not None:
+                    shape = piece_shapes(batch.words[row], tok.word_ids[row])
+                else:
+                    shape = text_piece_shapes(batch.texts[row], tok.offsets[row], tok.word_ids[row])
+                state = np.hstack([state, shape])
+            out.append(state @ self.weight.T + self.bias)
+        return out, tok
 
 
 class HFTokenClassifier(_PieceTagger):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 __all__ = ["bio_spans", "char_spans", "word_labels_to_piece_labels"]
 
 _OUTSIDE = "O"
@@ -166,3 +168,42 @@ def word_labels_to_piece_labels(
             pieces.append(_OUTSIDE if prefix == _OUTSIDE else f"I-{kind}")
         previous = word
     return pieces
+
+
+# Word shape: the casing signal an uncased encoder (MiniLM) never sees, given to NER heads
+# next to each piece's hidden state: title case, all capitals, lower case, has a digit.
+SHAPE_FEATURES = 4
+
+
+def word_shape(word: str) -> list[float]:
+    letters = [c for c in word if c.isalpha()]
+    upper = bool(letters) and all(c.isupper() for c in letters) and len(letters) > 1
+    title = bool(letters) and letters[0].isupper() and not upper
+    lower = bool(letters) and all(c.islower() for c in letters)
+    digit = any(c.isdigit() for c in word)
+    return [float(title), float(upper), float(lower), float(digit)]
+
+
+def piece_shapes(words: Sequence[str], word_ids: Sequence[int | None]) -> np.ndarray:
+    """(pieces, SHAPE_FEATURES): each piece gets its word's shape; special pieces zeros."""
+    shapes = [word_shape(w) for w in words]
+    out = np.zeros((len(word_ids), SHAPE_FEATURES), dtype=np.float32)
+    for piece, word in enumerate(word_ids):
+        if word is not None and 0 <= word < len(shapes):
+            out[piece] = shapes[word]
+    return out
+
+
+def text_piece_shapes(
+    text: str, offsets: Sequence[tuple[int, int]], word_ids: Sequence[int | None]
+) -> np.ndarray:
+    """:func:`piece_shapes` for raw text: a word's characters are its pieces' offsets."""
+    spans: dict[int, list[int]] = {}
+    for (start, end), word in zip(offsets, word_ids, strict=True):
+        if word is None or end <= start:
+            continue
+        span = spans.setdefault(word, [start, end])
+        span[0], span[1] = min(span[0], start), max(span[1], end)
+    words = {w: text[a:b] for w, (a, b) in spans.items()}
+    count = max(words, default=-1) + 1
+    return piece_shapes([words.get(w, "") for w in range(count)], word_ids)

@@ -26,7 +26,7 @@ import numpy as np
 from stream_aimass.models.classify import ENCODER_SUBDIR, HEAD_FILE
 from stream_aimass.models.encoder import Encoder, cpu_has_native_bf16, weights_version
 from stream_aimass.models.library import ModelInfo, publish, staging_dir
-from stream_aimass.models.spans import bio_spans
+from stream_aimass.models.spans import SHAPE_FEATURES, bio_spans, piece_shapes
 from stream_aimass.training.classifier import SilentReporter, TrainingReporter
 from stream_aimass.training.conll import Sentence, detect_scheme, entity_types, to_bio2
 from stream_aimass.training.data import DataError
@@ -63,6 +63,7 @@ class _Encoded:
     ids: list[list[int]]
     labels: list[list[int]]  # per piece: label index or IGNORE
     first_piece: list[list[int]] = field(default_factory=list)  # per word: its first piece
+    shapes: list[np.ndarray] = field(default_factory=list)  # per piece: its word's shape
 
 
 def bio_labels(types: list[str]) -> list[str]:
@@ -99,6 +100,7 @@ def _encode(
         out.ids.append(enc["input_ids"][row])
         out.labels.append(piece_labels)
         out.first_piece.append(firsts)
+        out.shapes.append(piece_shapes(sentence.tokens, word_ids))
     return out
 
 
@@ -124,7 +126,8 @@ class _TokenModel:
         self.encoder = AutoModel.from_pretrained(
             str(encoder_dir), use_safetensors=True, trust_remote_code=False
         )
-        self.head = torch.nn.Linear(int(self.encoder.config.hidden_size), n_labels)
+        hidden = int(self.encoder.config.hidden_size)
+        self.head = torch.nn.Linear(hidden + SHAPE_FEATURES, n_labels)
         self.autocast = config.dtype == "bf16" or (config.dtype == "auto" and cpu_has_native_bf16())
         self.pad_id = int(self.tokenizer.pad_token_id or 0)
 
@@ -139,13 +142,16 @@ class _TokenModel:
             mask[row, : len(seq)] = 1
         return t, mask
 
-    def logits(self, ids: list[list[int]]) -> torch.Tensor:
+    def logits(self, ids: list[list[int]], shapes: list[np.ndarray]) -> torch.Tensor:
         import torch
 
         t, mask = self._tensors(ids)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
             hidden = self.encoder(input_ids=t, attention_mask=mask).last_hidden_state
-        out: torch.Tensor = self.head(hidden.float())
+        features = torch.zeros((len(ids), t.shape[1], SHAPE_FEATURES))
+        for row, shape in enumerate(shapes):
+            features[row, : len(shape)] = torch.from_numpy(shape)
+        out: torch.Tensor = self.head(torch.cat([hidden.float(), features], dim=-1))
         return out
 
     def train(self, on: bool) -> None:
@@ -161,7 +167,9 @@ class _TokenModel:
         with torch.inference_mode():
             for start in range(0, len(order), bs):
                 chunk = order[start : start + bs]
-                logits = self.logits([data.ids[i] for i in chunk]).numpy()
+                logits = self.logits(
+                    [data.ids[i] for i in chunk], [data.shapes[i] for i in chunk]
+                ).numpy()
                 for k, i in enumerate(chunk):
                     out[i] = _word_tags(logits[k, : len(data.ids[i])], data.first_piece[i], labels)
         return out
@@ -212,7 +220,7 @@ def _finetune(
         model.train(True)
         total, count = 0.0, 0
         for idx in _batches(len(train.ids), lengths, config.batch_size, rng):
-            logits = model.logits([train.ids[i] for i in idx])
+            logits = model.logits([train.ids[i] for i in idx], [train.shapes[i] for i in idx])
             width = logits.shape[1]
             target = torch.full((len(idx), width), IGNORE, dtype=torch.long)
             for k, i in enumerate(idx):
@@ -271,8 +279,15 @@ def _head_only(
             reporter.advance(min(64, len(data.ids) - start))
         return out
 
-    train_states = states_of(train)
-    dev_states = states_of(dev) if dev is not None else []
+    # Token states with the word-shape features appended, as the worker computes them.
+    train_states = [
+        np.hstack([s, sh]) for s, sh in zip(states_of(train), train.shapes, strict=True)
+    ]
+    dev_states = (
+        [np.hstack([s, sh]) for s, sh in zip(states_of(dev), dev.shapes, strict=True)]
+        if dev is not None
+        else []
+    )
     xs = np.concatenate(
         [
             s[[i for i, y in enumerate(lab) if y != IGNORE]]
@@ -393,6 +408,7 @@ def train_ner(
         "entity_types": types,
         "scheme_in": detect_scheme(train),
         "own_encoder_pass": config.mode == "finetune",
+        "features": ["token_states", "word_shape"],
         "base_encoder": {
             "name": encoder_name, "version": weights_version(encoder_dir), "path": str(encoder_dir)
         },
