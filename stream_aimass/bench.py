@@ -120,6 +120,53 @@ def heads_scenario(
     return rates, shares
 
 
+def entities_scenario(
+    enricher: DocumentEnricher, texts: list[str], settings: Settings, rounds: int = 3
+) -> tuple[dict[str, float], float]:
+    """The model thread with entities off and on (mention detection + linking).
+
+    Returns docs/s for each, and the share of the "on" model time spent in the entity stage
+    (from the records' timings: exact where docs/s differences are noise).
+    """
+    from stream_aimass.enrich import Pending
+    from stream_aimass.records import Document, Source
+
+    if enricher.entities is None:
+        return {}, 0.0
+    tokenized = enricher.encoder.tokenize_with_offsets(texts)
+    batcher: TokenBudgetBatcher[Pending] = TokenBudgetBatcher(
+        settings.batch_max_tokens, settings.batch_max_documents, 0.0
+    )
+    tp = TopicPartition("aimass.documents", 0)
+    for i, text in enumerate(texts):
+        doc = Document(f"e{i}", "bench", 0, text, Source(tp.topic, 0, i, 0))
+        item = Pending(
+            doc, tokenized.ids[i], tp, b"", None, tokenized.offsets[i], tokenized.word_ids[i]
+        )
+        batcher.add(item, len(item.ids))
+    batches = [b.items for b in batcher.flush()]
+    variants = {
+        "off": DocumentEnricher(enricher.encoder, enricher.topic, enricher.model.name),
+        "on": DocumentEnricher(
+            enricher.encoder, enricher.topic, enricher.model.name, entities=enricher.entities
+        ),
+    }
+    best: dict[str, float] = {}
+    model_ms = entities_ms = 0.0
+    for round_ in range(rounds):
+        order = list(variants) if round_ % 2 == 0 else list(reversed(variants))
+        for name in order:
+            started = time.perf_counter()
+            for items in batches:
+                timings = orjson.loads(variants[name].enrich(items, 0.0)[0])["timings_ms"]
+                if name == "on":
+                    entities_ms += timings["entities"]
+                    model_ms += timings["forward"] + timings["heads"] + timings["entities"]
+            rate = len(texts) / (time.perf_counter() - started)
+            best[name] = max(best.get(name, 0.0), rate)
+    return {k: round(v, 1) for k, v in best.items()}, round(entities_ms / max(model_ms, 1e-9), 5)
+
+
 async def _produce(
     settings: Settings, bootstrap: str, docs: list[dict[str, Any]], rate: float | None = None
 ) -> None:
@@ -300,6 +347,8 @@ def run_bench(
         with console.status("model ceiling: tokenize + forward"):
             model_ceiling(enricher, texts[: min(256, len(texts))], settings)  # warm caches
             model_rate = model_ceiling(enricher, texts, settings)
+        with console.status("entities: model thread with NER + linking off and on"):
+            entity_rates, entity_share = entities_scenario(enricher, texts[:HEADS_DOCS], settings)
         heads_rates: dict[str, float] = {}
         heads_shares: dict[str, float] = {}
         if heads:
@@ -350,6 +399,10 @@ def run_bench(
         "backlog_p50_ms": round(backlog_p50, 1),
         "backlog_p99_ms": round(backlog_p99, 1),
     }
+    if entity_rates:
+        result["entities_docs_per_s"] = entity_rates
+        result["entities_share_of_model_time"] = entity_share
+        result["entities_detector"] = enricher.entities.describe() if enricher.entities else None
     if heads_rates:
         result["heads_docs_per_s"] = heads_rates
         base = heads_rates.get("0") or next(iter(heads_rates.values()))

@@ -18,8 +18,10 @@ from stream_aimass.kafka import make_producer
 from stream_aimass.pipeline import Pipeline, Stack, open_clickhouse
 from stream_aimass.settings import Settings
 
-DEMO_QUERIES = ("documents-count", "category-mix", "events-by-type", "dead-letters", "usage")
-# The usage query over all tenants and all time.
+DEMO_QUERIES = (
+    "documents-count", "category-mix", "top-entities", "events-by-type", "dead-letters", "usage",
+)  # fmt: skip
+# The usage and top-entities queries over all tenants and all time.
 _ALL_USAGE = {
     "tenant": "",
     "from": datetime(1970, 1, 1, tzinfo=UTC),
@@ -131,7 +133,8 @@ def run_demo(
     assert pipeline.sink is not None and pipeline.enrich is not None
     queries = {}
     for name in DEMO_QUERIES:
-        result = run_named_query(client, name, _ALL_USAGE if name == "usage" else None)
+        parameters = _ALL_USAGE if name in ("usage", "top-entities") else None
+        result = run_named_query(client, name, parameters)
         queries[name] = {"columns": result.columns, "rows": result.rows}
     return {
         "documents_produced": n_documents,

@@ -35,6 +35,8 @@ def test_demo_enriches_stores_and_answers_queries(tmp_path: Path) -> None:
     assert summary["docs_per_s"] > 0
     assert summary["zero_shot_agreement"] > 0.8
     assert {"documents-count", "category-mix"} <= set(summary["queries"])
+    top = summary["queries"]["top-entities"]
+    assert top["rows"], "the demo stream mentions KB entities"
     usage = summary["queries"]["usage"]
     columns = usage["columns"]
     assert sum(r[columns.index("documents")] for r in usage["rows"]) == 120
@@ -83,6 +85,8 @@ def test_bench_prints_the_documented_keys(tmp_path: Path) -> None:
     assert set(figures["heads_docs_per_s"]) == {"0", "2"}
     assert all(v > 0 for v in figures["heads_docs_per_s"].values())
     assert figures["heads_relative"]["0"] == 1.0
+    assert set(figures["entities_docs_per_s"]) == {"off", "on"}
+    assert 0 <= figures["entities_share_of_model_time"] < 1
     shares = figures["heads_share_of_model_time"]
     assert set(shares) == {"0", "2"} and all(0 <= v < 1 for v in shares.values())
     assert (out_dir / "bench.png").stat().st_size > 1000
