@@ -651,7 +651,7 @@ _SENTENCES: dict[str, tuple[str, ...]] = {
         "Cyclist {athlete} took the leader's jersey after a brutal mountain stage near {city}.",
         "The players' union said the crowded match schedule was putting athletes at risk of injury.",
         "{athlete} scored a hat-trick in {minute} minutes as {team} thrashed {team2} in the cup.",
-        "{footballer} scored twice against {team2} and now leads the scoring charts in the {tournament}.",
+        "{footballer} scored twice in the derby against {team2} and now has {medium} league goals this season.",
         "{tennis_player} won in straight sets to reach the quarter-finals of [[Wimbledon|event/wimbledon]].",
         "Commentators compared the rookie's 50-point game to [[Jordan|person/michael-jordan]] in his years with the [[Chicago Bulls|club/chicago-bulls]].",
         "[[Hamilton|person/lewis-hamilton]] started from pole position and led every lap of the Grand Prix in {city}.",
@@ -729,7 +729,7 @@ _SENTENCES: dict[str, tuple[str, ...]] = {
         "Election observers from {country2} said the vote in {country} was largely free and fair.",
         "{leader} and {leader2} discussed trade tariffs and border security at a summit in {city}.",
         "The government of {country} asked {bloc} to send observers to monitor next month's parliamentary election.",
-        "Defence ministers of [[NATO|org/nato]] members agreed in [[Brussels|city/brussels]] to raise military spending over the next decade.",
+        "Defence ministers of [[NATO|org/nato]] members met in [[Brussels|city/brussels]] and pledged to raise military spending, a plan their parliaments must still approve.",
         "Diplomats said [[Washington|city/washington-dc]] had quietly backed the ceasefire talks between {country} and {country2}.",
     ),
     "science": (
@@ -802,9 +802,9 @@ _SENTENCES: dict[str, tuple[str, ...]] = {
         "{artist} and {band} will headline the summer music festival in {city} this {month}.",
         "The television drama {show} swept the awards night, taking home {small} trophies including best series.",
         "{star} will present the lifetime achievement award at the {festival} this year.",
-        "The series {show} will move to {studio} for its {ordinal} season, the producers confirmed.",
+        "The streaming rights to the drama {show} went to {studio}, which will air a {ordinal} season next year.",
         "A touring production of [[Hamilton|work/hamilton-musical]] opens in {city} in {month}, and most tickets have already sold.",
-        "Fans of [[Queen|band/queen]] queued for hours to see the new film about [[Mercury|person/freddie-mercury]]'s early years.",
+        "Fans of [[Queen|band/queen]] packed the cinema for the premiere of a biopic about [[Mercury|person/freddie-mercury]] and the band's early gigs.",
     ),
 }
 

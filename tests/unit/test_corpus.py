@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import json
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from stream_aimass import corpus
 from stream_aimass.corpus import (
     CATEGORIES,
     DEFAULT_START_TS_MS,
@@ -144,6 +147,16 @@ def test_entity_hints_name_kb_entities(
             assert hint["id"] in kb_forms, hint
             surface = text[hint["start"] : hint["end"]].lower()
             assert surface in kb_forms[hint["id"]], (surface, hint["id"])
+
+
+def test_every_entity_written_in_the_templates_is_in_the_kb(kb_forms: dict[str, set[str]]) -> None:
+    """All ``[[surface|kb-id]]`` marks in the module, not only those a sample happens to draw."""
+    # KB ids have a kind prefix ("city/milan"); the docstrings' "[[surface|kb-id]]" has none.
+    marks = re.findall(r"\[\[([^\[\]|]+)\|([a-z]+/[^\[\]]+)\]\]", inspect.getsource(corpus))
+    assert len(marks) > 150
+    for surface, entity_id in marks:
+        assert entity_id in kb_forms, entity_id
+        assert surface.lower() in kb_forms[entity_id], (surface, entity_id)
 
 
 def test_every_category_mentions_entities(documents: list[dict[str, object]]) -> None:
