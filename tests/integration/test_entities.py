@@ -86,6 +86,14 @@ def test_known_entities_are_linked_into_records_and_entity_mentions(
     for i, (_, expected) in enumerate(KNOWN):
         for surface, entity_id in expected.items():
             assert stored[(f"known-{i}", surface)] == entity_id
+    # The generated documents record which KB entities they mention, and where.
+    hinted = linked = 0
+    for doc in docs:
+        hints = doc.get("meta", {}).get("entity_hints", [])
+        got = {(e["start"], e["end"]): e["entity_id"] for e in by_id[doc["id"]]["entities"]}
+        hinted += len(hints)
+        linked += sum(1 for h in hints if got.get((h["start"], h["end"])) == h["id"])
+    assert hinted > 100 and linked / hinted > 0.9, (linked, hinted)
     total = sum(len(r["entities"]) for r in enriched)
     assert client.query("SELECT count() FROM entity_mentions FINAL").result_rows[0][0] == total
 
