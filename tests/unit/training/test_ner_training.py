@@ -104,3 +104,40 @@ def test_bad_conll_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_text("John B-PER\nlives\n")
     result = CliRunner().invoke(app, ["train", "ner", "--data", str(bad), "--out", str(tmp_path)])
     assert result.exit_code == 2 and "bad.conll, line 2" in result.output
+
+
+def test_the_worker_uses_the_ner_model_in_settings(
+    conll: Path, tmp_path: Path, tiny_encoder_dir: Path
+) -> None:
+    from aiokafka import TopicPartition
+
+    from stream_aimass.enrich import DocumentEnricher, Pending
+    from stream_aimass.records import Document, Source
+    from stream_aimass.settings import Settings
+
+    sentences = read_conll(conll)
+    info = train_ner(
+        sentences, None, tmp_path / "models" / "ner", name="ner",
+        encoder_dir=tiny_encoder_dir, encoder_name="tiny",
+        config=NerConfig(mode="head", epochs=1, dtype="fp32"),
+    )  # fmt: skip
+    settings = Settings(
+        data_dir=tmp_path, model_dir=tiny_encoder_dir, dtype="fp32", ner_model="ner", labels={}
+    )
+    enricher = DocumentEnricher.from_settings(settings)
+    assert enricher.entities is not None
+    assert enricher.entities.detector.model.version == info.version
+    text = "John Smith lives in Paris."
+    tokenized = enricher.tokenize([text])
+    tp = TopicPartition("aimass.documents", 0)
+    item = Pending(
+        Document("d1", "acme", 0, text, Source(tp.topic, 0, 0, 0)), tokenized.ids[0], tp, b"",
+        None, tokenized.offsets[0], tokenized.word_ids[0],
+    )  # fmt: skip
+    (record,) = enricher.enrich([item], 0.0)
+    body = json.loads(record)
+    assert body["entities_model"]["ner"] == {"name": "ner", "version": info.version}
+    assert body["models"]["ner"] == info.version
+    for entity in body["entities"]:
+        assert text[entity["start"] : entity["end"]] == entity["text"]
+        assert entity["label"] in {"LOC", "ORG", "PER"}
