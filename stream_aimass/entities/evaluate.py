@@ -159,7 +159,7 @@ def linking_png(report: dict[str, Any], path: Path, title: str) -> Path:
     ax1.set_xticks(range(len(metrics)), metrics)
     ax1.set_ylim(0, 1.1)
     ax1.set_title(f"all {report['mentions']} mentions")
-    ax1.legend()
+    ax1.legend(loc="lower right")
     amb = [("linker", report["ambiguous"]), ("prior only", report["prior_baseline"]["ambiguous"])]
     bars = ax2.bar(
         [a for a, _ in amb], [v["accuracy"] for _, v in amb], color=["#1f77b4", "#ff7f0e"]
