@@ -290,9 +290,7 @@ class _FinetuneModel:
         return out
 
 
-def _length_bucketed(
-    n: int, lengths: list[int], bs: int, rng: random.Random
-) -> Iterator[list[int]]:
+def length_bucketed(n: int, lengths: list[int], bs: int, rng: random.Random) -> Iterator[list[int]]:
     """Shuffled batches of similar length: less padding, still a random order of batches."""
     order = list(range(n))
     rng.shuffle(order)
@@ -347,7 +345,7 @@ def _finetune(
     for epoch in range(1, epochs + 1):
         model.train(True)
         total = 0.0
-        for idx in _length_bucketed(len(train.texts), lengths, bs, rng):
+        for idx in length_bucketed(len(train.texts), lengths, bs, rng):
             loss = _loss(model.logits([train.texts[i] for i in idx]), ys[idx], train.multi_label)
             optimizer.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]

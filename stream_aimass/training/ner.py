@@ -27,7 +27,7 @@ from stream_aimass.models.classify import ENCODER_SUBDIR, HEAD_FILE
 from stream_aimass.models.encoder import Encoder, cpu_has_native_bf16, weights_version
 from stream_aimass.models.library import ModelInfo, publish, staging_dir
 from stream_aimass.models.spans import SHAPE_FEATURES, bio_spans, piece_shapes
-from stream_aimass.training.classifier import SilentReporter, TrainingReporter
+from stream_aimass.training.classifier import SilentReporter, TrainingReporter, length_bucketed
 from stream_aimass.training.conll import Sentence, detect_scheme, entity_types, to_bio2
 from stream_aimass.training.data import DataError
 from stream_aimass.training.ner_metrics import ner_report
@@ -175,18 +175,6 @@ class _TokenModel:
         return out
 
 
-def _batches(n: int, lengths: list[int], bs: int, rng: random.Random) -> list[list[int]]:
-    order = list(range(n))
-    rng.shuffle(order)
-    pool = bs * 50
-    batches: list[list[int]] = []
-    for start in range(0, n, pool):
-        chunk = sorted(order[start : start + pool], key=lambda i: lengths[i])
-        batches.extend(chunk[i : i + bs] for i in range(0, len(chunk), bs))
-    rng.shuffle(batches)
-    return batches
-
-
 def _finetune(
     model: _TokenModel,
     train: _Encoded,
@@ -219,7 +207,7 @@ def _finetune(
     for epoch in range(1, epochs + 1):
         model.train(True)
         total, count = 0.0, 0
-        for idx in _batches(len(train.ids), lengths, config.batch_size, rng):
+        for idx in length_bucketed(len(train.ids), lengths, config.batch_size, rng):
             logits = model.logits([train.ids[i] for i in idx], [train.shapes[i] for i in idx])
             width = logits.shape[1]
             target = torch.full((len(idx), width), IGNORE, dtype=torch.long)
