@@ -66,6 +66,13 @@ class TokenBudgetBatcher(Generic[T]):
         self._pending.append((cost, self._clock(), item))
         self._pending_tokens += cost
 
+    def set_limits(self, max_tokens: int, max_wait_s: float) -> None:
+        """Change the budget and wait (adaptive batching); applies to pending items too."""
+        if max_tokens < 1 or max_wait_s < 0:
+            raise ValueError("max_tokens must be >= 1, max_wait_s >= 0")
+        self.max_tokens = max_tokens
+        self.max_wait_s = max_wait_s
+
     def deadline(self) -> float | None:
         """When the oldest pending item must go (clock units), or None when empty."""
         if not self._pending:
@@ -140,3 +147,29 @@ class TokenBudgetBatcher(Generic[T]):
         if items:
             batches.append(Batch(items, costs, oldest))
         return batches
+
+
+@dataclass(frozen=True, slots=True)
+class AdaptiveBatching:
+    """The batch token budget and wait as a function of the backlog.
+
+    A quiet stream (backlog near 0) gets small batches released at once: latency is the
+    model's time for a few documents. As the backlog grows toward ``full_backlog``
+    documents, the budget grows linearly to ``max_tokens`` and the wait to ``max_wait_s``:
+    large batches, which is where the model is fastest per document.
+    """
+
+    min_tokens: int
+    max_tokens: int
+    max_wait_s: float
+    full_backlog: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_tokens <= self.max_tokens or self.full_backlog < 1:
+            raise ValueError("need 1 <= min_tokens <= max_tokens and full_backlog >= 1")
+
+    def limits(self, backlog: int) -> tuple[int, float]:
+        """(token budget, wait in seconds) for ``backlog`` documents not yet enriched."""
+        fill = min(1.0, max(0, backlog) / self.full_backlog)
+        tokens = round(self.min_tokens + fill * (self.max_tokens - self.min_tokens))
+        return tokens, self.max_wait_s * fill

@@ -203,22 +203,44 @@ async def pipeline_run(
     warmup: list[dict[str, Any]],
     docs: list[dict[str, Any]],
     steady_s: float,
+    batch_sizes: dict[str, float] | None = None,
 ) -> tuple[float, float]:
     """Docs/s through the whole pipeline for a backlog produced at once (after a warm-up),
-    then a steady stream at half that rate for ``steady_s`` seconds (for latency)."""
+    then a steady stream at half that rate for ``steady_s`` seconds (for latency).
+
+    ``batch_sizes`` gets the mean documents per model batch in each phase: the two regimes
+    of adaptive batching (``backlog`` and ``steady``).
+    """
+    metrics = pipeline.metrics
+
+    def batches() -> tuple[float, float]:
+        return (
+            metrics.value("aimass_batch_documents_sum"),
+            metrics.value("aimass_batch_documents_count"),
+        )
+
+    def mean_since(before: tuple[float, float]) -> float:
+        total, count = batches()
+        return round((total - before[0]) / max(1.0, count - before[1]), 1)
+
     await pipeline.start()
     await _produce(settings, stack.bootstrap, warmup)
     await _wait_rows(pipeline, len(warmup))
     started = time.perf_counter()
+    mark = batches()
     await _produce(settings, stack.bootstrap, docs)
     await _wait_rows(pipeline, len(warmup) + len(docs))
     rate = len(docs) / (time.perf_counter() - started)
+    backlog_batch = mean_since(mark)
+    mark = batches()
     steady_rate = rate / 2
     steady = generate_documents(
         max(20, int(steady_rate * steady_s)), seed=104, tenants=(STEADY_TENANT,)
     )
     await _produce(settings, stack.bootstrap, steady, rate=steady_rate)
     await _wait_rows(pipeline, len(warmup) + len(docs) + len(steady))
+    if batch_sizes is not None:
+        batch_sizes.update({"backlog": backlog_batch, "steady": mean_since(mark)})
     await pipeline.stop_and_wait()
     return rate, steady_rate
 
@@ -363,8 +385,9 @@ def run_bench(
                 settings, stack.bootstrap, "all", enricher=enricher, clickhouse=client
             )
             with console.status(f"pipeline: {n_documents} documents through Kafka and ClickHouse"):
+                batch_sizes: dict[str, float] = {}
                 pipeline_rate, steady_rate = asyncio.run(
-                    pipeline_run(settings, stack, pipeline, warmup, docs, steady_s)
+                    pipeline_run(settings, stack, pipeline, warmup, docs, steady_s, batch_sizes)
                 )
             backlog_tenants = sorted({str(d["tenant"]) for d in docs})
             backlog_p50, backlog_p99 = _latency(client, backlog_tenants)
@@ -398,6 +421,9 @@ def run_bench(
         "latency_load_docs_per_s": round(steady_rate, 1),
         "backlog_p50_ms": round(backlog_p50, 1),
         "backlog_p99_ms": round(backlog_p99, 1),
+        "batch_adaptive": settings.batch_adaptive,
+        "backlog_mean_batch_documents": batch_sizes.get("backlog", 0.0),
+        "steady_mean_batch_documents": batch_sizes.get("steady", 0.0),
     }
     if entity_rates:
         result["entities_docs_per_s"] = entity_rates

@@ -26,7 +26,7 @@ import numpy as np
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from stream_aimass.batching import Batch, TokenBudgetBatcher
+from stream_aimass.batching import AdaptiveBatching, Batch, TokenBudgetBatcher
 from stream_aimass.decode import DocumentDecoder
 from stream_aimass.entities.extract import EntityExtractor
 from stream_aimass.entities.linking import LinkedEntity, LinkWeights
@@ -273,10 +273,21 @@ class EnrichService:
             settings.batch_max_wait_ms / 1000,
             clock=clock,
         )
+        self.adaptive = (
+            AdaptiveBatching(
+                min(settings.batch_min_tokens, settings.batch_max_tokens),
+                settings.batch_max_tokens,
+                settings.batch_max_wait_ms / 1000,
+                settings.batch_full_backlog,
+            )
+            if settings.batch_adaptive
+            else None
+        )
         self.tracker = OffsetTracker()
         self.metrics = metrics or Metrics()
         enricher.metrics = self.metrics
         enricher.swap(enricher.classifiers)  # publish the serving models as metrics
+        self.metrics.batch_token_budget.set(settings.batch_max_tokens)
         self.watcher = ClassifierWatcher(settings, enricher, self.metrics)
         self._clock = clock
         self._stopping = asyncio.Event()
@@ -411,6 +422,10 @@ class EnrichService:
         return docs
 
     async def _release(self, force: bool) -> None:
+        if self.adaptive is not None:
+            tokens, wait_s = self.adaptive.limits(self.tracker.pending())
+            self.batcher.set_limits(tokens, wait_s)
+            self.metrics.batch_token_budget.set(tokens)
         if not force and self._idle_take():
             batch = self.batcher.take()
             if batch is not None:

@@ -82,6 +82,11 @@ class Metrics:
             registry=r,
         )
 
+        self.batch_token_budget = Gauge(
+            "aimass_batch_token_budget",
+            "The batch token budget now (changes with the backlog under adaptive batching)",
+            registry=r,
+        )
         self.model_reloads = Counter(
             "aimass_model_reloads_total",
             "Classifier set reloads (hot swaps), by outcome (swapped, failed)",

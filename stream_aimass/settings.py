@@ -81,6 +81,18 @@ class Settings(BaseSettings):
     batch_max_wait_ms: int = Field(
         50, ge=0, description="Longest a document waits for its batch to fill."
     )
+    batch_adaptive: bool = Field(
+        False,
+        description="Adapt the token budget and wait to the backlog: from batch_min_tokens "
+        "and no wait when quiet up to batch_max_tokens and batch_max_wait_ms at "
+        "batch_full_backlog pending documents.",
+    )
+    batch_min_tokens: int = Field(
+        512, ge=16, description="Adaptive batching: the token budget of a quiet stream."
+    )
+    batch_full_backlog: int = Field(
+        1024, ge=1, description="Adaptive batching: pending documents for full-size batches."
+    )
     batch_when_idle: bool = Field(
         False,
         description="Give the model a partial batch as soon as it is idle instead of "

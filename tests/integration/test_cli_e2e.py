@@ -85,6 +85,8 @@ def test_bench_prints_the_documented_keys(tmp_path: Path) -> None:
     assert set(figures["heads_docs_per_s"]) == {"0", "2"}
     assert all(v > 0 for v in figures["heads_docs_per_s"].values())
     assert figures["heads_relative"]["0"] == 1.0
+    assert figures["backlog_mean_batch_documents"] > 0
+    assert figures["steady_mean_batch_documents"] > 0
     assert set(figures["entities_docs_per_s"]) == {"off", "on"}
     assert 0 <= figures["entities_share_of_model_time"] < 1
     shares = figures["heads_share_of_model_time"]

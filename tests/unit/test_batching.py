@@ -368,3 +368,54 @@ def test_take_returns_one_shortest_first_batch_and_keeps_the_rest() -> None:
     rest = batcher.take()
     assert rest is not None and rest.items == ["long"]
     assert batcher.take() is None and len(batcher) == 0 and batcher.pending_tokens == 0
+
+
+# -- adaptive batching ----------------------------------------------------------------------
+
+
+def test_adaptive_limits_grow_with_the_backlog_within_bounds() -> None:
+    from stream_aimass.batching import AdaptiveBatching
+
+    policy = AdaptiveBatching(min_tokens=256, max_tokens=4096, max_wait_s=0.05, full_backlog=1000)
+    assert policy.limits(0) == (256, 0.0)
+    tokens, wait = policy.limits(500)
+    assert tokens == 2176 and wait == pytest.approx(0.025)
+    assert policy.limits(1000) == (4096, 0.05)
+    assert policy.limits(10**6) == (4096, 0.05)  # never past the configured bounds
+    assert policy.limits(-5) == (256, 0.0)
+    with pytest.raises(ValueError):
+        AdaptiveBatching(min_tokens=5000, max_tokens=4096, max_wait_s=0.05, full_backlog=10)
+
+
+def test_quiet_stream_releases_at_once_and_backlog_waits_for_full_batches() -> None:
+    from stream_aimass.batching import AdaptiveBatching
+
+    now = [0.0]
+    batcher: TokenBudgetBatcher[str] = TokenBudgetBatcher(4096, 128, 0.05, clock=lambda: now[0])
+    policy = AdaptiveBatching(min_tokens=64, max_tokens=4096, max_wait_s=0.05, full_backlog=100)
+    # Quiet: one short document -> a wait of 1/100 of the maximum; it goes within a ms.
+    batcher.add("q", 20)
+    batcher.set_limits(*policy.limits(len(batcher)))
+    assert batcher.max_wait_s == pytest.approx(0.0005)
+    now[0] += 0.001
+    (batch,) = batcher.ready()
+    assert batch.items == ["q"]
+    # Backlog: 200 documents pending -> full budget and the full wait; full batches go,
+    # the partial rest waits to fill.
+    for i in range(200):
+        batcher.add(f"d{i}", 30)
+    batcher.set_limits(*policy.limits(200))
+    assert batcher.max_tokens == 4096
+    batches = batcher.ready()
+    assert [len(b) for b in batches] == [128]
+    assert batcher.ready() == []
+    now[0] += 0.06
+    assert [len(b) for b in batcher.ready()] == [72]
+
+
+def test_set_limits_validates() -> None:
+    batcher: TokenBudgetBatcher[str] = TokenBudgetBatcher(100, 10, 0.1)
+    with pytest.raises(ValueError):
+        batcher.set_limits(0, 0.1)
+    with pytest.raises(ValueError):
+        batcher.set_limits(10, -1)
