@@ -1,6 +1,7 @@
 """``stream-aimass bench``: three measurements on the same texts, in one run.
 
-- model ceiling: tokenize + forward only, same batching and dtype as the pipeline;
+- model ceiling: tokenize + forward + heads + entities, same batching and dtype as the
+  pipeline;
 - pipeline: the full path through the embedded broker and ClickHouse, from a backlog
   (throughput), then a steady stream at half that rate (latency: produce -> ClickHouse row);
 - naive loop: consume one message, fp32 forward, insert one row, commit, repeat.
@@ -27,7 +28,7 @@ from stream_aimass.corpus import generate_documents
 from stream_aimass.enrich import DocumentEnricher
 from stream_aimass.kafka import make_consumer, make_producer
 from stream_aimass.models.classify import HeadInput
-from stream_aimass.models.encoder import Encoder
+from stream_aimass.models.encoder import Encoder, Tokenized
 from stream_aimass.pipeline import Pipeline, Stack, open_clickhouse
 from stream_aimass.settings import Settings
 from stream_aimass.sinks.clickhouse import DOCUMENT_COLUMNS, document_row
@@ -40,22 +41,33 @@ STEADY_TENANT = "bench-steady"
 
 
 def model_ceiling(enricher: DocumentEnricher, texts: list[str], settings: Settings) -> float:
-    """Docs/s of tokenize + forward + heads with the pipeline's batching policy."""
+    """Docs/s of tokenize + forward + heads + entities with the pipeline's batching policy:
+    everything the model thread computes, without Kafka, records or ClickHouse."""
     encoder = enricher.encoder
+    entities = enricher.entities
     started = time.perf_counter()
-    ids = encoder.tokenize(texts)
-    batcher: TokenBudgetBatcher[tuple[str, list[int]]] = TokenBudgetBatcher(
+    tokenized = enricher.tokenize(texts)
+    batcher: TokenBudgetBatcher[int] = TokenBudgetBatcher(
         settings.batch_max_tokens, settings.batch_max_documents, 0.0
     )
-    for text, seq in zip(texts, ids, strict=True):
-        batcher.add((text, seq), len(seq))
+    for row, seq in enumerate(tokenized.ids):
+        batcher.add(row, len(seq))
     for batch in batcher.flush():
-        batch_ids = [seq for _, seq in batch.items]
-        encoded = encoder.encode_ids(batch_ids)
-        heads = HeadInput(encoded.embeddings, batch_ids, [text for text, _ in batch.items])
+        rows = batch.items
+        batch_ids = [tokenized.ids[r] for r in rows]
+        batch_texts = [texts[r] for r in rows]
+        encoded = encoder.encode_ids(batch_ids, token_states=entities is not None)
+        heads = HeadInput(encoded.embeddings, batch_ids, batch_texts)
         if enricher.topic is not None:
             enricher.topic.scores(heads)
         enricher.classifiers.classify(heads)
+        if entities is not None:
+            sub = Tokenized(
+                batch_ids,
+                [tokenized.offsets[r] for r in rows],
+                [tokenized.word_ids[r] for r in rows],
+            )
+            entities.extract(batch_texts, sub, encoded)
     return len(texts) / (time.perf_counter() - started)
 
 
