@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import signal
 import sys
 import time
@@ -283,12 +282,6 @@ def _clickhouse(settings: Settings) -> Any:
         raise fail(f"cannot open ClickHouse at {dsn}{hint}: {exc}") from None
 
 
-# Bounds of the --from/--to defaults: inside ClickHouse's DateTime64 range (1900-2299).
-_QUERY_FROM_DEFAULT = "1970-01-01"
-_QUERY_TO_DEFAULT = "2200-01-01"
-_QUERY_PARAMETER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):")
-
-
 def _parse_when(value: str, option: str) -> datetime:
     """An ISO date or datetime from the command line, UTC when it names no zone."""
     try:
@@ -299,17 +292,6 @@ def _parse_when(value: str, option: str) -> datetime:
             "(e.g. 2026-11-01, 2026-11-01T08:00 or 2026-11-01T08:00:00+01:00)"
         ) from None
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-
-
-def _query_parameters(sql: str, given: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """The values ``sql`` binds (``{name:Type}``) and the names of those it does not use.
-
-    Unused values are left out: a query without server-side placeholders would otherwise be
-    formatted client-side with them.
-    """
-    wanted = set(_QUERY_PARAMETER.findall(sql))
-    used = {k: v for k, v in given.items() if k in wanted}
-    return used, [k for k in given if k not in wanted]
 
 
 @app.command()
@@ -344,9 +326,10 @@ def query(
     usage, top-entities, entity-trend: --tenant, --from, --to; entity-trend needs --entity.
     """
     from stream_aimass.clickhouse import (
+        ALL_TIME,
         ClickHouseConfigError,
-        load_query,
         query_names,
+        query_parameters,
         run_named_query,
     )
 
@@ -356,19 +339,17 @@ def query(
         return
     if name not in query_names():
         raise fail(f"unknown query {name!r}; available: {', '.join(query_names())}")
-    start = _parse_when(from_ or _QUERY_FROM_DEFAULT, "--from")
-    end = _parse_when(to or _QUERY_TO_DEFAULT, "--to")
+    start = _parse_when(from_, "--from") if from_ else ALL_TIME[0]
+    end = _parse_when(to, "--to") if to else ALL_TIME[1]
     if start >= end:
         raise fail(f"--from {start.isoformat()} is not before --to {end.isoformat()}")
-    parameters, unused = _query_parameters(
-        load_query(name),
-        {"tenant": tenant or "", "from": start, "to": end, "entity": entity or ""},
-    )
-    if "entity" in parameters and not entity:
+    parameters = {"tenant": tenant or "", "from": start, "to": end, "entity": entity or ""}
+    wanted = query_parameters(name)
+    if "entity" in wanted and not entity:
         # No entity has the id '': the query would quietly return nothing.
         raise fail(f"query {name} needs --entity ENTITY_ID (e.g. --entity company/apple)")
     given = {"tenant": tenant, "from": from_, "to": to, "entity": entity}
-    ignored = [f"--{k}" for k in unused if given[k] is not None]
+    ignored = [f"--{k}" for k, v in given.items() if v is not None and k not in wanted]
     if ignored:
         console.print(f"[yellow]note:[/] query {name} ignores {', '.join(ignored)}")
     settings = _settings(data_dir=data_dir, clickhouse_dsn=clickhouse)

@@ -99,6 +99,13 @@ def _read(
 # -- train ---------------------------------------------------------------------------------
 
 
+def _check_training_options(mode: str, epochs: int | None) -> None:
+    if mode not in ("head", "finetune"):
+        raise fail(f"--mode must be head or finetune, not {mode!r}")
+    if epochs is not None and epochs < 1:
+        raise fail("--epochs must be at least 1")
+
+
 @train_app.command("classifier")
 def train_classifier(
     data: Annotated[Path, typer.Option("--data", help="Training CSV.")],
@@ -136,10 +143,7 @@ def train_classifier(
     as_json: JsonFlag = False,
 ) -> None:
     """Train a classifier on the shared encoder; writes a versioned model directory."""
-    if mode not in ("head", "finetune"):
-        raise fail(f"--mode must be head or finetune, not {mode!r}")
-    if epochs is not None and epochs < 1:
-        raise fail("--epochs must be at least 1")
+    _check_training_options(mode, epochs)
     from stream_aimass.models.encoder import ModelLoadError
     from stream_aimass.training.classifier import TrainConfig
     from stream_aimass.training.classifier import train_classifier as train
@@ -440,10 +444,7 @@ def train_ner_cmd(
     from stream_aimass.training.data import DataError
     from stream_aimass.training.ner import NerConfig, train_ner
 
-    if mode not in ("head", "finetune"):
-        raise fail(f"--mode must be head or finetune, not {mode!r}")
-    if epochs is not None and epochs < 1:
-        raise fail("--epochs must be at least 1")
+    _check_training_options(mode, epochs)
     settings = _settings(model_dir=model_dir)
     try:
         train_sents = read_conll(data)
@@ -502,9 +503,7 @@ def eval_ner(
     model_dir: EncoderDir = None,
 ) -> None:
     """Entity-level strict precision, recall and F1 (overall and per type); a PNG."""
-    from stream_aimass.entities.aliases import AliasIndex
-    from stream_aimass.entities.kb import load_kb
-    from stream_aimass.entities.ner import DictionaryDetector, load_detector
+    from stream_aimass.entities.ner import TokenTagger, load_detector
     from stream_aimass.models.encoder import Encoder, ModelLoadError
     from stream_aimass.models.spans import bio_spans
     from stream_aimass.training.conll import read_conll, to_bio2
@@ -512,6 +511,8 @@ def eval_ner(
     from stream_aimass.training.ner_metrics import ner_report
     from stream_aimass.training.plots import per_class_f1_png
 
+    if not model.strip():
+        raise fail("--model is required: a NER model directory or reference")
     settings = _settings(data_dir=data_dir, models_dir=models_dir, model_dir=model_dir)
     try:
         sentences = read_conll(data)
@@ -523,17 +524,15 @@ def eval_ner(
                 settings.resolved_model_dir, device=settings.device, dtype=settings.dtype,
                 max_tokens=128, name=settings.model_name,
             )  # fmt: skip
-            detector = load_detector(
-                model, AliasIndex(load_kb()), shared, settings.resolved_models_dir
-            )
+            detector = load_detector(model, None, shared, settings.resolved_models_dir)
         except ModelLoadError as exc:
             raise fail(str(exc)) from None
-        if isinstance(detector, DictionaryDetector):
-            raise fail("--model is required: a NER model directory or reference")
+        if not isinstance(detector, TokenTagger):
+            raise fail(f"{model} is not a token-classification model")
         predicted: list[list[str]] = []
         words = [s.tokens for s in sentences]
         for start in range(0, len(words), 64):
-            predicted.extend(detector.predict_words(words[start : start + 64], shared))  # type: ignore[attr-defined]
+            predicted.extend(detector.predict_words(words[start : start + 64], shared))
     gold = [bio_spans(to_bio2(s.tags)) for s in sentences]
     report = ner_report(gold, [bio_spans(tags) for tags in predicted])
     report["model"] = {"name": detector.model.name, "version": detector.model.version}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -141,8 +142,22 @@ class QueryResult:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
 
+# The widest --from/--to: inside ClickHouse's DateTime64 range (1900-2299).
+ALL_TIME = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
+_QUERY_PARAMETER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):")
+
+
+def query_parameters(name: str) -> set[str]:
+    """The parameters query ``name`` binds (``{name:Type}`` placeholders)."""
+    return set(_QUERY_PARAMETER.findall(load_query(name)))
+
+
 def run_named_query(
     client: Any, name: str, parameters: dict[str, Any] | None = None
 ) -> QueryResult:
-    result = client.query(load_query(name), parameters=parameters or {})
+    """Run a named query with the values it binds; values it does not use are left out
+    (a query without placeholders would otherwise be formatted client-side with them)."""
+    wanted = query_parameters(name)
+    used = {k: v for k, v in (parameters or {}).items() if k in wanted}
+    result = client.query(load_query(name), parameters=used)
     return QueryResult(list(result.column_names), [list(r) for r in result.result_rows])

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from stream_aimass.clickhouse import run_named_query
+from stream_aimass.clickhouse import ALL_TIME, run_named_query
 from stream_aimass.corpus import bad_messages, generate_documents, generate_events
 from stream_aimass.enrich import DocumentEnricher
 from stream_aimass.kafka import make_producer
@@ -21,12 +20,6 @@ from stream_aimass.settings import Settings
 DEMO_QUERIES = (
     "documents-count", "category-mix", "top-entities", "events-by-type", "dead-letters", "usage",
 )  # fmt: skip
-# The usage and top-entities queries over all tenants and all time.
-_ALL_USAGE = {
-    "tenant": "",
-    "from": datetime(1970, 1, 1, tzinfo=UTC),
-    "to": datetime(2200, 1, 1, tzinfo=UTC),
-}
 STALL_TIMEOUT_S = 120.0
 
 
@@ -133,8 +126,9 @@ def run_demo(
     assert pipeline.sink is not None and pipeline.enrich is not None
     queries = {}
     for name in DEMO_QUERIES:
-        parameters = _ALL_USAGE if name in ("usage", "top-entities") else None
-        result = run_named_query(client, name, parameters)
+        # Every tenant, all time; each query binds only what it uses.
+        everything = {"tenant": "", "from": ALL_TIME[0], "to": ALL_TIME[1]}
+        result = run_named_query(client, name, everything)
         queries[name] = {"columns": result.columns, "rows": result.rows}
     return {
         "documents_produced": n_documents,

@@ -105,11 +105,6 @@ class DocumentEnricher:
         self.metrics = metrics
         self.classifiers = classifiers or ClassifierSet(())
 
-    # kept for callers of the first release: the topic head was called ``classifier``
-    @property
-    def classifier(self) -> ZeroShotClassifier | None:
-        return self.topic
-
     @classmethod
     def from_settings(cls, settings: Settings) -> DocumentEnricher:
         encoder = Encoder(

@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from stream_aimass.entities.aliases import AliasIndex
-from stream_aimass.models.classify import ENCODER_SUBDIR, HEAD_FILE
+from stream_aimass.models.classify import load_head
 from stream_aimass.models.encoder import Encoder, ModelLoadError, Tokenized
-from stream_aimass.models.library import read_model, refuse_pickle, resolve_model
-from stream_aimass.models.spans import bio_spans, char_spans, piece_shapes, text_piece_shapes
+from stream_aimass.models.library import refuse_pickle, resolve_model
+from stream_aimass.models.spans import char_spans, piece_shapes, text_piece_shapes
 from stream_aimass.records import ModelRef
 
 log = logging.getLogger("stream_aimass.entities")
@@ -82,7 +82,7 @@ class DictionaryDetector(MentionDetector):
         ]
 
 
-class _PieceTagger(MentionDetector):
+class TokenTagger(MentionDetector):
     """Shared by the token-classification backends: piece logits -> character spans."""
 
     labels: list[str]
@@ -139,39 +139,18 @@ class _PieceTagger(MentionDetector):
         return shared.tokenizer
 
 
-class TokenHeadDetector(_PieceTagger):
+class TokenHeadDetector(TokenTagger):
     """A head trained by ``stream-aimass train ner`` (``head`` or ``finetune`` mode)."""
 
     def __init__(self, path: Path, shared: Encoder) -> None:
-        from safetensors.numpy import load_file
-
-        refuse_pickle(path)
-        info = read_model(path)
-        if info.kind != "ner":
-            raise ModelLoadError(f"{path} is a {info.kind!r} model, not a NER model")
-        tensors = load_file(str(path / HEAD_FILE))
-        self.weight = tensors["weight"].astype(np.float32)
-        self.bias = tensors["bias"].astype(np.float32)
-        self.labels = info.labels
-        self.info = info
+        head = load_head(path, "ner", shared)
+        self.weight, self.bias, self.encoder = head.weight, head.bias, head.encoder
+        self.shared_pass = self.encoder is None
+        self.info = head.info
+        self.labels = head.info.labels
         # Heads trained with word-shape features take SHAPE_FEATURES more inputs.
-        self.shapes = "word_shape" in (info.meta.get("features") or [])
-        self.model = ModelRef(info.name, info.version)
-        self.encoder: Encoder | None = None
-        if info.mode == "finetune":
-            self.shared_pass = False
-            self.encoder = Encoder(
-                path / ENCODER_SUBDIR,
-                device=shared.device,
-                dtype=shared.dtype,
-                max_tokens=shared.max_tokens,
-                name=info.name,
-            )
-        elif (info.meta.get("base_encoder") or {}).get("version") != shared.version:
-            raise ModelLoadError(
-                f"{path} is a NER head trained on another encoder version than this "
-                f"worker's {shared.name} {shared.version}"
-            )
+        self.shapes = "word_shape" in (head.info.meta.get("features") or [])
+        self.model = ModelRef(head.info.name, head.info.version)
 
     def piece_logits(
         self, batch: DetectorInput, pretokenized: bool = False
@@ -193,7 +172,7 @@ class TokenHeadDetector(_PieceTagger):
         return out, tok
 
 
-class HFTokenClassifier(_PieceTagger):
+class HFTokenClassifier(TokenTagger):
     """A local Hugging Face token-classification checkpoint, run as its own pass."""
 
     shared_pass = False
@@ -245,16 +224,15 @@ class HFTokenClassifier(_PieceTagger):
 
 
 def load_detector(
-    ref: str, index: AliasIndex, shared: Encoder, models_dir: Path
+    ref: str, index: AliasIndex | None, shared: Encoder, models_dir: Path
 ) -> MentionDetector:
-    """The detector for the ``ner_model`` setting: empty means KB dictionary matching."""
+    """The detector for the ``ner_model`` setting: empty means KB dictionary matching
+    (which needs ``index``; a model reference does not)."""
     if not ref:
+        if index is None:
+            raise ModelLoadError("no NER model given, and no KB alias index to match instead")
         return DictionaryDetector(index)
     path = Path(ref).expanduser()
     if (path / "config.json").is_file() and not (path / "model.json").is_file():
         return HFTokenClassifier(path, device=shared.device)
     return TokenHeadDetector(resolve_model(ref, models_dir), shared)
-
-
-def word_spans(tags: list[str]) -> list[tuple[int, int, str]]:
-    return bio_spans(tags)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from stream_aimass.models.encoder import Encoder, ModelLoadError
-from stream_aimass.models.library import read_model, refuse_pickle, resolve_model
+from stream_aimass.models.library import ModelInfo, read_model, refuse_pickle, resolve_model
 from stream_aimass.records import Classification, ModelRef
 
 log = logging.getLogger("stream_aimass.models")
@@ -144,6 +144,63 @@ def _sigmoid(logits: np.ndarray) -> np.ndarray:
     return result
 
 
+@dataclass(frozen=True, slots=True)
+class LoadedHead:
+    """A trained head's weights and metadata, and its own encoder in finetune mode."""
+
+    info: ModelInfo
+    weight: np.ndarray  # (outputs, inputs) float32
+    bias: np.ndarray
+    encoder: Encoder | None  # None: the head reads the shared encoder's pass
+
+
+def save_head(folder: Path, weight: np.ndarray, bias: np.ndarray) -> None:
+    """Write a linear head as safetensors (what :func:`load_head` reads)."""
+    from safetensors.numpy import save_file
+
+    save_file(
+        {"weight": np.ascontiguousarray(weight, dtype=np.float32),
+         "bias": np.ascontiguousarray(bias, dtype=np.float32)},
+        str(folder / HEAD_FILE),
+    )  # fmt: skip
+
+
+def load_head(path: Path, kind: str, shared: Encoder) -> LoadedHead:
+    """Load a head trained by ``train classifier`` or ``train ner`` for this worker.
+
+    Refuses pickle weights and a model of another kind. A ``head``-mode model must have
+    been trained on this worker's encoder version (it reads that encoder's pass); a
+    ``finetune``-mode model loads its own encoder, on the shared device and dtype.
+    """
+    from safetensors.numpy import load_file
+
+    refuse_pickle(path)
+    info = read_model(path)
+    if info.kind != kind:
+        raise ModelLoadError(f"{path} is a {info.kind!r} model, not a {kind} model")
+    head_file = path / HEAD_FILE
+    if not head_file.is_file():
+        raise ModelLoadError(f"{path} has no {HEAD_FILE}")
+    tensors = load_file(str(head_file))
+    encoder = None
+    if info.mode == "finetune":
+        encoder = Encoder(
+            path / ENCODER_SUBDIR,
+            device=shared.device,
+            dtype=shared.dtype,
+            max_tokens=shared.max_tokens,
+            name=info.name,
+        )
+    elif (base := (info.meta.get("base_encoder") or {}).get("version")) != shared.version:
+        raise ModelLoadError(
+            f"{path} is a head trained on encoder version {base}; this worker's encoder "
+            f"is {shared.name} version {shared.version} (retrain it, or use --mode finetune)"
+        )
+    return LoadedHead(
+        info, tensors["weight"].astype(np.float32), tensors["bias"].astype(np.float32), encoder
+    )
+
+
 class TrainedClassifier(Classifier):
     """A linear head trained by ``stream-aimass train classifier``.
 
@@ -152,18 +209,10 @@ class TrainedClassifier(Classifier):
     """
 
     def __init__(self, name: str, path: Path, shared: Encoder, *, threshold: float | None = None):
-        from safetensors.numpy import load_file
-
-        refuse_pickle(path)
-        info = read_model(path)
-        if info.kind != "classifier":
-            raise ModelLoadError(f"{path} is a {info.kind!r} model, not a classifier")
+        head = load_head(path, "classifier", shared)
+        info = head.info
         head_file = path / HEAD_FILE
-        if not head_file.is_file():
-            raise ModelLoadError(f"{path} has no {HEAD_FILE}")
-        tensors = load_file(str(head_file))
-        self.weight = tensors["weight"].astype(np.float32)
-        self.bias = tensors["bias"].astype(np.float32)
+        self.weight, self.bias, self.encoder = head.weight, head.bias, head.encoder
         self.name = name
         self.path = path
         self.info = info
@@ -181,25 +230,12 @@ class TrainedClassifier(Classifier):
             )
             if threshold is not None:
                 self.thresholds[:] = threshold
-        self.encoder: Encoder | None = None
         self.reuse_ids = True
-        if info.mode == "finetune":
+        if self.encoder is not None:
             self.shared_pass = False
-            self.encoder = Encoder(
-                path / ENCODER_SUBDIR,
-                device=shared.device,
-                dtype=shared.dtype,
-                max_tokens=shared.max_tokens,
-                name=info.name,
-            )
             base = info.meta.get("base_encoder") or {}
             # Same base weights -> same tokenizer files -> the shared ids can be reused.
             self.reuse_ids = base.get("version") == shared.version
-        elif (base := (info.meta.get("base_encoder") or {}).get("version")) != shared.version:
-            raise ModelLoadError(
-                f"{path} is a head trained on encoder version {base}; this worker's encoder "
-                f"is {shared.name} version {shared.version} (retrain it, or use --mode finetune)"
-            )
         dim = self.encoder.dim if self.encoder is not None else shared.dim
         if self.weight.shape[1] != dim:
             raise ModelLoadError(

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
-from stream_aimass.models.classify import ENCODER_SUBDIR, HEAD_FILE, TrainedClassifier
+from stream_aimass.models.classify import ENCODER_SUBDIR, TrainedClassifier, save_head
 from stream_aimass.models.encoder import Encoder, cpu_has_native_bf16, weights_version
 from stream_aimass.models.library import ModelInfo, publish, staging_dir
 from stream_aimass.training.data import LabelledTexts, check_trainable
@@ -380,8 +380,6 @@ def train_classifier(
     reporter: TrainingReporter | None = None,
 ) -> ModelInfo:
     """Train, evaluate on ``dev``, and write a new model version under ``out``."""
-    from safetensors.numpy import save_file
-
     reporter = reporter or SilentReporter()
     check_trainable(train)
     labels = train.label_names
@@ -436,11 +434,7 @@ def train_classifier(
         device, dtype = "cpu", "bf16" if model.autocast else "fp32"
     if multi_label and dev is not None and dev_probs is not None:
         thresholds = tune_thresholds(dev_probs, _targets(dev, labels))
-    save_file(
-        {"weight": np.ascontiguousarray(weight, dtype=np.float32),
-         "bias": np.ascontiguousarray(bias, dtype=np.float32)},
-        str(staging / HEAD_FILE),
-    )  # fmt: skip
+    save_head(staging, weight, bias)
     seconds = time.perf_counter() - started
     metrics: dict[str, Any] = {"best_epoch": history.best_epoch}
     dev_report: dict[str, Any] = {}

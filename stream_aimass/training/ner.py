@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from stream_aimass.models.classify import ENCODER_SUBDIR, HEAD_FILE
+from stream_aimass.models.classify import ENCODER_SUBDIR, save_head
 from stream_aimass.models.encoder import Encoder, cpu_has_native_bf16, weights_version
 from stream_aimass.models.library import ModelInfo, publish, staging_dir
 from stream_aimass.models.spans import SHAPE_FEATURES, bio_spans, piece_shapes
@@ -340,7 +340,6 @@ def train_ner(
 ) -> ModelInfo:
     """Train a NER model and write a new version under ``out``."""
     import torch
-    from safetensors.numpy import save_file
 
     reporter = reporter or SilentReporter()
     if not train:
@@ -377,11 +376,7 @@ def train_ner(
         if dev and history:
             best = max(history, key=lambda h: h.get("f1", -1))
             final = {k: best[k] for k in ("precision", "recall", "f1") if k in best}
-    save_file(
-        {"weight": np.ascontiguousarray(weight, dtype=np.float32),
-         "bias": np.ascontiguousarray(bias, dtype=np.float32)},
-        str(staging / HEAD_FILE),
-    )  # fmt: skip
+    save_head(staging, weight, bias)
     seconds = time.perf_counter() - started
     metrics: dict[str, Any] = {}
     if final:
