@@ -69,6 +69,14 @@ class Settings(BaseSettings):
         "aimass.recommendations", description="Recommendations topic."
     )
     topic_dlq: str = Field("aimass.dlq", description="Dead-letter topic.")
+    topic_items: str = Field(
+        "aimass.items", description="Catalogue items (id, title, text, category) to recommend."
+    )
+    topic_item_vectors: str = Field(
+        "aimass.item-vectors",
+        description="Log-compacted item vectors (every document and catalogue item); every "
+        "worker reads it whole into its item index.",
+    )
     enrich_group: str = Field("aimass-enrich", description="Consumer group of the enrich role.")
     sink_group: str = Field("aimass-sink", description="Consumer group of the sink role.")
     app_id: str = Field("aimass", description="Faust application id.")
@@ -158,6 +166,54 @@ class Settings(BaseSettings):
         2.0, ge=0, description="How often the worker checks `classifiers_file` (0: never)."
     )
 
+    # Recommendations
+    recs_enabled: bool = Field(
+        True, description="Serve recommendations from user events (item index, profiles)."
+    )
+    recs_store: str = Field(
+        "rocksdb://",
+        description="Faust table store of user profiles: `rocksdb://` (on disk, recovers "
+        "from its changelog) or `memory://` (rebuilt from the changelog on every start).",
+    )
+    recs_k: int = Field(10, ge=1, le=1000, description="Items per recommendation.")
+    recs_event_weights: dict[str, float] = Field(
+        default_factory=lambda: {"view": 1.0, "click": 2.0, "like": 3.0, "purchase": 5.0},
+        description="Weight of each event type in a user profile (JSON object type -> weight).",
+    )
+    recs_profile_half_life_s: float = Field(
+        604800.0, gt=0, description="Half-life of past interactions in a user profile (event time)."
+    )
+    recs_recent_items: int = Field(
+        100, ge=1, description="Recent items kept per user; they are never recommended again."
+    )
+    recs_weight_popularity: float = Field(
+        0.1, ge=0, description="Scoring: weight of the item's popularity in its tenant (0..1)."
+    )
+    recs_weight_recency: float = Field(
+        0.05, ge=0, description="Scoring: weight of the item's freshness (0..1)."
+    )
+    recs_popularity_half_life_s: float = Field(
+        86400.0, gt=0, description="Half-life of interactions counted as popularity."
+    )
+    recs_recency_half_life_s: float = Field(
+        172800.0, gt=0, description="Age at which an item's freshness is 0.5."
+    )
+    recs_max_items_per_tenant: int = Field(
+        100000,
+        ge=1,
+        description="Item index bound per tenant; a new item past it evicts the oldest (by ts).",
+    )
+    recs_tenants: list[str] = Field(
+        default_factory=list,
+        description="Tenants whose items this worker indexes (JSON list); empty: all.",
+    )
+    recs_batch_max_events: int = Field(
+        256, ge=1, description="Events scored together in one matrix multiply."
+    )
+    recs_batch_max_wait_ms: int = Field(
+        10, ge=0, description="Longest an event waits for its scoring batch to fill."
+    )
+
     # Sink
     sink_batch_rows: int = Field(5000, ge=1, description="Rows per ClickHouse insert.")
     sink_max_wait_ms: int = Field(200, ge=0, description="Longest a row waits for its insert.")
@@ -210,7 +266,14 @@ class Settings(BaseSettings):
             self.topic_enriched,
             self.topic_recommendations,
             self.topic_dlq,
+            self.topic_items,
+            self.topic_item_vectors,
         )
+
+    @property
+    def profiles_changelog(self) -> str:
+        """The Faust changelog topic of the user profile table."""
+        return f"{self.app_id}-profiles-changelog"
 
     def kafka_client_options(self) -> dict[str, Any]:
         """Security options for aiokafka clients (consumer, producer)."""

@@ -58,6 +58,8 @@ def configured_topics(settings: Settings) -> list[TopicSpec]:
         "aimass.enriched": settings.topic_enriched,
         "aimass.recommendations": settings.topic_recommendations,
         "aimass.dlq": settings.topic_dlq,
+        "aimass.items": settings.topic_items,
+        "aimass.item-vectors": settings.topic_item_vectors,
     }
     out = []
     for default, actual in names.items():
@@ -72,6 +74,18 @@ def configured_topics(settings: Settings) -> list[TopicSpec]:
                 key=spec.key,
             )
         )
+    events = specs["aimass.events"]
+    # Faust's changelog of the profile table: co-partitioned with the events it is keyed by.
+    out.append(
+        TopicSpec(
+            name=settings.profiles_changelog,
+            partitions=events.partitions,
+            replication_factor=events.replication_factor,
+            retention_ms=-1,
+            cleanup_policy="compact",
+            key="tenant:user_id",
+        )
+    )
     return out
 
 

@@ -43,7 +43,11 @@ def test_defaults(clean_env: Path) -> None:
         "aimass.enriched",
         "aimass.recommendations",
         "aimass.dlq",
+        "aimass.items",
+        "aimass.item-vectors",
     )
+    assert settings.profiles_changelog == "aimass-profiles-changelog"
+    assert settings.recs_store == "rocksdb://"
 
 
 def test_default_clickhouse_dsn_is_chdb_under_absolute_data_dir(clean_env: Path) -> None:
