@@ -1,9 +1,10 @@
 """The worker: a Faust app hosting the pipeline's aiokafka batch services.
 
 Faust gives the worker its lifecycle (signals, graceful stop), its web server
-(``/healthz``, ``/readyz``) and, in later stages, tables for state. The document hot path
-runs on aiokafka batches instead of Faust agents: Faust's per-message cost (~70 µs) is
-too high for a model that eats thousands of documents a second.
+(``/healthz``, ``/readyz``, ``/v1/...``) and the user profile table of the recommendation
+path (an agent on ``aimass.events``). The document hot path runs on aiokafka batches
+instead of Faust agents: Faust's per-message cost (~70 µs) is too high for a model that
+eats thousands of documents a second.
 
 Read top to bottom, this is the whole process: stack -> pipeline -> web.
 """
@@ -16,8 +17,12 @@ from typing import Any
 
 import faust
 import mode
+from faust.exceptions import SameNode
+from faust.web.exceptions import ServiceUnavailable
 
-from stream_aimass.pipeline import Pipeline, Role, Stack
+from stream_aimass.pipeline import Pipeline, Role, Stack, make_faust_app, serves_recs
+from stream_aimass.recs.profiles import profile_key
+from stream_aimass.recs.service import RecsService
 from stream_aimass.settings import Settings
 
 log = logging.getLogger("stream_aimass.app")
@@ -26,10 +31,18 @@ log = logging.getLogger("stream_aimass.app")
 class PipelineService(mode.Service):  # type: ignore[misc]
     """Runs a :class:`Pipeline` for the lifetime of the Faust worker."""
 
-    def __init__(self, settings: Settings, bootstrap: str, role: Role, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        bootstrap: str,
+        role: Role,
+        recs: RecsService | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.settings = settings
         self.bootstrap = bootstrap
         self.role = role
+        self.recs = recs
         self.pipeline: Pipeline | None = None
         self.failed: BaseException | None = None
         super().__init__(**kwargs)
@@ -38,7 +51,7 @@ class PipelineService(mode.Service):  # type: ignore[misc]
         loop = asyncio.get_running_loop()
         # Loading the model takes seconds: keep the event loop (and /healthz) responsive.
         self.pipeline = await loop.run_in_executor(
-            None, lambda: Pipeline(self.settings, self.bootstrap, self.role)
+            None, lambda: Pipeline(self.settings, self.bootstrap, self.role, recs=self.recs)
         )
         await self.pipeline.start()
         self.add_future(self._watch(self.pipeline))
@@ -61,25 +74,16 @@ class PipelineService(mode.Service):  # type: ignore[misc]
 
 
 def build_app(settings: Settings, stack: Stack, role: Role) -> faust.App:
-    app = faust.App(
-        settings.app_id,
-        broker=f"kafka://{stack.bootstrap}",
-        # The embedded broker has no CreateTopics; real clusters get `topics create`.
-        topic_allow_declare=False,
-        topic_disable_leader=True,
-        web_enabled=True,
-        web_bind=settings.web_host,
-        web_port=settings.web_port,
-        web_host=settings.web_host,
-        store="memory://",
-        broker_session_timeout=10,
-        broker_heartbeat_interval=1,
-        datadir=str(settings.data_dir / "faust"),
-    )
-    # No Faust agents yet: the document path is aiokafka batches, so Faust runs without its
-    # own consumer (an empty subscription crashes it); tables arrive with the events path.
-    app.producer_only = True
-    service = PipelineService(settings, stack.bootstrap, role)
+    app = make_faust_app(settings, stack.bootstrap, web=True)
+    recs = None
+    if serves_recs(settings, role):
+        # The profile table and the events agent must exist before the app starts.
+        recs = RecsService(settings, stack.bootstrap, app)
+    else:
+        # The document path is aiokafka batches: without the events agent Faust runs
+        # without its own consumer (an empty subscription crashes it).
+        app.producer_only = True
+    service = PipelineService(settings, stack.bootstrap, role, recs)
     app.service(service)  # type: ignore[arg-type]
 
     @app.page("/healthz")
@@ -100,6 +104,29 @@ def build_app(settings: Settings, stack: Stack, role: Role) -> faust.App:
         if pipeline is None or pipeline.enrich is None:
             return web.json({"role": role, "models": None}, status=404 if pipeline else 503)
         return web.json({"role": role, **pipeline.enrich.enricher.describe()})
+
+    @app.page("/v1/recommendations/{tenant}/{user_id}")
+    async def recommendations(web: Any, request: Any, tenant: str, user_id: str) -> Any:
+        if recs is None:
+            return web.json({"error": f"role {role!r} serves no recommendations"}, status=404)
+        if not recs.ready:
+            return web.json({"error": "the item index is still loading"}, status=503)
+        try:
+            # Profiles are partitioned: the worker holding this user's partition answers.
+            return await app.router.route_req(
+                recs.profiles.name, profile_key(tenant, user_id), web, request
+            )
+        except (SameNode, ServiceUnavailable, KeyError):
+            pass  # this worker holds it (or nobody knows yet): answer here
+        except Exception as exc:  # routing metadata not there yet (no changelog write)
+            log.debug("recommendations: not routed (%r); answering locally", exc)
+        try:
+            k = int(request.query.get("k", str(settings.recs_k)))
+        except ValueError:
+            return web.json({"error": "k must be an integer from 1 to 100"}, status=400)
+        cold_start = request.query.get("cold_start", "").lower() in ("1", "true", "yes")
+        status, body = recs.recommend(tenant, user_id, k, cold_start)
+        return web.json(body, status=status)
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:

@@ -4,7 +4,11 @@
   pipeline;
 - pipeline: the full path through the embedded broker and ClickHouse, from a backlog
   (throughput), then a steady stream at half that rate (latency: produce -> ClickHouse row);
-- naive loop: consume one message, fp32 forward, insert one row, commit, repeat.
+- naive loop: consume one message, fp32 forward, insert one row, commit, repeat;
+- recommendations: user events over the documents just indexed, as a backlog (events/s
+  through decode -> profile table -> batched scoring -> produce) and then at half that rate
+  (p50/p99 event -> recommendation latency), with the share of the path's time spent
+  scoring, producing, and in Kafka/Faust (consume, decode, profile table).
 
 Machines are noisy: the ratios measured in one run are the figures that mean something.
 """
@@ -24,7 +28,7 @@ from aiokafka import TopicPartition
 from rich.console import Console
 
 from stream_aimass.batching import TokenBudgetBatcher
-from stream_aimass.corpus import generate_documents
+from stream_aimass.corpus import generate_documents, generate_events
 from stream_aimass.enrich import DocumentEnricher
 from stream_aimass.kafka import make_consumer, make_producer
 from stream_aimass.models.classify import HeadInput
@@ -180,9 +184,19 @@ def entities_scenario(
 
 
 async def _produce(
-    settings: Settings, bootstrap: str, docs: list[dict[str, Any]], rate: float | None = None
+    settings: Settings,
+    bootstrap: str,
+    docs: list[dict[str, Any]],
+    rate: float | None = None,
+    *,
+    topic: str = "",
+    key: str = "id",
 ) -> None:
-    """Produce ``docs`` at once (backlog) or paced at ``rate`` documents per second."""
+    """Produce records (documents by default) at once, or paced at ``rate`` per second.
+
+    Records are keyed ``tenant:<key field>``: ``tenant:id`` for documents, ``tenant:user_id``
+    for events.
+    """
     producer = make_producer(settings, bootstrap)
     await producer.start()
     started = time.perf_counter()
@@ -192,8 +206,10 @@ async def _produce(
                 delay = started + i / rate - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            key = f"{doc['tenant']}:{doc['id']}".encode()
-            await producer.send(settings.topic_documents, orjson.dumps(doc), key=key)
+            value = orjson.dumps(doc)
+            await producer.send(
+                topic or settings.topic_documents, value, key=f"{doc['tenant']}:{doc[key]}".encode()
+            )
         await producer.flush()
     finally:
         await producer.stop()
@@ -216,6 +232,8 @@ async def pipeline_run(
     docs: list[dict[str, Any]],
     steady_s: float,
     batch_sizes: dict[str, float] | None = None,
+    recs_events: int = 0,
+    recs: dict[str, Any] | None = None,
 ) -> tuple[float, float]:
     """Docs/s through the whole pipeline for a backlog produced at once (after a warm-up),
     then a steady stream at half that rate for ``steady_s`` seconds (for latency).
@@ -253,8 +271,101 @@ async def pipeline_run(
     await _wait_rows(pipeline, len(warmup) + len(docs) + len(steady))
     if batch_sizes is not None:
         batch_sizes.update({"backlog": backlog_batch, "steady": mean_since(mark)})
+    if recs_events and pipeline.recs is not None and recs is not None:
+        recs.update(await recs_run(settings, stack, pipeline, docs, recs_events, steady_s))
+        # The sink stores the last recommendations (read back for their latencies).
+        while pipeline.sink is not None and pipeline.sink.stored("recommendations") < sum(
+            _recs_counts(pipeline)[1:]
+        ):
+            await asyncio.sleep(0.05)
     await pipeline.stop_and_wait()
     return rate, steady_rate
+
+
+def _recs_counts(pipeline: Pipeline) -> tuple[float, float]:
+    m = pipeline.metrics
+    applied = m.value("aimass_recs_events_total", outcome="applied")
+    made = sum(m.value("aimass_recommendations_total", kind=k) for k in ("personal", "cold_start"))
+    return applied, made
+
+
+async def _produce_events(
+    settings: Settings, bootstrap: str, events: list[dict[str, Any]], rate: float | None = None
+) -> None:
+    await _produce(settings, bootstrap, events, rate, topic=settings.topic_events, key="user_id")
+
+
+async def _wait_recs(pipeline: Pipeline, applied: float, timeout_s: float = 600.0) -> float:
+    """Until ``applied`` events are in profiles and their recommendations are published."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        done, _ = _recs_counts(pipeline)
+        queue_empty = pipeline.recs is None or pipeline.recs.idle
+        if done >= applied and queue_empty:
+            return time.perf_counter()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"recommendation path applied {done}/{applied} events")
+        await asyncio.sleep(0.005)
+
+
+async def recs_run(
+    settings: Settings,
+    stack: Stack,
+    pipeline: Pipeline,
+    docs: list[dict[str, Any]],
+    n_events: int,
+    steady_s: float,
+) -> dict[str, Any]:
+    """Events/s through the recommendation path (backlog), then latency at half that rate."""
+    assert pipeline.recs is not None
+    metrics = pipeline.metrics
+
+    def stage_sum(stage: str) -> float:
+        return metrics.value("aimass_stage_seconds_sum", role="recs", stage=stage)
+
+    while len(pipeline.recs.index) < len(docs):  # every document is recommendable first
+        await asyncio.sleep(0.05)
+    events = generate_events(docs, n_events, seed=201)
+    before, _ = _recs_counts(pipeline)
+    score0, produce0 = stage_sum("score"), stage_sum("produce")
+    started = time.perf_counter()
+    await _produce_events(settings, stack.bootstrap, events)
+    finished = await _wait_recs(pipeline, before + len(events))
+    wall = finished - started
+    rate = len(events) / wall
+    scoring = stage_sum("score") - score0
+    producing = stage_sum("produce") - produce0
+    steady_rate = rate / 2
+    steady = generate_events(docs, max(20, int(steady_rate * steady_s)), seed=202)
+    before, _ = _recs_counts(pipeline)
+    await _produce_events(settings, stack.bootstrap, steady, rate=steady_rate)
+    await _wait_recs(pipeline, before + len(steady))
+    return {
+        "events": len(events),
+        "events_per_s": round(rate, 1),
+        "latency_load_events_per_s": round(steady_rate, 1),
+        "scoring_share": round(scoring / wall, 3),
+        "produce_share": round(producing / wall, 3),
+        "kafka_faust_share": round(max(0.0, 1 - (scoring + producing) / wall), 3),
+        "mean_batch_users": round(
+            metrics.value("aimass_recs_batch_events_sum")
+            / max(1.0, metrics.value("aimass_recs_batch_events_count")),
+            1,
+        ),
+        "items": len(pipeline.recs.index),
+        "steady_prefix": "evt-202-",
+    }
+
+
+def _recs_latency(client: Any, prefix: str) -> tuple[float, float]:
+    """p50 and p99 of event (Kafka timestamp) -> recommendation produced, in ms."""
+    rows = client.query(
+        "SELECT quantile(0.5)(latency_ms), quantile(0.99)(latency_ms) FROM recommendations "
+        "FINAL WHERE startsWith(trigger_event_id, {prefix:String})",
+        parameters={"prefix": prefix},
+    ).result_rows
+    p50, p99 = rows[0]
+    return float(p50 or 0.0), float(p99 or 0.0)
 
 
 async def naive_run(
@@ -367,6 +478,7 @@ def run_bench(
     console: Console,
     steady_s: float = 10.0,
     heads: list[int] | None = None,
+    recs_events: int = 5000,
 ) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="aimass-bench-") as tmp:
@@ -396,11 +508,20 @@ def run_bench(
             pipeline = Pipeline(
                 settings, stack.bootstrap, "all", enricher=enricher, clickhouse=client
             )
-            with console.status(f"pipeline: {n_documents} documents through Kafka and ClickHouse"):
+            recs: dict[str, Any] = {}
+            with console.status(
+                f"pipeline: {n_documents} documents through Kafka and ClickHouse"
+                + (f", then {recs_events} user events" if recs_events else "")
+            ):
                 batch_sizes: dict[str, float] = {}
                 pipeline_rate, steady_rate = asyncio.run(
-                    pipeline_run(settings, stack, pipeline, warmup, docs, steady_s, batch_sizes)
-                )
+                    pipeline_run(
+                        settings, stack, pipeline, warmup, docs, steady_s, batch_sizes,
+                        recs_events=recs_events, recs=recs,
+                    )
+                )  # fmt: skip
+            if recs:
+                recs["p50_ms"], recs["p99_ms"] = _recs_latency(client, recs.pop("steady_prefix"))
             backlog_tenants = sorted({str(d["tenant"]) for d in docs})
             backlog_p50, backlog_p99 = _latency(client, backlog_tenants)
             p50, p99 = _latency(client, [STEADY_TENANT])
@@ -441,6 +562,8 @@ def run_bench(
         result["entities_docs_per_s"] = entity_rates
         result["entities_share_of_model_time"] = entity_share
         result["entities_detector"] = enricher.entities.describe() if enricher.entities else None
+    if recs:
+        result["recommendations"] = recs
     if heads_rates:
         result["heads_docs_per_s"] = heads_rates
         base = heads_rates.get("0") or next(iter(heads_rates.values()))

@@ -89,7 +89,7 @@ def _resolve_bootstrap(settings: Settings) -> str:
 @app.command()
 def demo(
     documents: Annotated[int, typer.Option(min=1, help="Documents to stream.")] = 1000,
-    events: Annotated[int, typer.Option(min=0, help="User events to stream.")] = 200,
+    events: Annotated[int, typer.Option(min=0, help="User events to stream.")] = 2000,
     data_dir: DataDir = None,
     as_json: JsonFlag = False,
     seed: Annotated[int, typer.Option(help="Seed of the generated stream.")] = 7,
@@ -107,11 +107,20 @@ def demo(
     out.print(
         f"\n[bold]{summary['documents_enriched']}[/] documents enriched, "
         f"[bold]{summary['dead_letters']}[/] dead letters, {summary['events_stored']} user events "
-        f"stored, in {summary['seconds']:.1f} s "
+        f"stored, {summary['recommendations_stored']} recommendations, "
+        f"in {summary['seconds']:.1f} s "
         f"([bold]{summary['docs_per_s']:.0f}[/] docs/s; model {summary['model']['name']} "
         f"{summary['model']['version']} on {summary['model']['device']}/"
         f"{summary['model']['dtype']})"
     )
+    example = summary.get("example_recommendation")
+    if example:
+        _print_rows(
+            f"recommendations for {example['tenant']}/{example['user_id']} after event "
+            f"{example['trigger_event_id']}" + (" (cold start)" if example["cold_start"] else ""),
+            ["item_id", "score", "title"],
+            [[i["item_id"], i["score"], i["title"]] for i in example["items"]],
+        )
     for name, result in summary["queries"].items():
         _print_rows(f"query {name}", result["columns"], result["rows"])
     out.print(
@@ -432,6 +441,10 @@ def bench(
             "thread (empty: skip).",
         ),
     ] = "0,1,3",
+    recs_events: Annotated[
+        int,
+        typer.Option(min=0, help="User events for the recommendation path (backlog; 0: skip)."),
+    ] = 5000,
 ) -> None:
     """Measure pipeline vs model ceiling vs a naive loop, in one run (ratios, JSON, PNG)."""
     from stream_aimass.bench import run_bench
@@ -445,7 +458,7 @@ def bench(
     settings = _settings()
     result = run_bench(
         settings, documents, naive_documents, out_dir, console=console,
-        steady_s=steady_seconds, heads=head_counts,
+        steady_s=steady_seconds, heads=head_counts, recs_events=recs_events,
     )  # fmt: skip
     if as_json:
         out.print_json(json.dumps(result))

@@ -620,3 +620,165 @@ def eval_linking(
         f"(prior only {base['ambiguous']['accuracy']:.4f})"
     )
     out.print(f"plot: {png}")
+
+
+# -- recommendations -------------------------------------------------------------------------
+
+
+@eval_app.command("recs")
+def eval_recs(
+    events: Annotated[
+        Path | None,
+        typer.Option("--events", help="Events JSONL (aimass.events format), replayed in ts order."),
+    ] = None,
+    items: Annotated[
+        Path | None,
+        typer.Option(
+            "--items",
+            help="Items JSONL, documents format: id, tenant, text; optional title, ts, category.",
+        ),
+    ] = None,
+    synthetic: Annotated[
+        bool,
+        typer.Option(
+            "--synthetic",
+            help="Evaluate on the demo corpus and generated users with latent topic preferences.",
+        ),
+    ] = False,
+    documents: Annotated[
+        int, typer.Option("--documents", help="--synthetic: documents (the items).")
+    ] = 2000,
+    users: Annotated[int, typer.Option("--users", help="--synthetic: users.")] = 300,
+    events_per_user: Annotated[
+        int, typer.Option("--events-per-user", help="--synthetic: events per user.")
+    ] = 30,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the synthetic data and the random baseline.")
+    ] = 13,
+    popularity_skew: Annotated[
+        float,
+        typer.Option(
+            "--popularity-skew",
+            min=0.0,
+            help="--synthetic: Zipf exponent of item appeal within a category (0: no "
+            "popularity skew; 1: the top 10 of ~100 items get ~57% of the events).",
+        ),
+    ] = 0.5,
+    k: Annotated[
+        int | None, typer.Option("--k", help="Cut-off of recall@k and NDCG@k (env AIMASS_RECS_K).")
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="PNG path (default <data-dir>/reports/recs-....png)."),
+    ] = None,
+    as_json: JsonFlag = False,
+    data_dir: DataDir = None,
+    model_dir: EncoderDir = None,
+) -> None:
+    """Replay events in time order, each user's next novel item the target: recall@k and
+    NDCG@k of the recommender against popularity and random baselines; a PNG."""
+    import time
+
+    from stream_aimass.corpus import generate_documents
+    from stream_aimass.models.encoder import Encoder, ModelLoadError
+    from stream_aimass.recs import item_index, profile_config, scoring_config
+    from stream_aimass.recs.evaluate import (
+        METHODS,
+        embed_items,
+        events_from_dicts,
+        items_from_documents,
+        read_events,
+        read_items,
+        recs_png,
+        recs_report,
+        replay,
+        synthetic_events,
+    )
+    from stream_aimass.recs.scoring import MODEL_NAME, Scorer
+    from stream_aimass.training.data import DataError
+
+    settings = _settings(data_dir=data_dir, model_dir=model_dir, recs_k=k)
+    if synthetic and (events or items):
+        raise fail("use --events/--items or --synthetic, not both")
+    if not synthetic and events is None:
+        raise fail("give --events FILE.jsonl and --items FILE.jsonl, or --synthetic")
+    if events is not None and items is None:
+        raise fail("--items FILE.jsonl is required with --events: the items to recommend")
+    for flag, value in (
+        ("--documents", documents), ("--users", users), ("--events-per-user", events_per_user)
+    ):  # fmt: skip
+        if value < 1:
+            raise fail(f"{flag} must be at least 1")
+    started = time.perf_counter()
+    if synthetic:
+        docs = generate_documents(documents, seed=seed)
+        to_embed = items_from_documents(docs)
+        replayed = events_from_dicts(
+            synthetic_events(
+                docs,
+                users=users,
+                events_per_user=events_per_user,
+                seed=seed,
+                zipf_exponent=popularity_skew,
+            )
+        )
+        name = "synthetic"
+    else:
+        assert events is not None and items is not None
+        try:
+            replayed = read_events(events)
+            to_embed = read_items(items)
+        except DataError as exc:
+            raise fail(str(exc)) from None
+        name = events.stem
+    with console.status("loading the encoder"):
+        try:
+            encoder = Encoder(
+                settings.resolved_model_dir, device=settings.device, dtype=settings.dtype,
+                max_tokens=settings.max_tokens_per_document, name=settings.model_name,
+                threads=settings.torch_threads,
+            )  # fmt: skip
+        except ModelLoadError as exc:
+            raise fail(str(exc)) from None
+    scoring = scoring_config(settings)
+    index = item_index(settings)
+    with _progress() as progress:
+        reporter = ProgressReporter(progress)
+        vectors = embed_items(to_embed, encoder, reporter)
+        result = replay(
+            replayed, vectors, index=index, scorer=Scorer(index, scoring),
+            profiles=profile_config(settings), k=settings.recs_k, seed=seed, reporter=reporter,
+        )  # fmt: skip
+    if result.unknown_items * 2 > result.events:
+        console.print(
+            f"[yellow]warning:[/] {result.unknown_items} of {result.events} events name items "
+            "the index does not hold at their time (check --items, and that item ts precede "
+            "the events)"
+        )
+    png = plot or settings.data_dir / "reports" / f"recs-{name}.png"
+    recs_png(result, png, f"recommendations on {name} events ({MODEL_NAME} {scoring.version})")
+    report = recs_report(
+        result,
+        synthetic=synthetic,
+        model={"name": MODEL_NAME, "version": scoring.version},
+        encoder={"name": encoder.name, "version": encoder.version},
+        plot=str(png),
+        seconds=time.perf_counter() - started,
+    )
+    if as_json:
+        out.print_json(json.dumps(report))
+        return
+    kk = result.k
+    table = Table("method", f"recall@{kk}", f"ndcg@{kk}", title=f"next-item prediction, k={kk}")
+    for method in METHODS:
+        table.add_row(method, f"{result.recall(method):.4f}", f"{result.ndcg(method):.4f}")
+    out.print(table)
+    ratio = report["recall_vs_popularity"]
+    out.print(
+        f"{result.events} events, {result.targets} targets ({result.skipped_repeats} repeats "
+        f"skipped, {result.unknown_items} on unknown items), {result.users} users, "
+        f"{result.items} items; recall vs popularity "
+        + (f"{ratio:.2f}x" if ratio is not None else "n/a (popularity recall is 0)")
+        + f"; {report['seconds']} s"
+    )
+    out.print(f"plot: {png}")

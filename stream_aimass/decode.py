@@ -20,7 +20,7 @@ R = TypeVar("R")
 STAGE_DECODE = "decode"
 STAGE_VALIDATE = "validate"
 
-_TENANT = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+TENANT_RE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 _MAX_ID = 256
 _MAX_TS_MS = 253402300799999  # 9999-12-31
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -82,7 +82,7 @@ def validate_document(obj: Any, source: Source) -> Document:
     if not doc_id:
         raise InvalidDocument("field 'id' is empty")
     tenant = _string(obj, "tenant", required=True)
-    if not _TENANT.fullmatch(tenant):
+    if not TENANT_RE.fullmatch(tenant):
         raise InvalidDocument("field 'tenant' must match ^[A-Za-z0-9_.-]{1,128}$")
     if "ts" not in obj or obj["ts"] is None:
         raise InvalidDocument("missing required field 'ts'")
@@ -107,6 +107,21 @@ def validate_document(obj: Any, source: Source) -> Document:
         lang=lang,
         meta=meta,
     )
+
+
+def validate_item(obj: Any, source: Source) -> Document:
+    """Check a catalogue item (``aimass.items``) and return it as a document to embed.
+
+    Like a document, except that ``ts`` is optional (default: the Kafka timestamp) and an
+    optional ``category`` is kept in ``meta["category"]``.
+    """
+    if isinstance(obj, dict) and obj.get("ts") is None:
+        obj = {**obj, "ts": source.timestamp_ms}
+    doc = validate_document(obj, source)
+    category = _string(obj, "category", required=False, max_len=128)
+    if category:
+        doc.meta["category"] = category
+    return doc
 
 
 class JsonDecoder(Generic[R]):
@@ -174,6 +189,13 @@ class DocumentDecoder(JsonDecoder[Document]):
         super().__init__(validate_document, max_document_bytes, clock)
 
 
+class ItemDecoder(JsonDecoder[Document]):
+    """Decoder for ``aimass.items`` (catalogue items)."""
+
+    def __init__(self, max_bytes: int, clock: Callable[[], int] = _now_ms) -> None:
+        super().__init__(validate_item, max_bytes, clock)
+
+
 class EventDecoder(JsonDecoder[Event]):
     """Decoder for ``aimass.events``."""
 
@@ -195,7 +217,7 @@ def validate_event(obj: Any, source: Source) -> Event:
             raise InvalidDocument(f"field '{name}' is empty")
         fields[name] = value
     tenant = _string(obj, "tenant", required=True)
-    if not _TENANT.fullmatch(tenant):
+    if not TENANT_RE.fullmatch(tenant):
         raise InvalidDocument("field 'tenant' must match ^[A-Za-z0-9_.-]{1,128}$")
     kind = _string(obj, "type", required=True)
     if kind not in EVENT_TYPES:

@@ -18,7 +18,8 @@ from stream_aimass.pipeline import Pipeline, Stack, open_clickhouse
 from stream_aimass.settings import Settings
 
 DEMO_QUERIES = (
-    "documents-count", "category-mix", "top-entities", "events-by-type", "dead-letters", "usage",
+    "documents-count", "category-mix", "top-entities", "events-by-type", "popular-items",
+    "recommendation-ctr", "dead-letters", "usage",
 )  # fmt: skip
 STALL_TIMEOUT_S = 120.0
 
@@ -28,7 +29,11 @@ class DemoStalled(RuntimeError):
 
 
 async def _produce(
-    settings: Settings, bootstrap: str, docs: list[dict[str, Any]], events: list[dict[str, Any]]
+    settings: Settings,
+    pipeline: Pipeline,
+    docs: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+    bootstrap: str,
 ) -> None:
     producer = make_producer(settings, bootstrap)
     await producer.start()
@@ -43,6 +48,11 @@ async def _produce(
                 await producer.send(settings.topic_documents, bad.pop()[0])
         for raw, _ in bad:
             await producer.send(settings.topic_documents, raw)
+        await producer.flush()
+        # Users read what was published: events start once the items are recommendable.
+        recs = pipeline.recs
+        while recs is not None and len(recs.index) < len(docs):
+            await asyncio.sleep(0.1)
         for event in events:
             key = f"{event['tenant']}:{event['user_id']}".encode()
             await producer.send(settings.topic_events, orjson.dumps(event), key=key)
@@ -66,7 +76,7 @@ async def _run(
     assert pipeline.sink is not None
     sink = pipeline.sink
     started = time.perf_counter()
-    producing = asyncio.create_task(_produce(settings, stack.bootstrap, docs, events))
+    producing = asyncio.create_task(_produce(settings, pipeline, docs, events, stack.bootstrap))
     total = expected_docs + expected_dead + expected_events
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -80,7 +90,7 @@ async def _run(
         while True:
             count = sum(map(sink.stored, ("documents", "dead_letters", "events")))
             progress.update(task, completed=min(count, total))
-            if count >= total:
+            if count >= total and _recommendations_stored(pipeline, expected_events):
                 break
             if count != last_count:
                 last_progress, last_count = time.monotonic(), count
@@ -93,6 +103,53 @@ async def _run(
     await producing
     await pipeline.stop_and_wait()
     return elapsed
+
+
+def _recommendations_stored(pipeline: Pipeline, events: int) -> bool:
+    """Every event reached a profile and every recommendation made is in ClickHouse."""
+    if pipeline.recs is None or pipeline.sink is None:
+        return True
+    metrics = pipeline.metrics
+    if metrics.value("aimass_recs_events_total", outcome="applied") < events:
+        return False
+    made = sum(
+        metrics.value("aimass_recommendations_total", kind=kind)
+        for kind in ("personal", "cold_start")
+    )
+    return pipeline.sink.stored("recommendations") >= made
+
+
+def _example_recommendation(client: Any) -> dict[str, Any] | None:
+    """The most recent recommendation of the most active user, with item titles."""
+    rows = client.query(
+        """
+        SELECT r.tenant, r.user_id, r.trigger_event_id, r.cold_start, r.item_ids, r.scores
+        FROM recommendations AS r FINAL
+        ORDER BY r.event_ts DESC
+        LIMIT 1 BY r.tenant
+        LIMIT 1
+        """
+    ).result_rows
+    if not rows:
+        return None
+    tenant, user_id, trigger, cold_start, item_ids, scores = rows[0]
+    titles = dict(
+        client.query(
+            "SELECT item_id, title FROM items FINAL WHERE tenant = {t:String} "
+            "AND item_id IN {ids:Array(String)}",
+            parameters={"t": tenant, "ids": list(item_ids)},
+        ).result_rows
+    )
+    return {
+        "tenant": tenant,
+        "user_id": user_id,
+        "trigger_event_id": trigger,
+        "cold_start": bool(cold_start),
+        "items": [
+            {"item_id": i, "score": round(float(sc), 4), "title": titles.get(i, "")}
+            for i, sc in zip(item_ids, scores, strict=True)
+        ],
+    }
 
 
 def run_demo(
@@ -136,6 +193,9 @@ def run_demo(
         "dead_letters": pipeline.sink.stored("dead_letters"),
         "events_produced": len(events),
         "events_stored": pipeline.sink.stored("events"),
+        "recommendations_stored": pipeline.sink.stored("recommendations"),
+        "items_indexed": len(pipeline.recs.index) if pipeline.recs is not None else 0,
+        "example_recommendation": _example_recommendation(client),
         "seconds": round(elapsed, 3),
         "docs_per_s": round(n_documents / elapsed, 1),
         "zero_shot_agreement": round(agree / max(1, len(rows)), 4),

@@ -27,7 +27,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from stream_aimass.batching import AdaptiveBatching, Batch, TokenBudgetBatcher
-from stream_aimass.decode import DocumentDecoder
+from stream_aimass.decode import DocumentDecoder, ItemDecoder
 from stream_aimass.entities.extract import EntityExtractor
 from stream_aimass.entities.linking import LinkedEntity, LinkWeights
 from stream_aimass.kafka import (
@@ -54,6 +54,7 @@ from stream_aimass.records import (
     ModelRef,
     Source,
 )
+from stream_aimass.recs.index import ItemVector
 from stream_aimass.settings import Settings
 
 log = logging.getLogger("stream_aimass.enrich")
@@ -78,6 +79,15 @@ class Pending:
     key: bytes | None
     offsets: list[tuple[int, int]] | None = None  # per piece, when entities are on
     word_ids: list[int | None] | None = None
+    catalogue: bool = False  # a catalogue item (aimass.items): published as an item vector only
+
+
+@dataclass(frozen=True, slots=True)
+class Enriched:
+    """What one document became: its enriched record and its item vector (or None)."""
+
+    record: bytes
+    item_vector: bytes | None = None
 
 
 class DocumentEnricher:
@@ -165,6 +175,12 @@ class DocumentEnricher:
 
     def enrich(self, items: list[Pending], queued_ms: float) -> list[bytes]:
         """Encode a batch and return the serialised enriched records, in input order."""
+        return [out.record for out in self.run(items, queued_ms, item_vectors=False)]
+
+    def run(
+        self, items: list[Pending], queued_ms: float, item_vectors: bool = True
+    ) -> list[Enriched]:
+        """Encode a batch: enriched records and (``item_vectors``) item vectors, in input order."""
         # Read once: a swap during this batch takes effect from the next one.
         classifiers = self.classifiers
         t0 = time.perf_counter()
@@ -216,6 +232,9 @@ class DocumentEnricher:
         now = _now_ms()
         out = []
         for row, item in enumerate(items):
+            vector = None
+            if item_vectors:
+                vector = self._item_vector(item, encoded.embeddings[row], categories[row], now)
             enriched = EnrichedDocument(
                 document=item.document,
                 tokens=encoded.tokens[row],
@@ -232,8 +251,28 @@ class DocumentEnricher:
                 entities=tuple(linked[row]),
                 entities_model=entities_model,
             )
-            out.append(enriched.to_json())
+            out.append(Enriched(enriched.to_json(), vector))
         return out
+
+    def _item_vector(
+        self, item: Pending, embedding: np.ndarray, categories: tuple[Category, ...], now: int
+    ) -> bytes:
+        doc = item.document
+        category = doc.meta.get("category")
+        if not isinstance(category, str):
+            category = max(categories, key=lambda c: c.score).label if categories else ""
+        return ItemVector(
+            tenant=doc.tenant,
+            item_id=doc.id,
+            kind="catalogue" if item.catalogue else "document",
+            ts_ms=doc.ts_ms,
+            vector=embedding,
+            model=self.model,
+            updated_at_ms=now,
+            title=doc.title,
+            category=category,
+            source=doc.source.to_dict(),
+        ).to_json()
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -262,6 +301,9 @@ class EnrichService:
         self.bootstrap = bootstrap
         self.enricher = enricher
         self.decoder = DocumentDecoder(settings.max_document_bytes)
+        self.item_decoder = ItemDecoder(settings.max_document_bytes)
+        # Item vectors feed the recommendation path's item index (every worker reads them).
+        self.item_vectors = settings.recs_enabled
         self.batcher: TokenBudgetBatcher[Pending] = TokenBudgetBatcher(
             settings.batch_max_tokens,
             settings.batch_max_documents,
@@ -342,7 +384,8 @@ class EnrichService:
 
     def _subscribe(self, consumer: Any) -> None:
         s = self.settings
-        consumer.subscribe([s.topic_documents], listener=_Rebalance(self))
+        topics = [s.topic_documents, s.topic_items] if s.recs_enabled else [s.topic_documents]
+        consumer.subscribe(topics, listener=_Rebalance(self))
 
     # -- fetch, decode, batch ----------------------------------------------------------
 
@@ -406,14 +449,18 @@ class EnrichService:
         docs: list[Pending] = []
         self.metrics.records.labels(ROLE, "consumed").inc(sum(map(len, records.values())))
         for tp, messages in records.items():
+            catalogue = tp.topic == self.settings.topic_items
+            decoder = self.item_decoder if catalogue else self.decoder
             for msg in messages:
                 self.tracker.add(tp, msg.offset)
                 source = Source(tp.topic, tp.partition, msg.offset, int(msg.timestamp))
-                result = self.decoder.decode(msg.value, source, msg.key)
+                result = decoder.decode(msg.value, source, msg.key)
                 if isinstance(result, DeadLetter):
                     self._publish_dead(result, tp)
                 else:
-                    docs.append(Pending(result, [], tp, msg.value or b"", msg.key))
+                    pending = Pending(result, [], tp, msg.value or b"", msg.key)
+                    pending.catalogue = catalogue
+                    docs.append(pending)
         return docs
 
     async def _release(self, force: bool) -> None:
@@ -463,10 +510,12 @@ class EnrichService:
             await self._publish_slots.acquire()
             self._track(asyncio.create_task(self._publish(batch.items, results)))
 
-    def _enrich_splitting(self, items: list[Pending], queued_ms: float) -> list[bytes | DeadLetter]:
+    def _enrich_splitting(
+        self, items: list[Pending], queued_ms: float
+    ) -> list[Enriched | DeadLetter]:
         """Enrich; on a model error split the batch so only the failing documents fail."""
         try:
-            return list(self.enricher.enrich(items, queued_ms))
+            return list(self.enricher.run(items, queued_ms, self.item_vectors))
         except Exception as exc:
             if len(items) == 1:
                 item = items[0]
@@ -489,7 +538,7 @@ class EnrichService:
 
     # -- produce, commit ---------------------------------------------------------------
 
-    async def _publish(self, items: list[Pending], results: list[bytes | DeadLetter]) -> None:
+    async def _publish(self, items: list[Pending], results: list[Enriched | DeadLetter]) -> None:
         t0 = time.perf_counter()
         try:
             topic = self.settings.topic_enriched
@@ -499,9 +548,16 @@ class EnrichService:
                     self._publish_dead(result, item.tp)
                     continue
                 key = f"{item.document.tenant}:{item.document.id}".encode()
-                futures.append((item, await self.producer.send(topic, result, key=key)))
-            for item, future in futures:
-                await future
+                sent = []
+                if not item.catalogue:
+                    sent.append(await self.producer.send(topic, result.record, key=key))
+                if result.item_vector is not None:
+                    vectors = self.settings.topic_item_vectors
+                    sent.append(await self.producer.send(vectors, result.item_vector, key=key))
+                futures.append((item, sent))
+            for item, sent in futures:
+                for future in sent:
+                    await future
                 self.tracker.done(item.tp, item.document.source.offset)
             self.metrics.records.labels(ROLE, "enriched").inc(len(futures))
             self._timed("produce", time.perf_counter() - t0)

@@ -19,8 +19,42 @@ log = logging.getLogger("stream_aimass.kafka")
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 
+def _retry_invalid_sync_group() -> None:
+    """Make SyncGroup's INVALID_REQUEST a retried rejoin instead of a dead coordinator.
+
+    The embedded broker (librdkafka's mock cluster) answers SyncGroup with INVALID_REQUEST
+    when two members join a group at once. aiokafka treats that as fatal: its coordinator
+    stops for good. Our own batch consumers are replaced when that happens
+    (:func:`replace_consumer`), but Faust's consumer (the recommendation path's events
+    agent) has no such hook and would hang the worker. The rejoin is already requested
+    when the error is raised, so returning "no assignment" makes aiokafka back off and
+    join again, which is what a transient group error calls for.
+    """
+    from aiokafka.consumer import group_coordinator
+
+    rebalance = group_coordinator.CoordinatorGroupRebalance
+    if getattr(rebalance, "_aimass_patched", False):
+        return
+    original = rebalance.perform_group_join
+
+    async def perform_group_join(self: Any) -> Any:
+        try:
+            return await original(self)
+        except KafkaError as exc:
+            if "InvalidRequestError" not in str(exc):
+                raise
+            log.warning("group %s: SyncGroup got INVALID_REQUEST; joining again", self.group_id)
+            return None
+
+    rebalance.perform_group_join = perform_group_join
+    rebalance._aimass_patched = True
+
+
+_retry_invalid_sync_group()
+
+
 def make_consumer(
-    settings: Settings, bootstrap: str, group_id: str, *topics: str, **overrides: Any
+    settings: Settings, bootstrap: str, group_id: str | None, *topics: str, **overrides: Any
 ) -> AIOKafkaConsumer:
     options: dict[str, Any] = {
         "bootstrap_servers": bootstrap,

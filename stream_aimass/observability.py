@@ -99,6 +99,38 @@ class Metrics:
             ["classifier", "model", "version"],
             registry=r,
         )
+        self.recs_events = Counter(
+            "aimass_recs_events_total",
+            "User events on the recommendation path, by outcome (applied, replayed, invalid)",
+            ["outcome"],
+            registry=r,
+        )
+        self.recs_unknown_items = Counter(
+            "aimass_recs_unknown_items_total",
+            "Events on items not (yet) in the item index: no vector update",
+            registry=r,
+        )
+        self.recs_published = Counter(
+            "aimass_recommendations_total",
+            "Recommendations published, by kind (personal, cold_start)",
+            ["kind"],
+            registry=r,
+        )
+        self.recs_latency_seconds = Histogram(
+            "aimass_recommendation_latency_seconds",
+            "Trigger event's Kafka timestamp to the recommendation's produce acknowledgement",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.recs_batch_events = Histogram(
+            "aimass_recs_batch_events",
+            "Users scored per batch (one matrix multiply per tenant)",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            registry=r,
+        )
+        self.item_index_items = Gauge(
+            "aimass_item_index_items", "Items in this worker's item index", registry=r
+        )
 
     def observe_stage(self, role: str, stage: str, seconds: float) -> None:
         self.stage_seconds.labels(role, stage).observe(seconds)

@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import faust
 
 from stream_aimass.clickhouse import get_client, migrate
 from stream_aimass.embedded import EmbeddedBroker
 from stream_aimass.enrich import DocumentEnricher, EnrichService
+from stream_aimass.models.encoder import resolve_device
 from stream_aimass.observability import Metrics
+from stream_aimass.recs.service import RecsService
 from stream_aimass.settings import Settings
 from stream_aimass.sink import SinkService
-from stream_aimass.topics import configured_topics
+from stream_aimass.topics import configured_topics, load_specs
 
 log = logging.getLogger("stream_aimass.pipeline")
 
@@ -37,6 +42,9 @@ class Stack:
     def start(cls, settings: Settings) -> Stack:
         if not settings.embedded_kafka:
             return cls(settings, settings.kafka_bootstrap)
+        # The embedded broker starts empty: table state from an earlier broker (profiles
+        # with offsets this one has never had) would swallow the new events as replays.
+        shutil.rmtree(settings.data_dir / "faust", ignore_errors=True)
         broker = EmbeddedBroker()
         broker.create_topics((t.name, t.partitions) for t in configured_topics(settings))
         log.info("embedded Kafka-protocol broker at %s", broker.bootstrap)
@@ -46,6 +54,33 @@ class Stack:
         if self.broker is not None:
             self.broker.close()
             self.broker = None
+
+
+def serves_recs(settings: Settings, role: Role) -> bool:
+    """Whether a worker of ``role`` runs the recommendation path."""
+    return settings.recs_enabled and role in ("enrich", "all")
+
+
+def make_faust_app(settings: Settings, bootstrap: str, *, web: bool) -> faust.App:
+    """The Faust app of a worker: lifecycle, web server, and the profile table."""
+    return faust.App(
+        settings.app_id,
+        broker=f"kafka://{bootstrap}",
+        # The embedded broker has no CreateTopics; real clusters get `topics create`.
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        topic_partitions=load_specs()["aimass.events"].partitions,
+        web_enabled=web,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        web_host=settings.web_host,
+        canonical_url=f"http://{settings.web_host}:{settings.web_port}",
+        store=settings.recs_store,
+        broker_session_timeout=10,
+        broker_heartbeat_interval=1,
+        datadir=str(settings.data_dir / "faust"),
+        **settings.faust_client_options(),
+    )
 
 
 def open_clickhouse(settings: Settings) -> Any:
@@ -68,6 +103,7 @@ class Pipeline:
         *,
         enricher: DocumentEnricher | None = None,
         clickhouse: Any = None,
+        recs: RecsService | None = None,
     ) -> None:
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, got {role!r}")
@@ -76,9 +112,22 @@ class Pipeline:
         self.metrics = Metrics()
         self.enrich: EnrichService | None = None
         self.sink: SinkService | None = None
+        self.recs: RecsService | None = None
+        # Run by the pipeline itself when nothing hosts it (demo, bench, tests); a Faust
+        # worker passes ``recs`` registered on its own app.
+        self._faust: Any = None
         if role in ("enrich", "all"):
             enricher = enricher or DocumentEnricher.from_settings(settings)
             self.enrich = EnrichService(settings, bootstrap, enricher, metrics=self.metrics)
+        if serves_recs(settings, role):
+            if recs is None:
+                self._faust = make_faust_app(settings, bootstrap, web=False)
+                recs = RecsService(settings, bootstrap, self._faust)
+            recs.metrics = self.metrics
+            recs.scorer.device = (
+                enricher.encoder.device if enricher is not None else resolve_device(settings.device)
+            )
+            self.recs = recs
         if role in ("sink", "all"):
             self.sink = SinkService(
                 settings, bootstrap, clickhouse or open_clickhouse(settings), metrics=self.metrics
@@ -91,7 +140,8 @@ class Pipeline:
 
     @property
     def ready(self) -> bool:
-        return all(s.ready for s in self.services)
+        recs_ready = self.recs is None or self.recs.ready
+        return recs_ready and all(s.ready for s in self.services)
 
     def assigned(self) -> dict[str, int]:
         """Partitions each role's consumer holds now (0 while joining or idle)."""
@@ -103,6 +153,11 @@ class Pipeline:
 
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(s.run()) for s in self.services]
+        if self.recs is not None:
+            await self.recs.start()
+            if self._faust is not None:
+                self._faust.finalize()
+                await self._faust.start()
 
     async def wait(self) -> None:
         """Until every service has stopped; the first failure stops the others."""
@@ -123,5 +178,14 @@ class Pipeline:
         if self.enrich is not None:
             self.enrich.stop()
             await asyncio.gather(*self._tasks[:1], return_exceptions=True)
+        await self._stop_recs()
         self.stop()
         await self.wait()
+
+    async def _stop_recs(self) -> None:
+        if self.recs is None:
+            return
+        if self._faust is not None:
+            await self._faust.stop()
+            self._faust = None
+        await self.recs.stop()

@@ -187,7 +187,7 @@ class Settings(BaseSettings):
         100, ge=1, description="Recent items kept per user; they are never recommended again."
     )
     recs_weight_popularity: float = Field(
-        0.1, ge=0, description="Scoring: weight of the item's popularity in its tenant (0..1)."
+        0.5, ge=0, description="Scoring: weight of the item's popularity in its tenant (0..1)."
     )
     recs_weight_recency: float = Field(
         0.05, ge=0, description="Scoring: weight of the item's freshness (0..1)."
@@ -286,6 +286,29 @@ class Settings(BaseSettings):
             from aiokafka.helpers import create_ssl_context
 
             options["ssl_context"] = create_ssl_context(cafile=self.kafka_ssl_cafile or None)
+        return options
+
+    def faust_client_options(self) -> dict[str, Any]:
+        """The same Kafka security options, in Faust's setting names."""
+        options: dict[str, Any] = {}
+        if self.kafka_security_protocol == "PLAINTEXT":
+            return options
+        import faust
+
+        ssl_context = None
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            ssl_context = create_ssl_context(cafile=self.kafka_ssl_cafile or None)
+        if self.kafka_sasl_mechanism:
+            options["broker_credentials"] = faust.SASLCredentials(
+                username=self.kafka_sasl_username,
+                password=self.kafka_sasl_password.get_secret_value(),
+                mechanism=self.kafka_sasl_mechanism,
+                ssl_context=ssl_context,
+            )
+        elif ssl_context is not None:
+            options["broker_credentials"] = faust.SSLCredentials(ssl_context)
         return options
 
 

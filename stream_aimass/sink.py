@@ -1,7 +1,9 @@
-"""Sink role: enriched documents (and their classifications and entity mentions), user events
-and dead letters into ClickHouse.
+"""Sink role: enriched documents (and their classifications and entity mentions), user events,
+item vectors, recommendations and dead letters into ClickHouse.
 
-Reads ``aimass.enriched``, ``aimass.events`` and ``aimass.dlq``; commits after the insert.
+Reads ``aimass.enriched``, ``aimass.events``, ``aimass.item-vectors`` (a tombstone marks the
+item deleted), ``aimass.recommendations`` and ``aimass.dlq``; commits after the insert. A
+record on an internal topic that cannot become a row is stored as a dead letter instead.
 
 Rows are buffered per table and flushed when a batch is full or its oldest row has waited
 ``sink_max_wait_ms``. A flush inserts with a deduplication token built from the
@@ -31,6 +33,8 @@ from stream_aimass.sinks.clickhouse import (
     DOCUMENT_COLUMNS,
     ENTITY_MENTION_COLUMNS,
     EVENT_COLUMNS,
+    ITEM_COLUMNS,
+    RECOMMENDATION_COLUMNS,
     ClickHouseWriter,
     InsertBatch,
     RowError,
@@ -39,6 +43,8 @@ from stream_aimass.sinks.clickhouse import (
     document_row,
     entity_mention_rows,
     event_row,
+    item_row,
+    recommendation_row,
 )
 
 log = logging.getLogger("stream_aimass.sink")
@@ -108,12 +114,16 @@ class SinkService:
         self._entity_mentions = TableBuffer("entity_mentions", ENTITY_MENTION_COLUMNS)
         self._dead = TableBuffer("dead_letters", DEAD_LETTER_COLUMNS)
         self._events = TableBuffer("events", EVENT_COLUMNS)
+        self._items = TableBuffer("items", ITEM_COLUMNS)
+        self._recommendations = TableBuffer("recommendations", RECOMMENDATION_COLUMNS)
         self._event_decoder = EventDecoder(settings.max_event_bytes)
         self._buffers = (
             self._documents,
             self._classifications,
             self._entity_mentions,
             self._events,
+            self._items,
+            self._recommendations,
             self._dead,
         )
         self._stopping = asyncio.Event()
@@ -133,7 +143,13 @@ class SinkService:
 
     def _subscribe(self, consumer: Any) -> None:
         s = self.settings
-        topics = [s.topic_enriched, s.topic_dlq, s.topic_events]
+        topics = [
+            s.topic_enriched,
+            s.topic_dlq,
+            s.topic_events,
+            s.topic_item_vectors,
+            s.topic_recommendations,
+        ]
         consumer.subscribe(topics, listener=_Rebalance(self))
 
     async def run(self) -> None:
@@ -171,15 +187,23 @@ class SinkService:
 
     def _buffer(self, records: dict[TopicPartition, list[Any]]) -> None:
         now = time.monotonic()
+        s = self.settings
         for tp, messages in records.items():
-            is_dlq = tp.topic == self.settings.topic_dlq
-            if tp.topic == self.settings.topic_events:
+            if tp.topic == s.topic_events:
                 self._buffer_events(tp, messages, now)
                 continue
             for msg in messages:
                 try:
-                    if is_dlq:
+                    if tp.topic == s.topic_dlq:
                         self._dead.add(dead_letter_row(msg.value), tp, msg.offset, now)
+                    elif tp.topic == s.topic_item_vectors:
+                        row = item_row(
+                            msg.key, msg.value, tp.topic, tp.partition, msg.offset, msg.timestamp
+                        )
+                        self._items.add(row, tp, msg.offset, now)
+                    elif tp.topic == s.topic_recommendations:
+                        row = recommendation_row(msg.value, tp.topic, tp.partition, msg.offset)
+                        self._recommendations.add(row, tp, msg.offset, now)
                     else:
                         self._buffer_enriched(tp, msg, now)
                 except RowError as exc:

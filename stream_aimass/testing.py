@@ -94,11 +94,17 @@ class WorkerProcess:
         return self.log.read_text(errors="replace")[-4000:]
 
 
-def start_worker(role: str, bootstrap: str, data_dir: Path, name: str) -> WorkerProcess:
+def start_worker(
+    role: str,
+    bootstrap: str,
+    data_dir: Path,
+    name: str,
+    env: dict[str, str] | None = None,
+) -> WorkerProcess:
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = data_dir / f"{name}.log"
-    env = {**os.environ, **WORKER_ENV}
+    env = {**os.environ, **WORKER_ENV, **(env or {})}
     with log.open("ab") as fh:
         proc = subprocess.Popen(
             cli(

@@ -54,8 +54,25 @@ EVENT_COLUMNS = [
     "source_topic", "source_partition", "source_offset",
 ]  # fmt: skip
 
+ITEM_COLUMNS = [
+    "tenant", "item_id", "kind", "title", "category", "ts", "model_name", "model_version",
+    "deleted", "source_topic", "source_partition", "source_offset", "updated_at",
+]  # fmt: skip
+
+RECOMMENDATION_COLUMNS = [
+    "tenant", "user_id", "trigger_event_id", "ts", "event_ts", "item_ids", "scores",
+    "cold_start", "k", "model_name", "model_version", "latency_ms",
+    "source_topic", "source_partition", "source_offset",
+]  # fmt: skip
+
+ITEM_KINDS = ("document", "catalogue")
+
 _PREVIEW_CHARS = 500
+_UINT16_MAX = 2**16 - 1
 _UINT32_MAX = 2**32 - 1
+# The last millisecond DateTime64(3) holds (2299-12-31T23:59:59.999Z): later times would not
+# fit the column and fail the whole insert batch.
+_MAX_EPOCH_MS = 10_413_791_999_999
 
 # Sent with every insert: since ClickHouse 24.7 a retried block reaches the materialized views
 # (usage_hourly) even when the source table drops it; this lets them drop it too.
@@ -95,6 +112,39 @@ def _offset(value: Any, field: str) -> int:
     if not 0 <= value <= _UINT32_MAX:
         raise ValueError(f"{field} {value} is out of range")
     return value
+
+
+def _id(value: Any, field: str) -> str:
+    """A non-empty string: ids are sorting keys, an empty one would merge unrelated rows."""
+    text = _str(value, field)
+    if not text:
+        raise ValueError(f"{field} is empty")
+    return text
+
+
+def _obj(value: Any, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"{field} must be an object, not {type(value).__name__}")
+    return value
+
+
+def _int(value: Any, field: str, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{field} must be an integer, not {value!r}")
+    if not 0 <= value <= high:
+        raise ValueError(f"{field} {value} is out of range")
+    return value
+
+
+def _number(value: Any, field: str) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TypeError(f"{field} must be a number, not {value!r}")
+    return float(value)
+
+
+def _epoch_ms(value: Any, field: str) -> datetime:
+    # Strict, unlike _dt: a string or float time here is a producer bug worth a dead letter.
+    return _dt(_int(value, field, _MAX_EPOCH_MS))
 
 
 def _model_ref(models: dict[str, Any], role: str) -> tuple[str, str]:
@@ -281,6 +331,144 @@ def event_row(event: Event) -> list[Any]:
         event.tenant, event.event_id, event.user_id, event.item_id, event.type,
         _dt(event.ts_ms), s.topic, s.partition, s.offset,
     ]  # fmt: skip
+
+
+def item_row(
+    key: bytes | None,
+    value: bytes | None,
+    topic: str,
+    partition: int,
+    offset: int,
+    timestamp_ms: int,
+) -> list[Any]:
+    """An ``items`` row from an ``aimass.item-vectors`` message (key ``tenant:item_id``).
+
+    A tombstone (null or empty value: the item was deleted) gives a row with ``deleted`` 1,
+    tenant and item id from the key (split on its first ':') and the message's Kafka
+    timestamp as ``ts`` and ``updated_at``. The embedding is checked, not stored.
+    """
+    if not value:
+        return _deleted_item_row(key, topic, partition, offset, timestamp_ms)
+    try:
+        rec = _obj(orjson.loads(value), "item vector")
+        tenant = _id(rec["tenant"], "tenant")
+        item_id = _id(rec["item_id"], "item_id")
+        if key is not None and key != f"{tenant}:{item_id}".encode():
+            # Compaction and tombstones go by the key: a row under another id could never
+            # be deleted.
+            raise ValueError(f"key {key!r} is not {tenant}:{item_id}")
+        kind = _str(rec["kind"], "kind")
+        if kind not in ITEM_KINDS:
+            raise ValueError(f"kind {kind!r} is not one of {', '.join(ITEM_KINDS)}")
+        _check_embedding(rec["embedding"])
+        model = _obj(rec["model"], "model")
+        return [
+            tenant,
+            item_id,
+            kind,
+            _opt_str(rec.get("title"), "title"),
+            _opt_str(rec.get("category"), "category"),
+            _epoch_ms(rec["ts"], "ts"),
+            _str(model.get("name"), "model.name"),
+            _str(model.get("version"), "model.version"),
+            0,
+            topic,
+            partition,
+            offset,
+            _epoch_ms(rec["updated_at_ms"], "updated_at_ms"),
+        ]
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise RowError(f"item vector is malformed: {type(exc).__name__}: {exc}") from exc
+
+
+def _deleted_item_row(
+    key: bytes | None, topic: str, partition: int, offset: int, timestamp_ms: int
+) -> list[Any]:
+    # The raw tombstone is empty: the key goes into the reason, or the dead letter says nothing.
+    try:
+        tenant, sep, item_id = (key or b"").decode("utf-8").partition(":")
+    except UnicodeDecodeError:
+        sep = ""
+    if not (sep and tenant and item_id):
+        raise RowError(f"item-vector tombstone key {key!r} is not tenant:item_id")
+    if not 0 <= timestamp_ms <= _MAX_EPOCH_MS:
+        # updated_at orders the tombstone against the item's updates: it needs a real time.
+        raise RowError(f"item-vector tombstone {key!r} has no usable Kafka timestamp")
+    deleted_at = _dt(timestamp_ms)
+    return [
+        tenant, item_id, "", "", "", deleted_at, "", "",
+        1, topic, partition, offset, deleted_at,
+    ]  # fmt: skip
+
+
+def _check_embedding(value: Any) -> None:
+    """The embedding the workers' item index would load: float16, ``dim`` values."""
+    embedding = _obj(value, "embedding")
+    dtype = embedding.get("dtype")
+    if dtype != "float16":
+        raise ValueError(f"embedding dtype {dtype!r} is not float16")
+    dim = embedding.get("dim")
+    if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
+        raise ValueError(f"embedding.dim must be a positive integer, not {dim!r}")
+    size = len(base64.b64decode(_str(embedding.get("b64"), "embedding.b64")))
+    if size != 2 * dim:
+        raise ValueError(f"embedding.b64 holds {size} bytes, not {2 * dim} for dim {dim}")
+
+
+def recommendation_row(value: bytes, topic: str, partition: int, offset: int) -> list[Any]:
+    """A ``recommendations`` row from an ``aimass.recommendations`` record.
+
+    Items are kept in the order given (rank order). Optional keys: ``event_ts`` (default:
+    ``ts``), ``cold_start`` (false) and ``k`` (the number of items).
+    """
+    try:
+        rec = _obj(orjson.loads(value), "recommendation")
+        items = rec["items"]
+        if not isinstance(items, list):
+            raise TypeError(f"items must be a list, not {type(items).__name__}")
+        item_ids: list[str] = []
+        scores: list[float] = []
+        seen: set[str] = set()
+        for i, entry in enumerate(items):
+            item = _obj(entry, f"items[{i}]")
+            item_id = _id(item.get("item_id"), f"items[{i}].item_id")
+            if item_id in seen:
+                # A duplicate would count twice in recommendation-ctr.
+                raise ValueError(f"item {item_id!r} appears twice")
+            seen.add(item_id)
+            item_ids.append(item_id)
+            scores.append(_number(item.get("score"), f"items[{i}].score"))
+        ts = _epoch_ms(rec["ts"], "ts")
+        event_ts = rec.get("event_ts")
+        cold_start = rec.get("cold_start")
+        cold_start = False if cold_start is None else cold_start
+        if not isinstance(cold_start, bool):
+            raise TypeError(f"cold_start must be true or false, not {cold_start!r}")
+        k = rec.get("k")
+        k = len(item_ids) if k is None else k
+        latency_ms = _number(rec["latency_ms"], "latency_ms")
+        if latency_ms < 0:
+            raise ValueError(f"latency_ms {latency_ms} is negative")
+        model = _obj(rec["model"], "model")
+        return [
+            _id(rec["tenant"], "tenant"),
+            _id(rec["user_id"], "user_id"),
+            _id(rec["trigger_event_id"], "trigger_event_id"),
+            ts,
+            ts if event_ts is None else _epoch_ms(event_ts, "event_ts"),
+            item_ids,
+            scores,
+            int(cold_start),
+            _int(k, "k", _UINT16_MAX),
+            _str(model.get("name"), "model.name"),
+            _str(model.get("version"), "model.version"),
+            latency_ms,
+            topic,
+            partition,
+            offset,
+        ]
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise RowError(f"recommendation is malformed: {type(exc).__name__}: {exc}") from exc
 
 
 def dead_letter_row(value: bytes) -> list[Any]:

@@ -32,6 +32,7 @@ def settings(chdb_path: Path, tmp_path: Path) -> Settings:
         batch_max_documents=32,
         batch_max_wait_ms=20,
         sink_max_wait_ms=50,
+        recs_store="memory://",
     )
 
 

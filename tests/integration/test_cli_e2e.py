@@ -41,6 +41,16 @@ def test_demo_enriches_stores_and_answers_queries(tmp_path: Path) -> None:
     columns = usage["columns"]
     assert sum(r[columns.index("documents")] for r in usage["rows"]) == 120
     assert sum(r[columns.index("events")] for r in usage["rows"]) == 30
+    assert summary["items_indexed"] == 120
+    assert summary["recommendations_stored"] > 0
+    assert (
+        sum(r[columns.index("recommendations")] for r in usage["rows"])
+        == summary["recommendations_stored"]
+    )
+    example = summary["example_recommendation"]
+    assert example is not None and example["items"], "the demo shows a recommendation"
+    ctr = summary["queries"]["recommendation-ctr"]
+    assert ctr["rows"], "the demo answers the CTR query"
 
     # The data dir is free once the demo is done: a later process can query it.
     query = run_cli("query", "documents-count", "--json", "--data-dir", str(data_dir))
@@ -71,6 +81,8 @@ def test_bench_prints_the_documented_keys(tmp_path: Path) -> None:
         str(out_dir),
         "--heads",
         "0,2",
+        "--recs-events",
+        "300",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout)
@@ -91,5 +103,11 @@ def test_bench_prints_the_documented_keys(tmp_path: Path) -> None:
     assert 0 <= figures["entities_share_of_model_time"] < 1
     shares = figures["heads_share_of_model_time"]
     assert set(shares) == {"0", "2"} and all(0 <= v < 1 for v in shares.values())
+    recs = figures["recommendations"]
+    assert recs["events"] == 300 and recs["events_per_s"] > 0
+    assert recs["p99_ms"] >= recs["p50_ms"] >= 0
+    shares = [recs["scoring_share"], recs["produce_share"], recs["kafka_faust_share"]]
+    assert all(0 <= v <= 1 for v in shares)
+    assert recs["items"] >= 96  # the documents, plus the warm-up and steady ones
     assert (out_dir / "bench.png").stat().st_size > 1000
     assert json.loads((out_dir / "bench.json").read_text()) == figures

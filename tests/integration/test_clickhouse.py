@@ -38,6 +38,8 @@ _EVERY_TENANT_EVER = {
 QUERY_PARAMETERS = {
     "usage": _EVERY_TENANT_EVER,
     "top-entities": _EVERY_TENANT_EVER,
+    "recommendation-ctr": _EVERY_TENANT_EVER,
+    "popular-items": _EVERY_TENANT_EVER,
     "entity-trend": {**_EVERY_TENANT_EVER, "entity": "company/apple"},
 }
 
@@ -85,7 +87,7 @@ def test_migrations_apply_once(settings: Settings) -> None:
     client = get_client(settings)
     first = migrate(client)
     assert "0001_documents.sql" in first and "0002_dead_letters.sql" in first
-    assert first[-3:] == ["0005_classifications.sql", "0006_usage.sql", "0007_entity_mentions.sql"]
+    assert first[-3:] == ["0006_usage.sql", "0007_entity_mentions.sql", "0008_recommendations.sql"]
     assert migrate(client) == []
 
 

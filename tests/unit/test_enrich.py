@@ -8,7 +8,7 @@ import orjson
 import pytest
 from aiokafka import TopicPartition
 
-from stream_aimass.enrich import DocumentEnricher, EnrichService, Pending
+from stream_aimass.enrich import DocumentEnricher, Enriched, EnrichService, Pending
 from stream_aimass.models.classify import ClassifierSet
 from stream_aimass.records import DeadLetter, Document, Source
 from stream_aimass.settings import Settings
@@ -24,11 +24,13 @@ class PoisonSensitiveEnricher(DocumentEnricher):
         self.classifiers = ClassifierSet(())
         self.metrics = None
 
-    def enrich(self, items: list[Pending], queued_ms: float) -> list[bytes]:
+    def run(
+        self, items: list[Pending], queued_ms: float, item_vectors: bool = True
+    ) -> list[Enriched]:
         self.calls.append(len(items))
         if any("POISON" in p.document.text for p in items):
             raise RuntimeError("CUDA out of memory (simulated)")
-        return [orjson.dumps({"id": p.document.id}) for p in items]
+        return [Enriched(orjson.dumps({"id": p.document.id}), b"vector") for p in items]
 
 
 def pending(i: int, text: str) -> Pending:
@@ -52,7 +54,7 @@ def test_only_the_failing_document_becomes_a_dead_letter(service: Any) -> None:
     assert dead[0].stage == "enrich" and "out of memory" in dead[0].reason
     assert dead[0].source.offset == 5 and dead[0].raw == b"POISON"
     # Every good document was enriched, in input order.
-    good = [orjson.loads(r)["id"] for r in results if isinstance(r, bytes)]
+    good = [orjson.loads(r.record)["id"] for r in results if isinstance(r, Enriched)]
     assert good == [f"d{i}" for i in range(8) if i != 5]
     # Binary splitting: log2(8) + 1 levels touched the poison, not 8 single calls.
     assert len(enricher.calls) <= 2 * 4
@@ -61,5 +63,5 @@ def test_only_the_failing_document_becomes_a_dead_letter(service: Any) -> None:
 def test_a_healthy_batch_is_one_call(service: Any) -> None:
     svc, enricher = service
     results = svc._enrich_splitting([pending(i, "fine") for i in range(4)], 0.0)
-    assert all(isinstance(r, bytes) for r in results)
+    assert all(isinstance(r, Enriched) and r.item_vector == b"vector" for r in results)
     assert enricher.calls == [4]

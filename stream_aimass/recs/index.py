@@ -1,0 +1,357 @@
+"""The item index: every recommendable item's unit vector, per tenant, in one matrix.
+
+Fed by the compacted ``aimass.item-vectors`` topic (:class:`ItemVector` values, a null
+value deletes the item) and by the events themselves (popularity). Each tenant's items sit
+in their own matrix, so a score can only ever mix a user with their own tenant's items.
+
+Bounded: at most ``max_items`` per tenant. A new item arriving at a full tenant evicts that
+tenant's oldest item (smallest item ``ts``); an update of an indexed item evicts nothing.
+
+Thread safety: the event loop writes (upserts, deletes, popularity) and the scoring thread
+reads; both hold :attr:`TenantItems.lock` while they touch a tenant.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from stream_aimass.records import ModelRef
+
+KINDS = ("document", "catalogue")
+# Popularity uses forward decay: a weight w at time t adds w * 2 ** ((t - base) / half_life)
+# and counts are read back decayed to "now". The base moves before the exponent grows large.
+_MAX_EXPONENT = 60.0
+
+
+class ItemVectorError(ValueError):
+    """An item-vector record that cannot be used (the reason is the message)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ItemVector:
+    """One item as published on ``aimass.item-vectors`` (key ``tenant:item_id``)."""
+
+    tenant: str
+    item_id: str
+    kind: str
+    ts_ms: int
+    vector: np.ndarray  # float32, unit norm
+    model: ModelRef
+    updated_at_ms: int
+    title: str = ""
+    category: str = ""
+    source: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> bytes:
+        return item_key(self.tenant, self.item_id)
+
+    def to_json(self) -> bytes:
+        halves = self.vector.astype("<f2")
+        return orjson.dumps(
+            {
+                "tenant": self.tenant,
+                "item_id": self.item_id,
+                "kind": self.kind,
+                "title": self.title,
+                "category": self.category,
+                "ts": self.ts_ms,
+                "embedding": {
+                    "dtype": "float16",
+                    "dim": int(halves.shape[0]),
+                    "b64": base64.b64encode(halves.tobytes()).decode("ascii"),
+                },
+                "model": {"name": self.model.name, "version": self.model.version},
+                "source": self.source,
+                "updated_at_ms": self.updated_at_ms,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> ItemVector:
+        try:
+            obj = orjson.loads(raw)
+            embedding = obj["embedding"]
+            if embedding.get("dtype") != "float16":
+                raise ItemVectorError(f"embedding dtype {embedding.get('dtype')!r} is not float16")
+            vector = np.frombuffer(base64.b64decode(embedding["b64"]), dtype="<f2")
+            if vector.shape[0] != int(embedding["dim"]):
+                raise ItemVectorError("embedding length does not match its dim")
+            model = obj["model"]
+            return cls(
+                tenant=str(obj["tenant"]),
+                item_id=str(obj["item_id"]),
+                kind=str(obj.get("kind", "document")),
+                ts_ms=int(obj["ts"]),
+                vector=vector.astype(np.float32),
+                model=ModelRef(str(model["name"]), str(model["version"])),
+                updated_at_ms=int(obj.get("updated_at_ms", 0)),
+                title=str(obj.get("title", "")),
+                category=str(obj.get("category", "")),
+                source=dict(obj.get("source") or {}),
+            )
+        except ItemVectorError:
+            raise
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ItemVectorError(f"bad item vector: {type(exc).__name__}: {exc}") from exc
+
+
+def item_key(tenant: str, item_id: str) -> bytes:
+    return f"{tenant}:{item_id}".encode()
+
+
+def split_key(key: bytes | None) -> tuple[str, str] | None:
+    if not key:
+        return None
+    tenant, sep, item_id = key.decode("utf-8", "replace").partition(":")
+    return (tenant, item_id) if sep and tenant and item_id else None
+
+
+class TenantItems:
+    """One tenant's items: ids, unit vectors (rows of a matrix), times, popularity."""
+
+    def __init__(self, dim: int, max_items: int, popularity_half_life_s: float) -> None:
+        self.dim = dim
+        self.max_items = max_items
+        self.lock = threading.Lock()
+        self.ids: list[str] = []
+        self.rows: dict[str, int] = {}
+        self.categories: list[str] = []
+        self.titles: list[str] = []
+        self._matrix = np.zeros((16, dim), dtype=np.float32)
+        self._ts = np.zeros(16, dtype=np.int64)
+        self._pop = np.zeros(16, dtype=np.float64)  # forward-decayed interaction weight
+        self._pop_base_ms: int | None = None
+        self._half_life_ms = popularity_half_life_s * 1000.0
+        self.version = 0  # bumped on every change of membership or vectors
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def matrix(self) -> np.ndarray:
+        return self._matrix[: len(self.ids)]
+
+    @property
+    def ts(self) -> np.ndarray:
+        return self._ts[: len(self.ids)]
+
+    def _grow(self) -> None:
+        capacity = min(max(16, 2 * self._matrix.shape[0]), self.max_items)
+        for name in ("_matrix", "_ts", "_pop"):
+            old = getattr(self, name)
+            new = np.zeros((capacity, *old.shape[1:]), dtype=old.dtype)
+            new[: old.shape[0]] = old
+            setattr(self, name, new)
+
+    def upsert(self, item: ItemVector) -> str | None:
+        """Index ``item``; returns the id of the item it evicted, if any."""
+        evicted = None
+        row = self.rows.get(item.item_id)
+        if row is None:
+            if len(self.ids) >= self.max_items:
+                oldest = int(np.argmin(self.ts))
+                if self._ts[oldest] > item.ts_ms:
+                    return item.item_id  # older than everything kept: not indexed at all
+                evicted = self.ids[oldest]
+                self.remove(evicted)
+                self.evicted += 1
+            if len(self.ids) >= self._matrix.shape[0]:
+                self._grow()
+            row = len(self.ids)
+            self.ids.append(item.item_id)
+            self.categories.append(item.category)
+            self.titles.append(item.title)
+            self.rows[item.item_id] = row
+            self._pop[row] = 0.0
+        else:
+            self.categories[row] = item.category
+            self.titles[row] = item.title
+        self._matrix[row] = item.vector
+        self._ts[row] = item.ts_ms
+        self.version += 1
+        return evicted
+
+    def remove(self, item_id: str) -> bool:
+        row = self.rows.pop(item_id, None)
+        if row is None:
+            return False
+        last = len(self.ids) - 1
+        if row != last:  # move the last row into the hole
+            moved = self.ids[last]
+            self.ids[row] = moved
+            self.categories[row] = self.categories[last]
+            self.titles[row] = self.titles[last]
+            self.rows[moved] = row
+            self._matrix[row] = self._matrix[last]
+            self._ts[row] = self._ts[last]
+            self._pop[row] = self._pop[last]
+        self.ids.pop()
+        self.categories.pop()
+        self.titles.pop()
+        self.version += 1
+        return True
+
+    def vector(self, item_id: str) -> np.ndarray | None:
+        row = self.rows.get(item_id)
+        return None if row is None else self._matrix[row].copy()
+
+    def add_interaction(self, item_id: str, weight: float, ts_ms: int) -> None:
+        row = self.rows.get(item_id)
+        if row is None or weight <= 0:
+            return
+        if self._pop_base_ms is None:
+            self._pop_base_ms = ts_ms
+        exponent = (ts_ms - self._pop_base_ms) / self._half_life_ms
+        if exponent > _MAX_EXPONENT:
+            self._pop[: len(self.ids)] *= 2.0 ** (-exponent)
+            self._pop_base_ms = ts_ms
+            exponent = 0.0
+        self._pop[row] += weight * 2.0**exponent
+
+    def popularity(self, now_ms: int) -> np.ndarray:
+        """Decayed interaction weight of every item at ``now_ms``."""
+        pop = self._pop[: len(self.ids)]
+        if self._pop_base_ms is None:
+            return np.zeros(len(self.ids))
+        # Clamped both ways: a read long before the base (now_ms 0, say) would overflow.
+        exponent = min(
+            _MAX_EXPONENT, max(-1000.0, (self._pop_base_ms - now_ms) / self._half_life_ms)
+        )
+        decayed: np.ndarray = pop * 2.0**exponent
+        return decayed
+
+    def freshness(self, now_ms: int, half_life_s: float) -> np.ndarray:
+        """0.5 ** (age / half_life) per item, 1 for items newer than ``now_ms``."""
+        age_ms = np.maximum(0, now_ms - self.ts).astype(np.float64)
+        fresh: np.ndarray = np.power(0.5, age_ms / (half_life_s * 1000.0))
+        return fresh
+
+
+class ItemIndex:
+    """Items of every tenant this worker serves (``tenants`` empty: all of them)."""
+
+    def __init__(
+        self,
+        dim: int | None = None,
+        max_items_per_tenant: int = 100_000,
+        popularity_half_life_s: float = 86400.0,
+        tenants: Iterable[str] = (),
+    ) -> None:
+        self.dim = dim
+        self.max_items = max_items_per_tenant
+        self.popularity_half_life_s = popularity_half_life_s
+        self.only = frozenset(tenants)
+        self.tenants: dict[str, TenantItems] = {}
+        self._lock = threading.Lock()
+        self.applied = 0
+        self.rejected = 0
+        self.model_versions: set[str] = set()
+
+    def serves(self, tenant: str) -> bool:
+        return not self.only or tenant in self.only
+
+    def __len__(self) -> int:
+        return sum(len(t) for t in self.tenants.values())
+
+    def tenant(self, tenant: str) -> TenantItems | None:
+        return self.tenants.get(tenant)
+
+    def _tenant_for_write(self, tenant: str, dim: int) -> TenantItems:
+        items = self.tenants.get(tenant)
+        if items is None:
+            with self._lock:
+                items = self.tenants.get(tenant)
+                if items is None:
+                    items = TenantItems(dim, self.max_items, self.popularity_half_life_s)
+                    self.tenants[tenant] = items
+        return items
+
+    def upsert(self, item: ItemVector) -> bool:
+        """Index an item; False when it is not for this worker's tenants, or too old to keep."""
+        if not self.serves(item.tenant):
+            return False
+        dim = int(item.vector.shape[0])
+        if self.dim is None:
+            self.dim = dim
+        elif dim != self.dim:
+            raise ItemVectorError(f"item vector has dim {dim}, the index holds dim {self.dim}")
+        norm = float(np.linalg.norm(item.vector))
+        if not math.isfinite(norm) or norm <= 1e-6:
+            raise ItemVectorError("item vector is zero or not finite")
+        if abs(norm - 1.0) > 1e-3:
+            item = _with_vector(item, item.vector / norm)
+        items = self._tenant_for_write(item.tenant, dim)
+        with items.lock:
+            if items.upsert(item) == item.item_id:
+                return False  # older than everything a full tenant keeps: not indexed
+        self.model_versions.add(item.model.version)
+        self.applied += 1
+        return True
+
+    def delete(self, tenant: str, item_id: str) -> bool:
+        items = self.tenants.get(tenant)
+        if items is None:
+            return False
+        with items.lock:
+            return items.remove(item_id)
+
+    def apply(self, key: bytes | None, value: bytes | None) -> str:
+        """Apply one ``aimass.item-vectors`` message: 'upserted', 'deleted' or 'skipped'.
+
+        Raises ItemVectorError for a record that cannot be used.
+        """
+        if not value:
+            parts = split_key(key)
+            if parts is None:
+                raise ItemVectorError("tombstone without a tenant:item_id key")
+            return "deleted" if self.delete(*parts) else "skipped"
+        item = ItemVector.from_json(value)
+        return "upserted" if self.upsert(item) else "skipped"
+
+    def vector(self, tenant: str, item_id: str) -> np.ndarray | None:
+        items = self.tenants.get(tenant)
+        if items is None:
+            return None
+        with items.lock:
+            return items.vector(item_id)
+
+    def add_interaction(self, tenant: str, item_id: str, weight: float, ts_ms: int) -> None:
+        items = self.tenants.get(tenant)
+        if items is not None:
+            with items.lock:
+                items.add_interaction(item_id, weight, ts_ms)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "items": len(self),
+            "tenants": {t: len(items) for t, items in sorted(self.tenants.items())},
+            "evicted": sum(items.evicted for items in self.tenants.values()),
+            "max_items_per_tenant": self.max_items,
+            "dim": self.dim,
+            "model_versions": sorted(self.model_versions),
+        }
+
+
+def _with_vector(item: ItemVector, vector: np.ndarray) -> ItemVector:
+    return ItemVector(
+        tenant=item.tenant,
+        item_id=item.item_id,
+        kind=item.kind,
+        ts_ms=item.ts_ms,
+        vector=vector.astype(np.float32),
+        model=item.model,
+        updated_at_ms=item.updated_at_ms,
+        title=item.title,
+        category=item.category,
+        source=item.source,
+    )

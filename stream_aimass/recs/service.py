@@ -1,0 +1,396 @@
+"""The recommendation path of a worker: item index reader, profile agent, batched scorer.
+
+    aimass.item-vectors ──(read whole, then live; no consumer group)──► ItemIndex
+    aimass.events ──Faust agent──► decode ──► profile table (Faust, changelog) ──► queue
+    queue ──(micro-batch: recs_batch_max_events / recs_batch_max_wait_ms)──► Scorer
+          (one matrix multiply per tenant, in the model thread) ──► aimass.recommendations
+
+Profiles live in a Faust table keyed ``tenant:user_id``, the events topic's key, so each
+profile sits in the partition of its user's events and Faust restores it from the
+changelog after a restart or a rebalance. The agent waits until the item index has read
+``aimass.item-vectors`` up to the end offsets it saw at start.
+
+Bad events are not re-published here: the sink role reads the same topic and stores them
+as dead letters with the reason. An event replayed by Kafka (at-least-once) is recognised by
+the profile's last applied offset and changes nothing.
+
+A user's events that land in the same scoring batch share one recommendation (its
+``trigger_event_ids`` lists them; ``trigger_event_id`` is the last one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiokafka import TopicPartition
+
+from stream_aimass.decode import TENANT_RE, EventDecoder
+from stream_aimass.kafka import make_consumer, make_producer
+from stream_aimass.observability import Metrics
+from stream_aimass.records import DeadLetter, Event, Source
+from stream_aimass.recs import item_index, profile_config, scoring_config
+from stream_aimass.recs.index import ItemVectorError
+from stream_aimass.recs.profiles import Profile, apply_event, profile_key, resolve_pending
+from stream_aimass.recs.scoring import MODEL_NAME, Scored, Scorer, ScoreRequest
+from stream_aimass.settings import Settings
+from stream_aimass.topics import load_specs
+
+log = logging.getLogger("stream_aimass.recs")
+
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+TABLE_NAME = "profiles"
+MAX_USER_ID = 256
+MAX_K = 100
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class _Queued:
+    event: Event
+    request: ScoreRequest
+    triggers: list[str] = field(default_factory=list)
+
+
+class RecsService:
+    """Registers the profile table and the events agent on a Faust app; scores and publishes.
+
+    Build it before the Faust app starts (agents and tables must exist by then), then
+    :meth:`start` it inside the running event loop.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        bootstrap: str,
+        app: Any,
+        metrics: Metrics | None = None,
+        device: str = "cpu",
+    ) -> None:
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.app = app
+        self.metrics = metrics or Metrics()
+        self.index = item_index(settings)
+        self.config = profile_config(settings)
+        self.scorer = Scorer(self.index, scoring_config(settings), device=device)
+        self.model = {"name": MODEL_NAME, "version": self.scorer.config.version}
+        self.decoder = EventDecoder(settings.max_event_bytes)
+        partitions = load_specs()["aimass.events"].partitions
+        self.events_topic = app.topic(
+            settings.topic_events,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=partitions,
+        )
+        self.profiles = app.Table(
+            TABLE_NAME,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=partitions,
+            changelog_topic=app.topic(
+                settings.profiles_changelog,
+                key_type=bytes,
+                value_type=bytes,
+                key_serializer="raw",
+                value_serializer="raw",
+                partitions=partitions,
+            ),
+        )
+        app.agent(self.events_topic, name="aimass-recs-events")(self._agent)
+        self.index_ready = asyncio.Event()
+        self._queue: asyncio.Queue[_Queued] = asyncio.Queue(
+            maxsize=4 * settings.recs_batch_max_events
+        )
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="aimass-recs")
+        self._tasks: list[asyncio.Task[None]] = []
+        self._producer: Any = None
+        self._reader: Any = None
+        self._stopping = asyncio.Event()
+        self._busy = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self, timeout_s: float = 120.0) -> None:
+        """Load the item index (up to the end offsets now), then start scoring."""
+        self._producer = make_producer(self.settings, self.bootstrap)
+        await self._producer.start()
+        self._reader = make_consumer(self.settings, self.bootstrap, None)
+        await self._reader.start()
+        ends = await self._assign_item_vectors()
+        self._tasks = [
+            asyncio.create_task(self._read_items(ends), name="aimass-item-index"),
+            asyncio.create_task(self._score_loop(), name="aimass-recs-score"),
+        ]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.index_ready.wait(), timeout_s)
+        if not self.index_ready.is_set():
+            log.warning("item index not loaded after %.0f s; serving what it has", timeout_s)
+            self.index_ready.set()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._reader is not None:
+            await self._reader.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+        self._pool.shutdown(wait=True)
+
+    @property
+    def ready(self) -> bool:
+        return self.index_ready.is_set()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued for scoring and no batch being scored or published."""
+        return self._queue.empty() and not self._busy
+
+    # -- item index --------------------------------------------------------------------
+
+    async def _assign_item_vectors(self) -> dict[TopicPartition, int]:
+        topic = self.settings.topic_item_vectors
+        await self._reader._client.force_metadata_update()
+        tps = [
+            TopicPartition(topic, p) for p in sorted(self._reader.partitions_for_topic(topic) or ())
+        ]
+        self._reader.assign(tps)
+        await self._reader.seek_to_beginning(*tps)
+        ends: dict[TopicPartition, int] = await self._reader.end_offsets(tps)
+        return {tp: end for tp, end in ends.items() if end > 0}
+
+    async def _read_items(self, ends: dict[TopicPartition, int]) -> None:
+        started = time.perf_counter()
+        remaining = dict(ends)
+        if not remaining:
+            self.index_ready.set()
+        while not self._stopping.is_set():
+            records = await self._reader.getmany(timeout_ms=100, max_records=4096)
+            for tp, messages in records.items():
+                for msg in messages:
+                    try:
+                        self.index.apply(msg.key, msg.value)
+                    except ItemVectorError as exc:
+                        self.index.rejected += 1
+                        log.warning(
+                            "item vector %s:%s:%s unusable: %s",
+                            tp.topic,
+                            tp.partition,
+                            msg.offset,
+                            exc,
+                        )
+                if tp in remaining and messages and messages[-1].offset + 1 >= remaining[tp]:
+                    del remaining[tp]
+            self.metrics.item_index_items.set(len(self.index))
+            if not self.index_ready.is_set() and not remaining:
+                log.info(
+                    "item index loaded: %d items in %.1f s",
+                    len(self.index),
+                    time.perf_counter() - started,
+                )
+                self.index_ready.set()
+
+    # -- events -> profiles ------------------------------------------------------------
+
+    async def _agent(self, stream: Any) -> None:
+        await self.index_ready.wait()
+        async for event in stream.events():
+            message = event.message
+            source = Source(
+                message.topic, message.partition, message.offset, int(message.timestamp * 1000)
+            )
+            queued = self._apply(event.key, event.value, source)
+            if queued is not None:
+                await self._queue.put(queued)
+
+    def _apply(self, key: bytes | None, value: bytes | None, source: Source) -> _Queued | None:
+        """Decode one event and fold it into its user's profile (in the event loop)."""
+        decoded = self.decoder.decode(value, source, key)
+        if isinstance(decoded, DeadLetter):
+            self.metrics.recs_events.labels("invalid").inc()
+            return None
+        event = decoded
+        table_key = profile_key(event.tenant, event.user_id)
+        raw = self.profiles.get(table_key)
+        profile = Profile.from_bytes(raw) if raw else None
+        vector = self.index.vector(event.tenant, event.item_id)
+        if vector is None:
+            self.metrics.recs_unknown_items.inc()
+        versions = self.index.model_versions
+        version = next(iter(versions)) if len(versions) == 1 else ""
+        if profile is not None and not profile.applied(event.source.partition, event.source.offset):
+            resolve_pending(
+                profile,
+                lambda item_id: self.index.vector(event.tenant, item_id),
+                self.config,
+                version,
+            )
+        updated = apply_event(profile, event, vector, self.config, version)
+        if updated is None:
+            self.metrics.recs_events.labels("replayed").inc()
+            return None
+        self.profiles[table_key] = updated.to_bytes()
+        self.index.add_interaction(
+            event.tenant, event.item_id, self.config.weight(event.type), event.ts_ms
+        )
+        self.metrics.recs_events.labels("applied").inc()
+        request = ScoreRequest(
+            event.tenant, updated.unit_vector(), tuple(updated.recent), now_ms=event.ts_ms
+        )
+        return _Queued(event, request, [event.event_id])
+
+    # -- scoring and publishing --------------------------------------------------------
+
+    async def _next_batch(self) -> list[_Queued]:
+        batch = [await self._queue.get()]
+        self._busy = True
+        deadline = time.monotonic() + self.settings.recs_batch_max_wait_ms / 1000
+        while len(batch) < self.settings.recs_batch_max_events:
+            try:
+                batch.append(self._queue.get_nowait())
+                continue
+            except asyncio.QueueEmpty:
+                pass
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), left))
+            except TimeoutError:
+                break
+        # One recommendation per user per batch, from the newest state of the profile.
+        by_user: dict[tuple[str, str], _Queued] = {}
+        for queued in batch:
+            user = (queued.event.tenant, queued.event.user_id)
+            earlier = by_user.get(user)
+            if earlier is not None:
+                queued.triggers = earlier.triggers + queued.triggers
+            by_user[user] = queued
+        return list(by_user.values())
+
+    async def _score_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._busy = False
+            batch = await self._next_batch()
+            t0 = time.perf_counter()
+            scored = await loop.run_in_executor(
+                self._pool, self.scorer.score, [q.request for q in batch]
+            )
+            self.metrics.observe_stage("recs", "score", time.perf_counter() - t0)
+            self.metrics.recs_batch_events.observe(len(batch))
+            try:
+                await self._publish(batch, scored)
+            except Exception:
+                log.exception("publishing %d recommendations failed", len(batch))
+
+    async def _publish(self, batch: list[_Queued], scored: list[Scored]) -> None:
+        t0 = time.perf_counter()
+        topic = self.settings.topic_recommendations
+        futures = []
+        for queued, result in zip(batch, scored, strict=True):
+            event = queued.event
+            now = _now_ms()
+            value = orjson.dumps(
+                {
+                    "tenant": event.tenant,
+                    "user_id": event.user_id,
+                    "trigger_event_id": event.event_id,
+                    "trigger_event_ids": queued.triggers,
+                    "items": [item.to_dict(rank) for rank, item in enumerate(result.items, 1)],
+                    "cold_start": result.cold_start,
+                    "k": self.scorer.config.k,
+                    "model": self.model,
+                    "latency_ms": max(0, now - event.source.timestamp_ms),
+                    "ts": now,
+                    "event_ts": event.ts_ms,
+                    "source": event.source.to_dict(),
+                    "worker": WORKER_ID,
+                }
+            )
+            key = profile_key(event.tenant, event.user_id)
+            futures.append((event, result, await self._producer.send(topic, value, key=key)))
+        for event, result, future in futures:
+            await future
+            self.metrics.recs_published.labels(
+                "cold_start" if result.cold_start else "personal"
+            ).inc()
+            self.metrics.recs_latency_seconds.observe(
+                max(0.0, time.time() - event.source.timestamp_ms / 1000)
+            )
+        self.metrics.observe_stage("recs", "produce", time.perf_counter() - t0)
+
+    # -- HTTP --------------------------------------------------------------------------
+
+    def lookup(self, tenant: str, user_id: str) -> Profile | None:
+        raw = self.profiles.get(profile_key(tenant, user_id))
+        return Profile.from_bytes(raw) if raw else None
+
+    def recommend(
+        self, tenant: str, user_id: str, k: int, cold_start: bool
+    ) -> tuple[int, dict[str, Any]]:
+        """The body of ``GET /v1/recommendations/{tenant}/{user_id}``: (status, JSON)."""
+        error = validate_request(tenant, user_id, k)
+        if error is not None:
+            return 400, {"error": error}
+        profile = self.lookup(tenant, user_id)
+        if profile is None and not cold_start:
+            return 404, {
+                "error": f"unknown user {user_id!r} in tenant {tenant!r}",
+                "hint": "add ?cold_start=true for the tenant's popular items",
+            }
+        if profile is not None and profile.pending:
+            # Items indexed since the user's last event count now (this copy is not saved).
+            resolve_pending(profile, lambda item: self.index.vector(tenant, item), self.config)
+        vector = profile.unit_vector() if profile is not None else None
+        request = ScoreRequest(
+            tenant,
+            vector,
+            tuple(profile.recent) if profile is not None else (),
+            now_ms=_now_ms() if profile is None else max(profile.last_seen_ms, 0) or _now_ms(),
+            k=k,
+        )
+        (result,) = self.scorer.score([request])
+        return 200, {
+            "tenant": tenant,
+            "user_id": user_id,
+            "k": k,
+            "known_user": profile is not None,
+            "cold_start": result.cold_start,
+            "items": [
+                {**item.to_dict(rank), "title": item.title}
+                for rank, item in enumerate(result.items, 1)
+            ],
+            "profile": profile.summary() if profile is not None else None,
+            "model": self.model,
+        }
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": self.model, "index": self.index.describe(), "ready": self.ready}
+
+
+def validate_request(tenant: str, user_id: str, k: int | None) -> str | None:
+    """Why a recommendations request is invalid, or None."""
+    if not TENANT_RE.fullmatch(tenant):
+        return "tenant must match ^[A-Za-z0-9_.-]{1,128}$"
+    if not user_id or len(user_id) > MAX_USER_ID:
+        return f"user_id must be 1 to {MAX_USER_ID} characters"
+    if k is None or not 1 <= k <= MAX_K:
+        return f"k must be an integer from 1 to {MAX_K}"
+    return None
