@@ -283,10 +283,9 @@ async def pipeline_run(
 
 
 def _recs_counts(pipeline: Pipeline) -> tuple[float, float]:
-    m = pipeline.metrics
-    applied = m.value("aimass_recs_events_total", outcome="applied")
-    made = sum(m.value("aimass_recommendations_total", kind=k) for k in ("personal", "cold_start"))
-    return applied, made
+    """Events applied to profiles and recommendations published, since start."""
+    recs = pipeline.recs
+    return (recs.applied, recs.published) if recs is not None else (0.0, 0.0)
 
 
 async def _produce_events(
@@ -305,7 +304,7 @@ async def _wait_recs(pipeline: Pipeline, applied: float, timeout_s: float = 600.
             return time.perf_counter()
         if time.monotonic() > deadline:
             raise TimeoutError(f"recommendation path applied {done}/{applied} events")
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(0.02)
 
 
 async def recs_run(
@@ -328,6 +327,7 @@ async def recs_run(
     events = generate_events(docs, n_events, seed=201)
     before, _ = _recs_counts(pipeline)
     score0, produce0 = stage_sum("score"), stage_sum("produce")
+    profile0 = pipeline.recs.profile_seconds
     started = time.perf_counter()
     await _produce_events(settings, stack.bootstrap, events)
     finished = await _wait_recs(pipeline, before + len(events))
@@ -335,6 +335,7 @@ async def recs_run(
     rate = len(events) / wall
     scoring = stage_sum("score") - score0
     producing = stage_sum("produce") - produce0
+    profiles = pipeline.recs.profile_seconds - profile0
     steady_rate = rate / 2
     steady = generate_events(docs, max(20, int(steady_rate * steady_s)), seed=202)
     before, _ = _recs_counts(pipeline)
@@ -346,7 +347,8 @@ async def recs_run(
         "latency_load_events_per_s": round(steady_rate, 1),
         "scoring_share": round(scoring / wall, 3),
         "produce_share": round(producing / wall, 3),
-        "kafka_faust_share": round(max(0.0, 1 - (scoring + producing) / wall), 3),
+        "profile_share": round(profiles / wall, 3),
+        "kafka_faust_share": round(max(0.0, 1 - (scoring + producing + profiles) / wall), 3),
         "mean_batch_users": round(
             metrics.value("aimass_recs_batch_events_sum")
             / max(1.0, metrics.value("aimass_recs_batch_events_count")),
@@ -430,7 +432,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     heads = result.get("heads_docs_per_s") or {}
-    fig, axes = plt.subplots(1, 3 if heads else 2, figsize=(15 if heads else 10, 4))
+    recs = result.get("recommendations")
+    panels = 2 + bool(heads) + bool(recs)
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4))
     ax1, ax2 = axes[0], axes[1]
     names = ["model ceiling", "pipeline", "naive loop"]
     values = [result["model_docs_per_s"], result["pipeline_docs_per_s"], result["naive_docs_per_s"]]
@@ -460,6 +464,19 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax3.set_ylabel("% of model time in the heads")
         ax3.set_ylim(0, max(5.0, 1.3 * max((100 * v for v in shares.values()), default=0.0)))
         ax3.set_title(f"classifier heads ({HEAD_LABELS} labels) on the shared pass")
+    if recs:
+        ax4 = axes[-1]
+        bars = ax4.bar(["p50", "p99"], [recs["p50_ms"], recs["p99_ms"]], color="#8c564b")
+        ax4.bar_label(bars, fmt="%.0f")
+        ax4.set_ylabel("ms, event → recommendation")
+        ax4.set_title(
+            f"recommendations: {recs['events_per_s']:.0f} events/s, latency at "
+            f"{recs['latency_load_events_per_s']:.0f}/s\ntime: scoring "
+            f"{100 * recs['scoring_share']:.0f}%, profiles {100 * recs['profile_share']:.0f}%, "
+            f"produce {100 * recs['produce_share']:.0f}%,\nKafka/Faust/sink "
+            f"{100 * recs['kafka_faust_share']:.0f}%",
+            fontsize=9,
+        )
     fig.suptitle(
         f"stream-aimass bench: {result['documents']} docs, {result['model']} "
         f"{result['device']}/{result['dtype']}"

@@ -86,6 +86,9 @@ def _resolve_bootstrap(settings: Settings) -> str:
 # -- demo ----------------------------------------------------------------------------------
 
 
+DEMO_ROWS = 12  # rows of each query the demo prints (the JSON summary has them all)
+
+
 @app.command()
 def demo(
     documents: Annotated[int, typer.Option(min=1, help="Documents to stream.")] = 1000,
@@ -122,7 +125,10 @@ def demo(
             [[i["item_id"], i["score"], i["title"]] for i in example["items"]],
         )
     for name, result in summary["queries"].items():
-        _print_rows(f"query {name}", result["columns"], result["rows"])
+        rows = result["rows"]
+        _print_rows(f"query {name}", result["columns"], rows[:DEMO_ROWS])
+        if len(rows) > DEMO_ROWS:
+            out.print(f"  ({len(rows) - DEMO_ROWS} more rows: stream-aimass query {name})")
     out.print(
         f"\nData in {settings.data_dir}. Try: stream-aimass query category-mix "
         f"--data-dir {settings.data_dir}"
@@ -205,7 +211,11 @@ def _produce(topic_kind: str, file: Path, bootstrap: str | None, data_dir: Path 
         raise fail(f"{file} does not exist")
     settings = _settings(kafka_bootstrap=bootstrap, data_dir=data_dir)
     address = _resolve_bootstrap(settings)
-    topic = settings.topic_documents if topic_kind == "documents" else settings.topic_events
+    topic = {
+        "documents": settings.topic_documents,
+        "events": settings.topic_events,
+        "items": settings.topic_items,
+    }[topic_kind]
     sent = asyncio.run(produce_file(settings, address, topic, topic_kind, file, console))
     out.print(f"{sent} messages sent to {topic}")
 
@@ -230,6 +240,16 @@ def produce_events(
     _produce("events", file, bootstrap, data_dir)
 
 
+@produce_app.command("items")
+def produce_items(
+    file: Annotated[Path, typer.Argument(help="JSONL file, one catalogue item per line.")],
+    bootstrap: Bootstrap = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Send a JSONL file of catalogue items (id, tenant, text, title, category) to recommend."""
+    _produce("items", file, bootstrap, data_dir)
+
+
 @app.command()
 def lag(
     bootstrap: Bootstrap = None,
@@ -242,9 +262,13 @@ def lag(
     settings = _settings(kafka_bootstrap=bootstrap, data_dir=data_dir)
     address = _resolve_bootstrap(settings)
     roles = {
-        settings.enrich_group: [settings.topic_documents],
-        settings.sink_group: [settings.topic_enriched, settings.topic_events, settings.topic_dlq],
-    }
+        settings.enrich_group: [settings.topic_documents, settings.topic_items],
+        settings.app_id: [settings.topic_events],  # the recommendation path's Faust agent
+        settings.sink_group: [
+            settings.topic_enriched, settings.topic_events, settings.topic_item_vectors,
+            settings.topic_recommendations, settings.topic_dlq,
+        ],
+    }  # fmt: skip
 
     async def measure() -> list[dict[str, Any]]:
         rows = []

@@ -109,14 +109,12 @@ def _recommendations_stored(pipeline: Pipeline, events: int) -> bool:
     """Every event reached a profile and every recommendation made is in ClickHouse."""
     if pipeline.recs is None or pipeline.sink is None:
         return True
-    metrics = pipeline.metrics
-    if metrics.value("aimass_recs_events_total", outcome="applied") < events:
-        return False
-    made = sum(
-        metrics.value("aimass_recommendations_total", kind=kind)
-        for kind in ("personal", "cold_start")
+    recs = pipeline.recs
+    return (
+        recs.applied >= events
+        and recs.idle
+        and pipeline.sink.stored("recommendations") >= (recs.published)
     )
-    return pipeline.sink.stored("recommendations") >= made
 
 
 def _example_recommendation(client: Any) -> dict[str, Any] | None:

@@ -13,14 +13,14 @@ from stream_aimass.settings import Settings
 
 
 def message_key(kind: str, line: bytes) -> bytes | None:
-    """The partitioning key of a line: tenant:id (documents), tenant:user_id (events)."""
+    """The partitioning key of a line: tenant:id (documents, items), tenant:user_id (events)."""
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
         return None
     if not isinstance(obj, dict):
         return None
-    field = "id" if kind == "documents" else "user_id"
+    field = "user_id" if kind == "events" else "id"
     tenant, ident = obj.get("tenant"), obj.get(field)
     if isinstance(tenant, str) and isinstance(ident, str):
         return f"{tenant}:{ident}".encode()

@@ -187,9 +187,11 @@ def wait_drained(bootstrap: str, timeout: float = 180) -> None:
 
     async def lag() -> int:
         enrich = await group_lag(s, bootstrap, s.enrich_group, [s.topic_documents])
-        sink = await group_lag(
-            s, bootstrap, s.sink_group, [s.topic_enriched, s.topic_dlq, s.topic_events]
-        )
+        sink_topics = [
+            s.topic_enriched, s.topic_dlq, s.topic_events, s.topic_item_vectors,
+            s.topic_recommendations,
+        ]  # fmt: skip
+        sink = await group_lag(s, bootstrap, s.sink_group, sink_topics)
         return sum(enrich.values()) + sum(sink.values())
 
     deadline = time.monotonic() + timeout

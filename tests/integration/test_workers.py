@@ -99,8 +99,13 @@ def test_two_enrich_workers_and_one_sink_share_the_stream(
             cli("lag", "--bootstrap", bootstrap, "--json"),
             capture_output=True, text=True, timeout=60, check=True,
         )  # fmt: skip
-        assert {r["topic"]: r["lag"] for r in json.loads(lag.stdout)["lag"]} == {
-            "aimass.documents": 0, "aimass.enriched": 0, "aimass.events": 0, "aimass.dlq": 0,
+        rows = json.loads(lag.stdout)["lag"]
+        assert {(r["group"], r["topic"]): r["lag"] for r in rows} == {
+            ("aimass-enrich", "aimass.documents"): 0, ("aimass-enrich", "aimass.items"): 0,
+            ("aimass", "aimass.events"): 0,
+            ("aimass-sink", "aimass.enriched"): 0, ("aimass-sink", "aimass.events"): 0,
+            ("aimass-sink", "aimass.item-vectors"): 0,
+            ("aimass-sink", "aimass.recommendations"): 0, ("aimass-sink", "aimass.dlq"): 0,
         }  # fmt: skip
         enriched = read_topic(bootstrap, "aimass.enriched", n)
         url = f"http://127.0.0.1:{workers[2].port}/metrics"
