@@ -3,7 +3,8 @@
 - model ceiling: tokenize + forward + heads + entities, same batching and dtype as the
   pipeline;
 - pipeline: the full path through the embedded broker and ClickHouse, from a backlog
-  (throughput), then a steady stream at half that rate (latency: produce -> ClickHouse row);
+  (throughput), then steady streams at fractions of that rate (latency: produce ->
+  ClickHouse row, p50/p95/p99 at each offered load; half the max is the headline figure);
 - naive loop: consume one message, fp32 forward, insert one row, commit, repeat;
 - recommendations: user events over the documents just indexed, as a backlog (events/s
   through decode -> profile table -> batched scoring -> produce) and then at half that rate
@@ -234,9 +235,15 @@ async def pipeline_run(
     batch_sizes: dict[str, float] | None = None,
     recs_events: int = 0,
     recs: dict[str, Any] | None = None,
+    loads: list[float] | None = None,
+    sweep: list[dict[str, Any]] | None = None,
 ) -> tuple[float, float]:
     """Docs/s through the whole pipeline for a backlog produced at once (after a warm-up),
     then a steady stream at half that rate for ``steady_s`` seconds (for latency).
+
+    ``loads``: more steady phases, at these fractions of the backlog rate, each with its own
+    tenant; ``sweep`` gets one entry per phase (0.5 included) with the offered and achieved
+    rates (latencies are read from ClickHouse afterwards: :func:`_quantiles`).
 
     ``batch_sizes`` gets the mean documents per model batch in each phase: the two regimes
     of adaptive batching (``backlog`` and ``steady``).
@@ -263,14 +270,33 @@ async def pipeline_run(
     rate = len(docs) / (time.perf_counter() - started)
     backlog_batch = mean_since(mark)
     mark = batches()
+    stored = len(warmup) + len(docs)
     steady_rate = rate / 2
-    steady = generate_documents(
-        max(20, int(steady_rate * steady_s)), seed=104, tenants=(STEADY_TENANT,)
-    )
-    await _produce(settings, stack.bootstrap, steady, rate=steady_rate)
-    await _wait_rows(pipeline, len(warmup) + len(docs) + len(steady))
+    steady_batch = 0.0
+    for fraction in sorted({0.5, *(loads or [])}):
+        offered = rate * fraction
+        tenant = STEADY_TENANT if fraction == 0.5 else f"bench-load-{round(fraction * 100)}"
+        phase = generate_documents(max(20, int(offered * steady_s)), seed=104, tenants=(tenant,))
+        mark = batches()
+        t0 = time.perf_counter()
+        await _produce(settings, stack.bootstrap, phase, rate=offered)
+        stored += len(phase)
+        await _wait_rows(pipeline, stored)
+        achieved = len(phase) / (time.perf_counter() - t0)
+        if fraction == 0.5:
+            steady_batch = mean_since(mark)
+        if sweep is not None:
+            sweep.append(
+                {
+                    "offered_fraction": fraction,
+                    "offered_docs_per_s": round(offered, 1),
+                    "achieved_docs_per_s": round(achieved, 1),
+                    "mean_batch_documents": mean_since(mark),
+                    "tenant": tenant,
+                }
+            )
     if batch_sizes is not None:
-        batch_sizes.update({"backlog": backlog_batch, "steady": mean_since(mark)})
+        batch_sizes.update({"backlog": backlog_batch, "steady": steady_batch})
     if recs_events and pipeline.recs is not None and recs is not None:
         recs.update(await recs_run(settings, stack, pipeline, docs, recs_events, steady_s))
         # The sink stores the last recommendations (read back for their latencies).
@@ -413,16 +439,22 @@ async def naive_run(
     return done / (time.perf_counter() - started)
 
 
-def _latency(client: Any, tenants: list[str]) -> tuple[float, float]:
-    """p50 and p99 of produce (Kafka timestamp) -> ClickHouse row (insert time), in ms."""
+def _quantiles(client: Any, tenants: list[str]) -> tuple[float, float, float]:
+    """p50, p95 and p99 of produce (Kafka timestamp) -> ClickHouse row (insert time), ms."""
     rows = client.query(
-        "SELECT quantile(0.5)(d), quantile(0.99)(d) FROM (SELECT "
+        "SELECT quantiles(0.5, 0.95, 0.99)(d) FROM (SELECT "
         "dateDiff('millisecond', source_ts, ingested_at) AS d FROM documents FINAL "
         "WHERE tenant IN {tenants:Array(String)})",
         parameters={"tenants": tenants},
     ).result_rows
-    p50, p99 = rows[0]
-    return float(p50), float(p99)
+    p50, p95, p99 = rows[0][0]
+    return float(p50), float(p95), float(p99)
+
+
+def _latency(client: Any, tenants: list[str]) -> tuple[float, float]:
+    """p50 and p99 of produce (Kafka timestamp) -> ClickHouse row (insert time), in ms."""
+    p50, _, p99 = _quantiles(client, tenants)
+    return p50, p99
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -444,12 +476,27 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax1.set_title(
         f"pipeline = {result['ratio']:.2f} × model, {result['speedup_vs_naive']:.1f} × naive"
     )
-    bars = ax2.bar(["p50", "p99"], [result["p50_ms"], result["p99_ms"]], color="#2ca02c")
-    ax2.bar_label(bars, fmt="%.0f")
-    ax2.set_ylabel("ms")
-    ax2.set_title(
-        f"produce → ClickHouse row at {result['latency_load_docs_per_s']:.0f} docs/s (half the max)"
-    )
+    sweep = result.get("load_sweep") or []
+    if len(sweep) > 1:
+        # Latency and achieved throughput against the offered load.
+        offered = [p["offered_docs_per_s"] for p in sweep]
+        for key, color in (("p50_ms", "#2ca02c"), ("p95_ms", "#ff7f0e"), ("p99_ms", "#d62728")):
+            ax2.plot(offered, [p[key] for p in sweep], "o-", color=color, label=key[:3])
+        ax2.set_xlabel("offered load, docs/s")
+        ax2.set_ylabel("ms, produce → ClickHouse row")
+        twin = ax2.twinx()
+        twin.plot(offered, [p["achieved_docs_per_s"] for p in sweep], "s--", color="#7f7f7f")
+        twin.set_ylabel("achieved docs/s (dashed)")
+        ax2.legend(loc="upper left")
+        ax2.set_title(f"steady streams; max (backlog) {result['pipeline_docs_per_s']:.0f} docs/s")
+    else:
+        bars = ax2.bar(["p50", "p99"], [result["p50_ms"], result["p99_ms"]], color="#2ca02c")
+        ax2.bar_label(bars, fmt="%.0f")
+        ax2.set_ylabel("ms")
+        ax2.set_title(
+            f"produce → ClickHouse row at {result['latency_load_docs_per_s']:.0f} docs/s "
+            "(half the max)"
+        )
     if heads:
         # The share of model time is exact; docs/s between configurations is mostly noise.
         ax3 = axes[2]
@@ -496,6 +543,7 @@ def run_bench(
     steady_s: float = 10.0,
     heads: list[int] | None = None,
     recs_events: int = 5000,
+    loads: list[float] | None = None,
 ) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="aimass-bench-") as tmp:
@@ -531,17 +579,21 @@ def run_bench(
                 + (f", then {recs_events} user events" if recs_events else "")
             ):
                 batch_sizes: dict[str, float] = {}
+                sweep: list[dict[str, Any]] = []
                 pipeline_rate, steady_rate = asyncio.run(
                     pipeline_run(
                         settings, stack, pipeline, warmup, docs, steady_s, batch_sizes,
-                        recs_events=recs_events, recs=recs,
+                        recs_events=recs_events, recs=recs, loads=loads, sweep=sweep,
                     )
                 )  # fmt: skip
+            for point in sweep:
+                q50, q95, q99 = _quantiles(client, [point.pop("tenant")])
+                point.update({"p50_ms": q50, "p95_ms": q95, "p99_ms": q99})
             if recs:
                 recs["p50_ms"], recs["p99_ms"] = _recs_latency(client, recs.pop("steady_prefix"))
             backlog_tenants = sorted({str(d["tenant"]) for d in docs})
             backlog_p50, backlog_p99 = _latency(client, backlog_tenants)
-            p50, p99 = _latency(client, [STEADY_TENANT])
+            p50, p95, p99 = _quantiles(client, [STEADY_TENANT])
             naive_docs = generate_documents(min(n_naive, n_documents), seed=103)
             with console.status(f"naive loop: {len(naive_docs)} documents one by one"):
                 naive_rate = asyncio.run(
@@ -567,8 +619,10 @@ def run_bench(
         "ratio": round(pipeline_rate / model_rate, 3),
         "speedup_vs_naive": round(pipeline_rate / naive_rate, 2),
         "p50_ms": round(p50, 1),
+        "p95_ms": round(p95, 1),
         "p99_ms": round(p99, 1),
         "latency_load_docs_per_s": round(steady_rate, 1),
+        "load_sweep": sweep,
         "backlog_p50_ms": round(backlog_p50, 1),
         "backlog_p99_ms": round(backlog_p99, 1),
         "batch_adaptive": settings.batch_adaptive,

@@ -469,6 +469,13 @@ def bench(
         int,
         typer.Option(min=0, help="User events for the recommendation path (backlog; 0: skip)."),
     ] = 5000,
+    loads: Annotated[
+        str,
+        typer.Option(
+            help="Offered loads of the steady phases, as fractions of the measured maximum "
+            "(0.5 always runs: the headline latency).",
+        ),
+    ] = "0.25,0.5,0.75",
 ) -> None:
     """Measure pipeline vs model ceiling vs a naive loop, in one run (ratios, JSON, PNG)."""
     from stream_aimass.bench import run_bench
@@ -479,16 +486,27 @@ def bench(
         raise fail(f"--heads takes comma-separated integers, not {heads!r}") from None
     if any(c < 0 or c > 16 for c in head_counts):
         raise fail("--heads counts must be between 0 and 16")
+    try:
+        fractions = [float(x) for x in loads.split(",") if x.strip()]
+    except ValueError:
+        raise fail(f"--loads takes comma-separated fractions, not {loads!r}") from None
+    if any(not 0 < f <= 1.5 for f in fractions):
+        raise fail("--loads fractions must be above 0 and at most 1.5")
     settings = _settings()
     result = run_bench(
         settings, documents, naive_documents, out_dir, console=console,
-        steady_s=steady_seconds, heads=head_counts, recs_events=recs_events,
+        steady_s=steady_seconds, heads=head_counts, recs_events=recs_events, loads=fractions,
     )  # fmt: skip
     if as_json:
         out.print_json(json.dumps(result))
         return
-    rows = [[k, v] for k, v in result.items() if not isinstance(v, dict)]
+    rows = [[k, v] for k, v in result.items() if not isinstance(v, dict | list)]
     _print_rows("bench", ["metric", "value"], rows)
+    sweep = result.get("load_sweep") or []
+    if sweep:
+        keys = ["offered_fraction", "offered_docs_per_s", "achieved_docs_per_s", "p50_ms",
+                "p95_ms", "p99_ms"]  # fmt: skip
+        _print_rows("latency against offered load", keys, [[p[k] for k in keys] for p in sweep])
     out.print(f"written: {out_dir / 'bench.json'}, {out_dir / 'bench.png'}")
 
 

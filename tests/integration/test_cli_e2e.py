@@ -103,6 +103,12 @@ def test_bench_prints_the_documented_keys(tmp_path: Path) -> None:
     assert 0 <= figures["entities_share_of_model_time"] < 1
     shares = figures["heads_share_of_model_time"]
     assert set(shares) == {"0", "2"} and all(0 <= v < 1 for v in shares.values())
+    sweep = figures["load_sweep"]
+    assert [p["offered_fraction"] for p in sweep] == [0.25, 0.5, 0.75]
+    for point in sweep:
+        assert point["achieved_docs_per_s"] > 0
+        assert 0 <= point["p50_ms"] <= point["p95_ms"] <= point["p99_ms"]
+    assert figures["p50_ms"] <= figures["p95_ms"] <= figures["p99_ms"]
     recs = figures["recommendations"]
     assert recs["events"] == 300 and recs["events_per_s"] > 0
     assert recs["p99_ms"] >= recs["p50_ms"] >= 0
