@@ -50,6 +50,7 @@ WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 TABLE_NAME = "profiles"
 MAX_USER_ID = 256
 MAX_K = 100
+ITEM_FETCH_WAIT_MS = 500
 
 
 def _now_ms() -> int:
@@ -135,7 +136,11 @@ class RecsService:
         """Load the item index (up to the end offsets now), then start scoring."""
         self._producer = make_producer(self.settings, self.bootstrap)
         await self._producer.start()
-        self._reader = make_consumer(self.settings, self.bootstrap, None)
+        # Item vectors may trail by half a second (events on newer items wait as pending):
+        # a long fetch wait keeps this always-idle reader from polling the broker.
+        self._reader = make_consumer(
+            self.settings, self.bootstrap, None, fetch_max_wait_ms=ITEM_FETCH_WAIT_MS
+        )
         await self._reader.start()
         ends = await self._assign_item_vectors()
         self._tasks = [
