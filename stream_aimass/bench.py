@@ -399,10 +399,11 @@ def _recs_latency(client: Any, prefix: str) -> tuple[float, float]:
 async def naive_run(
     settings: Settings, bootstrap: str, client: Any, model_dir: Path, docs: list[dict[str, Any]]
 ) -> float:
-    """Docs/s of the loop people write first: one message, one fp32 forward, one insert."""
+    """Docs/s of the loop people write first: one message, one fp32 forward, one insert
+    (on the bench's device)."""
     topic = "aimass.bench-naive"
     encoder = Encoder(
-        model_dir, device="cpu", dtype="fp32", max_tokens=settings.max_tokens_per_document
+        model_dir, device=settings.device, dtype="fp32", max_tokens=settings.max_tokens_per_document
     )
     encoder.warmup()
     client.command("CREATE TABLE IF NOT EXISTS naive_documents AS documents")

@@ -476,6 +476,9 @@ def bench(
             "(0.5 always runs: the headline latency).",
         ),
     ] = "0.25,0.5,0.75",
+    device: Annotated[
+        str | None, typer.Option(help="auto | cpu | cuda (env AIMASS_DEVICE); every phase.")
+    ] = None,
 ) -> None:
     """Measure pipeline vs model ceiling vs a naive loop, in one run (ratios, JSON, PNG)."""
     from stream_aimass.bench import run_bench
@@ -492,11 +495,17 @@ def bench(
         raise fail(f"--loads takes comma-separated fractions, not {loads!r}") from None
     if any(not 0 < f <= 1.5 for f in fractions):
         raise fail("--loads fractions must be above 0 and at most 1.5")
-    settings = _settings()
-    result = run_bench(
-        settings, documents, naive_documents, out_dir, console=console,
-        steady_s=steady_seconds, heads=head_counts, recs_events=recs_events, loads=fractions,
-    )  # fmt: skip
+    settings = _settings(device=device)
+    from stream_aimass.models.encoder import ModelLoadError
+
+    try:
+        result = run_bench(
+            settings, documents, naive_documents, out_dir, console=console,
+            steady_s=steady_seconds, heads=head_counts, recs_events=recs_events,
+            loads=fractions,
+        )  # fmt: skip
+    except ModelLoadError as exc:
+        raise fail(str(exc)) from None
     if as_json:
         out.print_json(json.dumps(result))
         return

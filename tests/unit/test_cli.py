@@ -73,3 +73,27 @@ def test_settings_markdown_has_every_env_var() -> None:
     assert result.exit_code == 0
     for row in settings_table():
         assert row["env"] in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--loads", "half"], "--loads takes comma-separated fractions"),
+        (["--loads", "0.5,2"], "--loads fractions must be above 0"),
+        (["--device", "gpu"], "AIMASS_DEVICE"),
+    ],
+)
+def test_bench_bad_options_are_clear_errors(args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["bench", *args])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_bench_on_cuda_without_a_gpu_is_a_clear_error(tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    result = runner.invoke(app, ["bench", "--device", "cuda", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "torch sees no CUDA device" in result.output
