@@ -22,7 +22,7 @@ from faust.web.exceptions import ServiceUnavailable
 
 from stream_aimass.pipeline import Pipeline, Role, Stack, make_faust_app, serves_recs
 from stream_aimass.recs.profiles import profile_key
-from stream_aimass.recs.service import RecsService
+from stream_aimass.recs.service import RecsService, validate_request
 from stream_aimass.settings import Settings
 
 log = logging.getLogger("stream_aimass.app")
@@ -123,7 +123,7 @@ def build_app(settings: Settings, stack: Stack, role: Role) -> faust.App:
         try:
             k = int(request.query.get("k", str(settings.recs_k)))
         except ValueError:
-            return web.json({"error": "k must be an integer from 1 to 100"}, status=400)
+            return web.json({"error": validate_request(tenant, user_id, None)}, status=400)
         cold_start = request.query.get("cold_start", "").lower() in ("1", "true", "yes")
         status, body = recs.recommend(tenant, user_id, k, cold_start)
         return web.json(body, status=status)

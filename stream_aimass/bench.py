@@ -300,18 +300,19 @@ async def pipeline_run(
     if recs_events and pipeline.recs is not None and recs is not None:
         recs.update(await recs_run(settings, stack, pipeline, docs, recs_events, steady_s))
         # The sink stores the last recommendations (read back for their latencies).
-        while pipeline.sink is not None and pipeline.sink.stored("recommendations") < sum(
-            _recs_counts(pipeline)[1:]
+        while (
+            pipeline.sink is not None
+            and pipeline.sink.stored("recommendations") < (_recs_counts(pipeline)[1])
         ):
             await asyncio.sleep(0.05)
     await pipeline.stop_and_wait()
     return rate, steady_rate
 
 
-def _recs_counts(pipeline: Pipeline) -> tuple[float, float]:
+def _recs_counts(pipeline: Pipeline) -> tuple[int, int]:
     """Events applied to profiles and recommendations published, since start."""
     recs = pipeline.recs
-    return (recs.applied, recs.published) if recs is not None else (0.0, 0.0)
+    return (recs.applied, recs.published) if recs is not None else (0, 0)
 
 
 async def _produce_events(
@@ -320,7 +321,7 @@ async def _produce_events(
     await _produce(settings, bootstrap, events, rate, topic=settings.topic_events, key="user_id")
 
 
-async def _wait_recs(pipeline: Pipeline, applied: float, timeout_s: float = 600.0) -> float:
+async def _wait_recs(pipeline: Pipeline, applied: int, timeout_s: float = 600.0) -> float:
     """Until ``applied`` events are in profiles and their recommendations are published."""
     deadline = time.monotonic() + timeout_s
     while True:

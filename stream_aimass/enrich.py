@@ -86,7 +86,7 @@ class Pending:
 class Enriched:
     """What one document became: its enriched record and its item vector (or None)."""
 
-    record: bytes
+    record: bytes  # empty for a catalogue item (no enriched record)
     item_vector: bytes | None = None
 
 
@@ -235,6 +235,9 @@ class DocumentEnricher:
             vector = None
             if item_vectors:
                 vector = self._item_vector(item, encoded.embeddings[row], categories[row], now)
+            if item.catalogue:  # published as an item vector only: no record to build
+                out.append(Enriched(b"", vector))
+                continue
             enriched = EnrichedDocument(
                 document=item.document,
                 tokens=encoded.tokens[row],

@@ -428,12 +428,11 @@ def replay(
         key = (event.tenant, event.user_id)
         profile = users.get(key)
         tenant_items = index.tenant(event.tenant)
-        versions = index.model_versions
-        model_version = next(iter(versions)) if len(versions) == 1 else ""
         if profile is not None:
-            # As the stream does: earlier events on items indexed since then count now.
+            # As the stream does: earlier events on items indexed since then count now (before
+            # the target is scored, like the profile a recommendation is made from).
             lookup = functools.partial(index.vector, event.tenant)
-            resolve_pending(profile, lookup, profiles, model_version)
+            resolve_pending(profile, lookup, profiles, index.model_version)
         vector = index.vector(event.tenant, event.item_id)
         if vector is None:
             result.unknown_items += 1
@@ -441,7 +440,7 @@ def replay(
             result.skipped_repeats += 1
         elif profile is not None and tenant_items is not None:
             _score_target(result, scorer, tenant_items, profile, event, k, rng)
-        applied = apply_event(profile, event, vector, profiles, model_version)
+        applied = apply_event(profile, event, vector, profiles, index.model_version)
         if applied is not None:
             users[key] = applied
         if vector is not None:

@@ -109,9 +109,13 @@ def item_key(tenant: str, item_id: str) -> bytes:
 
 
 def split_key(key: bytes | None) -> tuple[str, str] | None:
+    """``(tenant, item_id)`` from a ``tenant:item_id`` key (split on the first ':'), or None."""
     if not key:
         return None
-    tenant, sep, item_id = key.decode("utf-8", "replace").partition(":")
+    try:
+        tenant, sep, item_id = key.decode("utf-8").partition(":")
+    except UnicodeDecodeError:
+        return None
     return (tenant, item_id) if sep and tenant and item_id else None
 
 
@@ -256,6 +260,12 @@ class ItemIndex:
         self.applied = 0
         self.rejected = 0
         self.model_versions: set[str] = set()
+
+    @property
+    def model_version(self) -> str:
+        """The encoder version of the indexed vectors; '' while there are none or several
+        (a rollout): profiles then keep their sums instead of restarting them."""
+        return next(iter(self.model_versions)) if len(self.model_versions) == 1 else ""
 
     def serves(self, tenant: str) -> bool:
         return not self.only or tenant in self.only

@@ -196,18 +196,22 @@ def apply_event(
     item_vector: np.ndarray | None,
     config: ProfileConfig,
     model_version: str = "",
+    lookup: Callable[[str], np.ndarray | None] | None = None,
 ) -> Profile | None:
     """The profile after ``event``, or None when the event was already applied (a replay).
 
     ``item_vector`` is the unit embedding of the event's item, or None when the item is not
     (yet) in the index: the event still counts and its item is still never recommended.
-    ``profile`` is updated in place when given.
+    ``lookup`` (item id -> vector in the user's tenant) first adds the pending items that
+    have been indexed since. ``profile`` is updated in place when given.
     """
     if profile is None:
         profile = Profile(event.tenant, event.user_id)
     source = event.source
     if profile.applied(source.partition, source.offset):
         return None
+    if lookup is not None:
+        resolve_pending(profile, lookup, config, model_version)
     profile.offsets[source.partition] = source.offset
     t = event.ts_ms
     weight = config.weight(event.type)

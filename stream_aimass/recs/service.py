@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -253,16 +254,14 @@ class RecsService:
         vector = self.index.vector(event.tenant, event.item_id)
         if vector is None:
             self.metrics.recs_unknown_items.inc()
-        versions = self.index.model_versions
-        version = next(iter(versions)) if len(versions) == 1 else ""
-        if profile is not None and not profile.applied(event.source.partition, event.source.offset):
-            resolve_pending(
-                profile,
-                lambda item_id: self.index.vector(event.tenant, item_id),
-                self.config,
-                version,
-            )
-        updated = apply_event(profile, event, vector, self.config, version)
+        updated = apply_event(
+            profile,
+            event,
+            vector,
+            self.config,
+            self.index.model_version,
+            lookup=functools.partial(self.index.vector, event.tenant),
+        )
         if updated is None:
             self.metrics.recs_events.labels("replayed").inc()
             return None
@@ -394,7 +393,8 @@ class RecsService:
             }
         if profile is not None and profile.pending:
             # Items indexed since the user's last event count now (this copy is not saved).
-            resolve_pending(profile, lambda item: self.index.vector(tenant, item), self.config)
+            lookup = functools.partial(self.index.vector, tenant)
+            resolve_pending(profile, lookup, self.config, self.index.model_version)
         vector = profile.unit_vector() if profile is not None else None
         request = ScoreRequest(
             tenant,

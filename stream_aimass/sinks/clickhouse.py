@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from stream_aimass.records import Event
+from stream_aimass.recs.index import split_key
 
 log = logging.getLogger("stream_aimass.sink")
 
@@ -385,12 +386,10 @@ def _deleted_item_row(
     key: bytes | None, topic: str, partition: int, offset: int, timestamp_ms: int
 ) -> list[Any]:
     # The raw tombstone is empty: the key goes into the reason, or the dead letter says nothing.
-    try:
-        tenant, sep, item_id = (key or b"").decode("utf-8").partition(":")
-    except UnicodeDecodeError:
-        sep = ""
-    if not (sep and tenant and item_id):
+    parts = split_key(key)
+    if parts is None:
         raise RowError(f"item-vector tombstone key {key!r} is not tenant:item_id")
+    tenant, item_id = parts
     if not 0 <= timestamp_ms <= _MAX_EPOCH_MS:
         # updated_at orders the tombstone against the item's updates: it needs a real time.
         raise RowError(f"item-vector tombstone {key!r} has no usable Kafka timestamp")

@@ -417,3 +417,22 @@ def test_pending_items_are_bounded_and_survive_the_round_trip() -> None:
     assert profile is not None
     assert [p[0] for p in profile.pending] == [f"x{i}" for i in range(5, MAX_PENDING + 5)]
     assert Profile.from_bytes(profile.to_bytes()).pending == profile.pending
+
+
+def test_apply_event_adds_pending_items_its_lookup_now_finds() -> None:
+    cfg = config()
+    profile = apply_event(None, event("late", T0, type="click"), None, cfg)
+    assert profile is not None
+    index = {"late": E[1]}
+    apply_event(profile, event("a", T0 + HALF_LIFE_MS, offset=1), E[0], cfg, lookup=index.get)
+    assert profile.pending == []
+    expected = apply_all([(event("late", T0, type="click"), E[1]),
+                          (event("a", T0 + HALF_LIFE_MS, offset=1), E[0])], cfg)  # fmt: skip
+    assert expected.vector is not None and profile.vector is not None
+    np.testing.assert_allclose(profile.vector, expected.vector, rtol=1e-6)
+    # A replayed event changes nothing, pending items included.
+    profile.pending.append(("late2", 1.0, T0))
+    replay = apply_event(
+        profile, event("a", T0 + HALF_LIFE_MS, offset=1), E[0], cfg, lookup={"late2": E[2]}.get
+    )
+    assert replay is None and profile.pending == [("late2", 1.0, T0)]

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 from aiokafka import TopicPartition
+from sink_doubles import FakeConsumer, RecordingClient
 
 from stream_aimass.settings import Settings
 from stream_aimass.sink import SinkService
@@ -25,27 +26,6 @@ class Message:
     offset: int
     timestamp: int = 1_735_689_600_000
     key: bytes | None = None
-
-
-class RecordingClient:
-    def __init__(self) -> None:
-        self.inserts: list[tuple[str, list[list[Any]], list[str], dict[str, Any]]] = []
-
-    def insert(
-        self, table: str, rows: list[list[Any]], *, column_names: list[str], settings: Any
-    ) -> None:
-        self.inserts.append((table, list(rows), column_names, settings))
-
-
-class FakeConsumer:
-    def __init__(self) -> None:
-        self.commits: list[dict[TopicPartition, int]] = []
-
-    def assignment(self) -> set[TopicPartition]:
-        return {ENRICHED}
-
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        self.commits.append(offsets)
 
 
 def record(doc_id: str, classifications: Any = ...) -> bytes:
@@ -86,7 +66,7 @@ def intent(top: str = "card_arrival") -> dict[str, Any]:
 def service(tmp_path: Path) -> tuple[SinkService, RecordingClient, FakeConsumer]:
     client = RecordingClient()
     sink = SinkService(Settings(data_dir=tmp_path), "unused:9092", client)
-    consumer = FakeConsumer()
+    consumer = FakeConsumer(ENRICHED)
     sink.consumer = consumer
     return sink, client, consumer
 

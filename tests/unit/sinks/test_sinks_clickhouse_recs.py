@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import TopicPartition
+from sink_doubles import FakeConsumer, RecordingClient
 
 from stream_aimass.settings import Settings
 from stream_aimass.sink import SinkService
@@ -337,33 +338,12 @@ class Message:
     timestamp: int = KAFKA_TS_MS
 
 
-class RecordingClient:
-    def __init__(self) -> None:
-        self.inserts: list[tuple[str, list[list[Any]], list[str], dict[str, Any]]] = []
-
-    def insert(
-        self, table: str, rows: list[list[Any]], *, column_names: list[str], settings: Any
-    ) -> None:
-        self.inserts.append((table, list(rows), column_names, settings))
-
-
-class FakeConsumer:
-    def __init__(self) -> None:
-        self.commits: list[dict[TopicPartition, int]] = []
-
-    def assignment(self) -> set[TopicPartition]:
-        return {ITEMS_TP, RECS_TP}
-
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        self.commits.append(offsets)
-
-
 def test_the_sink_stores_items_and_recommendations_and_dead_letters_broken_ones(
     tmp_path: Path,
 ) -> None:
     client = RecordingClient()
     sink = SinkService(Settings(data_dir=tmp_path), "unused:9092", client)
-    consumer = FakeConsumer()
+    consumer = FakeConsumer(ITEMS_TP, RECS_TP)
     sink.consumer = consumer
     items = [
         Message(orjson.dumps(item()), 10, b"acme:doc-7-0000001"),
