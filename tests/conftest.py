@@ -22,3 +22,18 @@ def tiny_encoder(tiny_encoder_dir: Path):  # type: ignore[no-untyped-def]
     from stream_aimass.models.encoder import Encoder
 
     return Encoder(tiny_encoder_dir, device="cpu", dtype="fp32", name="tiny")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--long",
+        action="store_true",
+        default=False,
+        help="Reliability tests at their full counts (10 kill runs, 10,000+ fuzz messages).",
+    )
+
+
+@pytest.fixture(scope="session")
+def long_mode(request: pytest.FixtureRequest) -> bool:
+    """True under ``pytest --long``: reliability tests run their full counts."""
+    return bool(request.config.getoption("--long"))

@@ -25,8 +25,8 @@ import numpy as np
 
 from stream_aimass.entities.aliases import AliasIndex
 from stream_aimass.models.classify import load_head
-from stream_aimass.models.encoder import Encoder, ModelLoadError, Tokenized
-from stream_aimass.models.library import refuse_pickle, resolve_model
+from stream_aimass.models.encoder import Encoder, ModelLoadError, Tokenized, check_model_dir
+from stream_aimass.models.library import resolve_model
 from stream_aimass.models.spans import char_spans, piece_shapes, text_piece_shapes
 from stream_aimass.records import ModelRef
 
@@ -180,15 +180,17 @@ class HFTokenClassifier(TokenTagger):
     def __init__(self, path: Path, device: str = "cpu") -> None:
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-        refuse_pickle(path)
+        check_model_dir(path)  # pickle weights, remote code, no safetensors: refused
         config = json.loads((path / "config.json").read_text())
         id2label = config.get("id2label") or {}
         if not id2label:
             raise ModelLoadError(f"{path}/config.json has no id2label: not a token classifier")
         self.labels = [str(id2label[str(i)]) for i in range(len(id2label))]
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            str(path), trust_remote_code=False, local_files_only=True
+        )
         self.net = AutoModelForTokenClassification.from_pretrained(
-            str(path), use_safetensors=True, trust_remote_code=False
+            str(path), use_safetensors=True, trust_remote_code=False, local_files_only=True
         ).eval()
         from stream_aimass.models.encoder import weights_version
 

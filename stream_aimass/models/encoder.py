@@ -6,6 +6,7 @@ torch and transformers are imported lazily so that CLI start-up stays fast.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 from dataclasses import dataclass
@@ -20,10 +21,52 @@ if TYPE_CHECKING:
 log = logging.getLogger("stream_aimass.models")
 
 WEIGHT_FILES = ("model.safetensors",)
+# Weight formats that unpickle on load (arbitrary code): never loaded, and refused on sight.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
 
 
 class ModelLoadError(RuntimeError):
     """A model directory that cannot be loaded safely."""
+
+
+def check_model_dir(path: Path, *, require_weights: bool = True) -> None:
+    """Refuse a model directory whose loading could run code, before anything is loaded.
+
+    Pickle-format weights (``pytorch_model.bin``, ``*.pt``, ...) are refused even next to
+    safetensors, and so is remote code: any ``*.py`` file, or an ``auto_map`` in a
+    ``*config.json``. ``require_weights``: there must be ``*.safetensors`` weights.
+    """
+    if not path.is_dir():
+        raise ModelLoadError(f"{path} is not a model directory")
+    files = sorted(f for f in path.rglob("*") if f.is_file())
+    for file in files:
+        if file.suffix.lower() in PICKLE_SUFFIXES:
+            raise ModelLoadError(
+                f"{file} is a pickle-format weight file: pickle weights are refused (loading "
+                "them can run arbitrary code); convert the model to safetensors (e.g. "
+                "`model.save_pretrained(dir, safe_serialization=True)`) and remove this file"
+            )
+        if file.suffix == ".py":
+            raise ModelLoadError(
+                f"{file} is Python code in a model directory: refused, remote code is never "
+                "run (use a model whose architecture transformers ships)"
+            )
+    for file in files:
+        if not file.name.endswith("config.json"):
+            continue
+        try:
+            config = json.loads(file.read_text())
+        except (OSError, ValueError, UnicodeDecodeError):
+            continue  # not ours to judge: the loader reports a broken config itself
+        if isinstance(config, dict) and "auto_map" in config:
+            raise ModelLoadError(
+                f"{file} has an auto_map (custom model code): refused, remote code is never run"
+            )
+    if require_weights and not any(f.suffix == ".safetensors" for f in files):
+        raise ModelLoadError(
+            f"{path} has no *.safetensors weights; only safetensors weights are loaded "
+            "(pickle .bin weights are refused)"
+        )
 
 
 def cpu_has_native_bf16() -> bool:
@@ -55,6 +98,7 @@ def resolve_dtype(dtype: str, device: str) -> str:
 
 def weights_version(model_dir: Path) -> str:
     """A short content hash of the weights: the model version written on every row."""
+    check_model_dir(model_dir)  # no version for weights that would be refused anyway
     for name in WEIGHT_FILES:
         path = model_dir / name
         if path.exists():
@@ -111,6 +155,7 @@ class Encoder:
             raise ModelLoadError(
                 f"{model_dir} is not a Hugging Face model directory (no config.json)"
             )
+        check_model_dir(model_dir)
         if threads:
             torch.set_num_threads(threads)
         self.model_dir = model_dir
@@ -118,11 +163,13 @@ class Encoder:
         self.name = name or model_dir.name
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            str(model_dir), trust_remote_code=False, local_files_only=True
+        )
         limit = getattr(self.tokenizer, "model_max_length", max_tokens) or max_tokens
         self.max_tokens = int(min(max_tokens, limit if limit < 100_000 else max_tokens))
         model = AutoModel.from_pretrained(
-            str(model_dir), use_safetensors=True, trust_remote_code=False
+            str(model_dir), use_safetensors=True, trust_remote_code=False, local_files_only=True
         )
         model.eval()
         if self.device == "cuda" and self.dtype == "bf16":

@@ -21,11 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from stream_aimass.models.encoder import ModelLoadError
+from stream_aimass.models.encoder import PICKLE_SUFFIXES as PICKLE_SUFFIXES
+from stream_aimass.models.encoder import ModelLoadError, check_model_dir
 
 MODEL_FILE = "model.json"
 FORMAT = "stream-aimass-model/1"
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,12 +148,9 @@ def resolve_model(ref: str, models_dir: Path) -> Path:
 
 
 def refuse_pickle(path: Path) -> None:
-    """Model directories must hold safetensors only: pickle weights can run code on load."""
-    for file in path.rglob("*"):
-        if file.suffix in PICKLE_SUFFIXES:
-            raise ModelLoadError(
-                f"{file} is a pickle-format weight file; only safetensors are loaded"
-            )
+    """Model directories must hold safetensors only: pickle weights can run code on load,
+    and so can remote code (``*.py``, ``auto_map``), which is refused too."""
+    check_model_dir(path, require_weights=False)
 
 
 def weights_hash(folder: Path) -> str:

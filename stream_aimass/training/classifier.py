@@ -22,7 +22,12 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 
 from stream_aimass.models.classify import ENCODER_SUBDIR, TrainedClassifier, save_head
-from stream_aimass.models.encoder import Encoder, cpu_has_native_bf16, weights_version
+from stream_aimass.models.encoder import (
+    Encoder,
+    check_model_dir,
+    cpu_has_native_bf16,
+    weights_version,
+)
 from stream_aimass.models.library import ModelInfo, publish, staging_dir
 from stream_aimass.training.data import LabelledTexts, check_trainable
 from stream_aimass.training.metrics import (
@@ -248,9 +253,12 @@ class _FinetuneModel:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        self.tokenizer = AutoTokenizer.from_pretrained(str(encoder_dir))
+        check_model_dir(encoder_dir)  # pickle weights, remote code, no safetensors: refused
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            str(encoder_dir), trust_remote_code=False, local_files_only=True
+        )
         self.encoder = AutoModel.from_pretrained(
-            str(encoder_dir), use_safetensors=True, trust_remote_code=False
+            str(encoder_dir), use_safetensors=True, trust_remote_code=False, local_files_only=True
         )
         self.head = torch.nn.Linear(int(self.encoder.config.hidden_size), labels)
         self.max_tokens = config.max_tokens

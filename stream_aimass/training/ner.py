@@ -24,7 +24,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from stream_aimass.models.classify import ENCODER_SUBDIR, save_head
-from stream_aimass.models.encoder import Encoder, cpu_has_native_bf16, weights_version
+from stream_aimass.models.encoder import (
+    Encoder,
+    check_model_dir,
+    cpu_has_native_bf16,
+    weights_version,
+)
 from stream_aimass.models.library import ModelInfo, publish, staging_dir
 from stream_aimass.models.spans import SHAPE_FEATURES, bio_spans, piece_shapes
 from stream_aimass.training.classifier import SilentReporter, TrainingReporter, length_bucketed
@@ -122,9 +127,12 @@ class _TokenModel:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        self.tokenizer = AutoTokenizer.from_pretrained(str(encoder_dir))
+        check_model_dir(encoder_dir)
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            str(encoder_dir), trust_remote_code=False, local_files_only=True
+        )
         self.encoder = AutoModel.from_pretrained(
-            str(encoder_dir), use_safetensors=True, trust_remote_code=False
+            str(encoder_dir), use_safetensors=True, trust_remote_code=False, local_files_only=True
         )
         hidden = int(self.encoder.config.hidden_size)
         self.head = torch.nn.Linear(hidden + SHAPE_FEATURES, n_labels)
@@ -366,7 +374,9 @@ def train_ner(
     else:
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(str(encoder_dir))
+        tokenizer = AutoTokenizer.from_pretrained(
+            str(encoder_dir), trust_remote_code=False, local_files_only=True
+        )
         train_enc = _encode(tokenizer, train, labels, config.max_tokens)
         dev_enc = _encode(tokenizer, dev, labels, config.max_tokens) if dev else None
         weight, bias, history, _ = _head_only(

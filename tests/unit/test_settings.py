@@ -226,7 +226,12 @@ def test_kafka_client_options_without_mechanism_has_no_sasl_fields() -> None:
 def test_kafka_client_options_ssl_builds_a_context() -> None:
     import ssl
 
-    settings = Settings(kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="PLAIN")
+    settings = Settings(
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="PLAIN",
+        kafka_sasl_username="svc-aimass",
+        kafka_sasl_password="pw",
+    )
     options = settings.kafka_client_options()
     assert options["security_protocol"] == "SASL_SSL"
     assert options["sasl_mechanism"] == "PLAIN"
