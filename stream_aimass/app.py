@@ -6,6 +6,10 @@ path (an agent on ``aimass.events``). The document hot path runs on aiokafka bat
 instead of Faust agents: Faust's per-message cost (~70 µs) is too high for a model that
 eats thousands of documents a second.
 
+The ``/v1/`` endpoints need a per-tenant API key when ``api_auth_enabled`` (see
+:mod:`stream_aimass.auth`); the ops endpoints (``/healthz``, ``/readyz``, ``/metrics``) stay
+open.
+
 Read top to bottom, this is the whole process: stack -> pipeline -> web.
 """
 
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from typing import Any
 
 import faust
@@ -20,6 +25,7 @@ import mode
 from faust.exceptions import SameNode
 from faust.web.exceptions import ServiceUnavailable
 
+from stream_aimass.auth import ApiKeyAuth, ApiKeyConfigError, Denied
 from stream_aimass.pipeline import Pipeline, Role, Stack, make_faust_app, serves_recs
 from stream_aimass.recs.profiles import profile_key
 from stream_aimass.recs.service import RecsService, validate_request
@@ -73,7 +79,26 @@ class PipelineService(mode.Service):  # type: ignore[misc]
         return self.pipeline is not None and self.pipeline.ready
 
 
-def build_app(settings: Settings, stack: Stack, role: Role) -> faust.App:
+def _denied(web: Any, denied: Denied) -> Any:
+    return web.json(denied.body, status=denied.status, headers=dict(denied.headers))
+
+
+def build_app(
+    settings: Settings, stack: Stack, role: Role, auth: ApiKeyAuth | None = None
+) -> faust.App:
+    """The worker's Faust app. ``auth``: parsed from ``settings`` when not given (raises
+    :class:`ApiKeyConfigError` on unusable keys)."""
+    if auth is None:
+        auth = ApiKeyAuth.from_settings(settings)
+    if auth.misconfigured:
+        log.warning(
+            "API auth is on but no API keys are configured: every /v1/ request gets 401 "
+            "(set AIMASS_API_KEYS, or AIMASS_API_AUTH_ENABLED=false)"
+        )
+    elif auth.enabled:
+        log.info("API auth on: keys for %d tenant(s)", len(auth.keys))
+    else:
+        log.info("API auth off: /v1/ endpoints answer without an API key")
     app = make_faust_app(settings, stack.bootstrap, web=True)
     recs = None
     if serves_recs(settings, role):
@@ -99,6 +124,9 @@ def build_app(settings: Settings, stack: Stack, role: Role) -> faust.App:
 
     @app.page("/v1/models")
     async def models(web: Any, request: Any) -> Any:
+        denied = auth.check(request.headers, None)
+        if denied is not None:
+            return _denied(web, denied)
         # What serves the document path right now: encoder, topic head, classifier versions.
         pipeline = service.pipeline
         if pipeline is None or pipeline.enrich is None:
@@ -107,6 +135,11 @@ def build_app(settings: Settings, stack: Stack, role: Role) -> faust.App:
 
     @app.page("/v1/recommendations/{tenant}/{user_id}")
     async def recommendations(web: Any, request: Any, tenant: str, user_id: str) -> Any:
+        # Before routing: a request another worker answers is checked here first (and again
+        # there: Faust forwards the headers).
+        denied = auth.check(request.headers, tenant)
+        if denied is not None:
+            return _denied(web, denied)
         if recs is None:
             return web.json({"error": f"role {role!r} serves no recommendations"}, status=404)
         if not recs.ready:
@@ -140,9 +173,14 @@ def build_app(settings: Settings, stack: Stack, role: Role) -> faust.App:
 
 def run_worker(settings: Settings, role: Role) -> None:
     """Run the worker until SIGTERM/SIGINT (blocking)."""
+    try:
+        auth = ApiKeyAuth.from_settings(settings)
+    except ApiKeyConfigError as exc:  # before anything starts; the message holds no key
+        sys.stderr.write(f"error: {exc}\n")
+        raise SystemExit(2) from None
     stack = Stack.start(settings)
     try:
-        app = build_app(settings, stack, role)
+        app = build_app(settings, stack, role, auth)
         worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
         worker.execute_from_commandline()
     finally:

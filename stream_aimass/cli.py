@@ -163,7 +163,12 @@ def worker(
     )
     from stream_aimass.app import run_worker
     from stream_aimass.observability import configure_logging
+    from stream_aimass.settings import SecurityConfigError
 
+    try:
+        settings.check_security()  # missing certificate files, named, before anything starts
+    except SecurityConfigError as exc:
+        raise fail(str(exc)) from None
     configure_logging(settings.log_level)
     run_worker(settings, role)  # type: ignore[arg-type]
 
@@ -412,6 +417,101 @@ def db_migrate(data_dir: DataDir = None, clickhouse: ClickHouseDsn = None) -> No
     out.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
 
 
+@db_app.command("tenant-reader")
+def db_tenant_reader(
+    tenant: Annotated[str, typer.Argument(help="Tenant id whose rows the user may read.")],
+    user: Annotated[
+        str | None, typer.Option("--user", help="User name [default: aimass_reader_TENANT].")
+    ] = None,
+    password_env: Annotated[
+        str | None,
+        typer.Option("--password-env", metavar="VAR", help="Read the password from env VAR."),
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
+    print_sql: Annotated[
+        bool, typer.Option("--print-sql", help="Print the SQL instead of applying it.")
+    ] = False,
+    data_dir: DataDir = None,
+    clickhouse: ClickHouseDsn = None,
+) -> None:
+    """Create a read-only user that sees one tenant's rows (role, grants, row policies).
+
+    Needs a ClickHouse server: embedded chdb has no users or row policies (with --print-sql
+    it still prints the SQL). See ops/clickhouse/tenants/README.md.
+    """
+    import os
+
+    from stream_aimass.clickhouse import redact_dsn
+    from stream_aimass.tenants import (
+        CHDB_SKIPPED,
+        TenantAccessError,
+        apply_sql,
+        check_tenant,
+        check_user,
+        default_user,
+        password_sha256,
+        render_tenant_reader,
+        tables_without_tenant,
+        tenant_tables,
+    )
+
+    try:
+        check_tenant(tenant)
+        login = check_user(user) if user is not None else default_user(tenant)
+    except TenantAccessError as exc:
+        raise fail(str(exc)) from None
+    if password_env and password_stdin:
+        raise fail("give --password-env VAR or --password-stdin, not both")
+    password: str | None = None
+    if password_env:
+        password = os.environ.get(password_env, "")
+        if not password:
+            raise fail(f"the environment variable {password_env} (--password-env) is not set")
+    elif password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise fail("--password-stdin: read an empty password")
+    settings = _settings(data_dir=data_dir, clickhouse_dsn=clickhouse)
+    dsn = redact_dsn(settings.resolved_clickhouse_dsn)
+    embedded = settings.resolved_clickhouse_dsn.startswith("chdb://")
+    if embedded and not print_sql:
+        console.print(f"{CHDB_SKIPPED} ({dsn}); --print-sql shows the SQL", markup=False)
+        return
+    client = _clickhouse(settings)
+    try:
+        database = str(client.command("SELECT currentDatabase()"))
+        tables = tenant_tables(client, database)
+        sql = render_tenant_reader(
+            tenant,
+            database,
+            tables,
+            user=login,
+            password_hash=password_sha256(password) if password is not None else None,
+        )
+    except TenantAccessError as exc:
+        raise fail(str(exc)) from None
+    if print_sql:
+        out.print(sql, markup=False, end="")
+        if embedded:
+            console.print(f"{CHDB_SKIPPED} ({dsn})", markup=False)
+        return
+    if password is None:
+        raise fail("the user needs a password: --password-env VAR or --password-stdin")
+    try:
+        apply_sql(client, sql)
+    except Exception as exc:
+        raise fail(f"applying the tenant reader on {dsn} failed: {exc}") from None
+    hidden = tables_without_tenant(client, database)
+    out.print(
+        f"user {login} reads tenant {tenant}'s rows of {len(tables)} tables in {database} "
+        f"({', '.join(tables)})"
+        + (f"; not granted (no tenant column): {', '.join(hidden)}" if hidden else ""),
+        markup=False,
+    )
+
+
 @topics_app.command("create")
 def topics_create(bootstrap: Bootstrap = None) -> None:
     """Create the pipeline's topics on a real Kafka cluster (idempotent)."""
@@ -423,7 +523,14 @@ def topics_create(bootstrap: Bootstrap = None) -> None:
             "topics create is for a real cluster: pass --bootstrap HOST:PORT "
             "(the embedded broker creates its topics itself)"
         )
-    outcome = create_on_cluster(settings)
+    from confluent_kafka import KafkaException
+
+    from stream_aimass.settings import SecurityConfigError
+
+    try:
+        outcome = create_on_cluster(settings)
+    except (SecurityConfigError, KafkaException) as exc:
+        raise fail(str(exc)) from None
     for name, result in outcome.items():
         out.print(f"{name}: {result}")
     if any(r.startswith("failed") for r in outcome.values()):

@@ -159,6 +159,8 @@ def run_demo(
     console: Console,
     quiet: bool = False,
 ) -> dict[str, Any]:
+    # The demo serves no HTTP; should anything it starts ever do, it is open (no API keys).
+    settings = settings.model_copy(update={"api_auth_enabled": False})
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     with console.status("starting the embedded broker and ClickHouse", spinner="dots"):
         stack = Stack.start(settings)

@@ -1,5 +1,7 @@
 """The recommendations HTTP endpoint of a real worker process, and profiles that survive a
-restart (recovered from the Faust changelog, with the in-memory store: nothing on disk)."""
+restart (recovered from the Faust changelog, with the in-memory store: nothing on disk).
+API auth is on (the default): the requests carry acme's key (tests/integration/
+test_tenant_isolation.py covers the key checks)."""
 
 from __future__ import annotations
 
@@ -25,14 +27,16 @@ from stream_aimass.testing import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-ENV = {"AIMASS_RECS_STORE": "memory://"}
+ACME_KEY = "acme-test-key"
+ENV = {"AIMASS_RECS_STORE": "memory://", "AIMASS_API_KEYS": json.dumps({"acme": ACME_KEY})}
 T0 = 1_767_225_600_000
 
 
-def get(worker: WorkerProcess, path: str) -> tuple[int, Any]:
-    url = f"http://127.0.0.1:{worker.port}{path}"
+def get(worker: WorkerProcess, path: str, key: str | None = ACME_KEY) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
+    request = urllib.request.Request(f"http://127.0.0.1:{worker.port}{path}", headers=headers)
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
@@ -94,15 +98,18 @@ def test_http_recommendations_and_profiles_survive_a_restart(
 
         status, body = get(worker, "/v1/recommendations/acme/nobody")
         assert status == 404 and "unknown user" in body["error"]
+        assert get(worker, "/v1/recommendations/acme/u-1?k=3", key=None)[0] == 401
         for path, reason in [
             ("/v1/recommendations/acme/u-1?k=0", "k must be"),
             ("/v1/recommendations/acme/u-1?k=101", "k must be"),
             ("/v1/recommendations/acme/u-1?k=ten", "k must be"),
-            ("/v1/recommendations/bad%21tenant/u-1", "tenant must match"),
             (f"/v1/recommendations/acme/{'x' * 300}", "user_id must be"),
         ]:
             status, body = get(worker, path)
             assert status == 400 and reason in body["error"], (path, body)
+        # acme's key grants no other tenant, a malformed one included (auth comes first).
+        status, body = get(worker, "/v1/recommendations/bad%21tenant/u-1")
+        assert status == 403 and "does not grant" in body["error"], body
         assert worker.sigterm() == 0
     finally:
         if worker.process.poll() is None:

@@ -26,6 +26,8 @@ from stream_aimass.testing import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+KEYS = {"AIMASS_API_KEYS": '{"acme": "k-acme"}'}
+
 
 def _assigned(worker: WorkerProcess, role: str) -> int:
     url = f"http://127.0.0.1:{worker.port}/readyz"
@@ -83,7 +85,7 @@ def test_two_enrich_workers_and_one_sink_share_the_stream(
     docs = generate_documents(n, seed=51)
     bootstrap = broker_process.bootstrap
     workers = [
-        start_worker("enrich", bootstrap, tmp_path / "enrich-1", "enrich-1"),
+        start_worker("enrich", bootstrap, tmp_path / "enrich-1", "enrich-1", env=KEYS),
         start_worker("enrich", bootstrap, tmp_path / "enrich-2", "enrich-2"),
         start_worker("sink", bootstrap, tmp_path / "sink", "sink"),
     ]
@@ -112,7 +114,10 @@ def test_two_enrich_workers_and_one_sink_share_the_stream(
         with urllib.request.urlopen(url, timeout=5) as response:
             metrics = response.read().decode()
         assert f'aimass_rows_inserted_total{{table="documents"}} {float(n)}' in metrics
-        with urllib.request.urlopen(f"http://127.0.0.1:{workers[0].port}/v1/models") as r:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{workers[0].port}/v1/models", headers={"X-API-Key": "k-acme"}
+        )
+        with urllib.request.urlopen(request) as r:
             serving = json.loads(r.read())
         assert serving["encoder"]["name"] == "all-MiniLM-L6-v2"
         assert serving["topic"]["model"] == "zero-shot:topic" and serving["classifiers"] == []
