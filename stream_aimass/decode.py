@@ -22,7 +22,12 @@ STAGE_VALIDATE = "validate"
 
 TENANT_RE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 _MAX_ID = 256
-_MAX_TS_MS = 253402300799999  # 9999-12-31
+# 2299-12-31T23:59:59.999Z, the last millisecond ClickHouse's DateTime64(3) holds: every
+# table stores ts there, and the sink refuses later times (the item vector would fail).
+_MAX_TS_MS = 10_413_791_999_999
+# orjson reads 1024 levels but writes only 254: the enriched record wraps meta in its own
+# object, so deeper meta would pass here and fail later, in the middle of a model batch.
+MAX_META_DEPTH = 64
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -55,6 +60,9 @@ def parse_ts_ms(value: Any) -> int:
         ms = (parsed - _EPOCH) // timedelta(milliseconds=1)
         if ms < 0:
             raise InvalidDocument(f"field 'ts' is before 1970: {value[:64]!r}")
+        if ms > _MAX_TS_MS:
+            # A time-zone offset can push 9999-12-31 past the range too.
+            raise InvalidDocument(f"field 'ts' is out of range: {value[:64]!r}")
         return ms
     raise InvalidDocument(
         f"field 'ts' must be epoch milliseconds or ISO-8601, got {type(value).__name__}"
@@ -72,6 +80,23 @@ def _string(obj: dict[str, Any], name: str, *, required: bool, max_len: int | No
     if max_len is not None and len(value) > max_len:
         raise InvalidDocument(f"field '{name}' is longer than {max_len} characters")
     return value
+
+
+def _nests_deeper(value: Any, limit: int) -> bool:
+    """Whether ``value`` has containers nested more than ``limit`` deep (no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def validate_document(obj: Any, source: Source) -> Document:
@@ -97,6 +122,8 @@ def validate_document(obj: Any, source: Source) -> Document:
         meta = {}
     if not isinstance(meta, dict):
         raise InvalidDocument(f"field 'meta' must be an object, got {type(meta).__name__}")
+    if _nests_deeper(meta, MAX_META_DEPTH):
+        raise InvalidDocument(f"field 'meta' nests deeper than {MAX_META_DEPTH} levels")
     return Document(
         id=doc_id,
         tenant=tenant,

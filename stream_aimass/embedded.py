@@ -11,11 +11,19 @@ from __future__ import annotations
 import ctypes
 import glob
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 
 _RD_KAFKA_PRODUCER = 0
+
+# Kafka protocol API keys and error codes, for fault injection.
+API_PRODUCE = 0
+API_FETCH = 1
+ERR_NOT_LEADER_FOR_PARTITION = 6
+ERR_REQUEST_TIMED_OUT = 7
+ERR_NOT_ENOUGH_REPLICAS = 19
+ERR_TOPIC_AUTHORIZATION_FAILED = 29
 
 
 class EmbeddedBrokerError(RuntimeError):
@@ -62,6 +70,16 @@ def _load() -> ctypes.CDLL:
     lib.rd_kafka_mock_topic_create.argtypes = [vp, cp, ci, ci]
     lib.rd_kafka_mock_group_initial_rebalance_delay_ms.restype = None
     lib.rd_kafka_mock_group_initial_rebalance_delay_ms.argtypes = [vp, ci]
+    # Fault injection (tests): request errors, broker down/up.
+    i16, i32 = ctypes.c_int16, ctypes.c_int32
+    lib.rd_kafka_mock_push_request_errors_array.restype = None
+    lib.rd_kafka_mock_push_request_errors_array.argtypes = [vp, i16, sz, ctypes.POINTER(ci)]
+    lib.rd_kafka_mock_clear_request_errors.restype = None
+    lib.rd_kafka_mock_clear_request_errors.argtypes = [vp, i16]
+    lib.rd_kafka_mock_broker_set_down.restype = ci
+    lib.rd_kafka_mock_broker_set_down.argtypes = [vp, i32]
+    lib.rd_kafka_mock_broker_set_up.restype = ci
+    lib.rd_kafka_mock_broker_set_up.argtypes = [vp, i32]
     return lib
 
 
@@ -105,6 +123,50 @@ class EmbeddedBroker:
     def create_topics(self, topics: Iterable[tuple[str, int]]) -> None:
         for name, partitions in topics:
             self.create_topic(name, partitions)
+
+    # -- fault injection (for fault tests only) -----------------------------------------
+
+    def _live_cluster(self) -> int:
+        if not self._cluster:
+            raise EmbeddedBrokerError("the embedded broker is closed")
+        cluster: int = self._cluster
+        return cluster
+
+    def fail_requests(self, api_key: int, errors: Sequence[int]) -> None:
+        """For fault tests: answer the next ``len(errors)`` requests of ``api_key`` with errors.
+
+        Each request of that API (from any client) takes the next error off the queue, in
+        order; every partition in that request gets it. ``0`` lets a request through. Use
+        :data:`API_PRODUCE` and e.g. :data:`ERR_TOPIC_AUTHORIZATION_FAILED` (not retried by
+        clients) or :data:`ERR_NOT_ENOUGH_REPLICAS` (retried by clients). Test producers
+        sharing the broker take errors off the same queue.
+        """
+        if not errors:
+            return
+        array = (ctypes.c_int * len(errors))(*errors)
+        self._lib.rd_kafka_mock_push_request_errors_array(
+            self._live_cluster(), api_key, len(errors), array
+        )
+
+    def clear_request_errors(self, api_key: int) -> None:
+        """For fault tests: drop the errors still queued for ``api_key``."""
+        self._lib.rd_kafka_mock_clear_request_errors(self._live_cluster(), api_key)
+
+    def set_down(self, broker_id: int = 1) -> None:
+        """For fault tests: disconnect every client of the broker and refuse new connections.
+
+        The topic data stays; :meth:`set_up` brings the broker back. A single-broker
+        cluster's broker has id 1.
+        """
+        err = self._lib.rd_kafka_mock_broker_set_down(self._live_cluster(), broker_id)
+        if err != 0:
+            raise EmbeddedBrokerError(f"setting broker {broker_id} down failed with error {err}")
+
+    def set_up(self, broker_id: int = 1) -> None:
+        """For fault tests: accept connections again after :meth:`set_down`."""
+        err = self._lib.rd_kafka_mock_broker_set_up(self._live_cluster(), broker_id)
+        if err != 0:
+            raise EmbeddedBrokerError(f"setting broker {broker_id} up failed with error {err}")
 
     def close(self) -> None:
         if self._cluster:

@@ -6,6 +6,11 @@ ONE encoder pass per document (worker thread) -> heads -> produce to ``aimass.en
 
 Bad input becomes a dead letter on ``aimass.dlq``; a model failure on a batch splits the
 batch until the failing document is found, which becomes a dead letter (stage ``enrich``).
+
+A failed produce (broker down, request refused) is retried with capped exponential backoff
+until acknowledged; meanwhile the source offsets stay uncommitted and fetching stops at
+``max_pending_documents`` (backpressure). Only stopping gives up, uncommitted: the records
+are delivered again to whoever owns their partitions next.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +68,7 @@ log = logging.getLogger("stream_aimass.enrich")
 ROLE = "enrich"
 STAGE_ENRICH = "enrich"
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+PRODUCE_RETRY_INITIAL_S = 0.1
 
 
 def _now_ms() -> int:
@@ -80,6 +87,51 @@ class Pending:
     offsets: list[tuple[int, int]] | None = None  # per piece, when entities are on
     word_ids: list[int | None] | None = None
     catalogue: bool = False  # a catalogue item (aimass.items): published as an item vector only
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One record to produce."""
+
+    topic: str
+    value: bytes
+    key: bytes | None
+
+
+class Backoff:
+    """Capped exponential backoff with jitter.
+
+    The delay starts at ``initial_s`` and doubles after each wait up to ``max_s``; each wait
+    is drawn uniformly from the upper half of the current delay, so workers that failed
+    together do not retry in lockstep.
+    """
+
+    def __init__(
+        self,
+        initial_s: float = PRODUCE_RETRY_INITIAL_S,
+        max_s: float = 30.0,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.max_s = max_s
+        self._delay = min(initial_s, max_s)
+        self._rand = rand
+        self.attempts = 0
+
+    def next_delay(self) -> float:
+        """The next wait in seconds (and count an attempt)."""
+        delay = self._delay
+        self._delay = min(delay * 2, self.max_s)
+        self.attempts += 1
+        return delay * (0.5 + self._rand() / 2)
+
+
+def _free_accelerator_memory(exc: BaseException) -> None:
+    """After an out-of-memory error on CUDA, hand cached blocks back before smaller retries."""
+    import torch
+
+    oom = (torch.cuda.OutOfMemoryError, getattr(torch, "OutOfMemoryError", MemoryError))
+    if isinstance(exc, oom) and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,7 +351,9 @@ class EnrichService:
         enricher: DocumentEnricher,
         clock: Callable[[], float] = time.monotonic,
         metrics: Metrics | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
+        """``sleep`` waits between produce retries (default: until the delay or ``stop()``)."""
         self.settings = settings
         self.bootstrap = bootstrap
         self.enricher = enricher
@@ -338,6 +392,7 @@ class EnrichService:
         self._publish_slots = asyncio.Semaphore(4)
         self._progress = asyncio.Event()
         self._failure: BaseException | None = None
+        self._sleep = sleep or self._sleep_unless_stopping
         self._model_idle = True
         self.consumer: Any = None
         self.producer: Any = None
@@ -397,8 +452,8 @@ class EnrichService:
         next_lag_report = self._clock()
         while not self._stopping.is_set():
             if self._failure is not None:
-                # Produce kept failing past the client's own retries: stop uncommitted and
-                # let the supervisor restart us; the records are fetched again then.
+                # Publishing failed with something that is not a Kafka error (a bug): stop
+                # uncommitted and let the supervisor restart us; the records come back then.
                 raise self._failure
             if self.tracker.pending() >= self.settings.max_pending_documents:
                 # Backpressure: the model or the producer is behind; let them catch up.
@@ -520,6 +575,8 @@ class EnrichService:
         try:
             return list(self.enricher.run(items, queued_ms, self.item_vectors))
         except Exception as exc:
+            self.metrics.model_errors.labels(type(exc).__name__).inc()
+            _free_accelerator_memory(exc)
             if len(items) == 1:
                 item = items[0]
                 log.warning("document %s failed in the model: %s", item.document.id, exc)
@@ -534,6 +591,7 @@ class EnrichService:
                         key=item.key,
                     )
                 ]
+            log.info("model failed on a batch of %d (%s); splitting it", len(items), exc)
             mid = len(items) // 2
             return self._enrich_splitting(items[:mid], queued_ms) + self._enrich_splitting(
                 items[mid:], queued_ms
@@ -545,41 +603,114 @@ class EnrichService:
         t0 = time.perf_counter()
         try:
             topic = self.settings.topic_enriched
-            futures = []
-            for item, result in zip(items, results, strict=True):
+            vectors = self.settings.topic_item_vectors
+            records: list[Outgoing] = []
+            owners: list[int] = []  # the item each record derives from
+            for row, (item, result) in enumerate(zip(items, results, strict=True)):
                 if isinstance(result, DeadLetter):
-                    self._publish_dead(result, item.tp)
+                    records.append(self._dead_record(result))
+                    owners.append(row)
                     continue
                 key = f"{item.document.tenant}:{item.document.id}".encode()
-                sent = []
                 if not item.catalogue:
-                    sent.append(await self.producer.send(topic, result.record, key=key))
+                    records.append(Outgoing(topic, result.record, key))
+                    owners.append(row)
                 if result.item_vector is not None:
-                    vectors = self.settings.topic_item_vectors
-                    sent.append(await self.producer.send(vectors, result.item_vector, key=key))
-                futures.append((item, sent))
-            for item, sent in futures:
-                for future in sent:
-                    await future
+                    records.append(Outgoing(vectors, result.item_vector, key))
+                    owners.append(row)
+            given_up = {owners[i] for i in await self._deliver(records)}
+            enriched = 0
+            for row, (item, result) in enumerate(zip(items, results, strict=True)):
+                if row in given_up:
+                    continue  # stopping: left uncommitted, delivered again next time
+                if isinstance(result, DeadLetter):
+                    self._count_dead(result)
+                else:
+                    enriched += 1
+                # Every record derived from this offset is acknowledged.
                 self.tracker.done(item.tp, item.document.source.offset)
-            self.metrics.records.labels(ROLE, "enriched").inc(len(futures))
+            self.metrics.records.labels(ROLE, "enriched").inc(enriched)
             self._timed("produce", time.perf_counter() - t0)
             self._progress.set()
         finally:
             self._publish_slots.release()
 
+    def _dead_record(self, dead: DeadLetter) -> Outgoing:
+        return Outgoing(self.settings.topic_dlq, dead.to_json(), dead.dlq_key)
+
+    def _count_dead(self, dead: DeadLetter) -> None:
+        self.metrics.records.labels(ROLE, "dead_letter").inc()
+        self.metrics.dead_letters.labels(dead.stage).inc()
+
     def _publish_dead(self, dead: DeadLetter, tp: TopicPartition) -> None:
         async def send() -> None:
-            future = await self.producer.send(
-                self.settings.topic_dlq, dead.to_json(), key=dead.dlq_key
-            )
-            await future
-            self.metrics.records.labels(ROLE, "dead_letter").inc()
-            self.metrics.dead_letters.labels(dead.stage).inc()
+            if await self._deliver([self._dead_record(dead)]):
+                return  # stopping: left uncommitted
+            self._count_dead(dead)
             self.tracker.done(tp, dead.source.offset)
             self._progress.set()
 
         self._track(asyncio.create_task(send()))
+
+    async def _deliver(self, records: list[Outgoing]) -> set[int]:
+        """Produce ``records`` until each is acknowledged; the indices of those given up.
+
+        Failed sends are sent again with capped exponential backoff (from 0.1 s up to
+        ``produce_retry_max_s``), for as long as it takes: the caller holds their source
+        offsets meanwhile, and the fetch loop stops at ``max_pending_documents``. Only
+        stopping gives up (the records then stay uncommitted). A retried record may reach
+        the topic twice (the first attempt may have been written before its ack was lost):
+        the sink's tables collapse such duplicates.
+        """
+        todo = list(range(len(records)))
+        backoff: Backoff | None = None
+        while True:
+            sent: list[tuple[int, Any]] = []
+            failed: list[int] = []
+            error: KafkaError | None = None
+            for i in todo:
+                out = records[i]
+                try:
+                    sent.append((i, await self.producer.send(out.topic, out.value, key=out.key)))
+                except KafkaError as exc:  # no metadata, buffer full past its timeout...
+                    failed.append(i)
+                    error = exc
+            for i, future in sent:
+                try:
+                    await future
+                except KafkaError as exc:  # refused by the broker, or expired in the client
+                    failed.append(i)
+                    error = exc
+            if not failed:
+                return set()
+            if self._stopping.is_set():
+                log.warning(
+                    "stopping: %d records not acknowledged (%s); their offsets stay "
+                    "uncommitted and are delivered again",
+                    len(failed),
+                    type(error).__name__,
+                )
+                return set(failed)
+            if backoff is None:
+                backoff = Backoff(PRODUCE_RETRY_INITIAL_S, self.settings.produce_retry_max_s)
+            delay = backoff.next_delay()
+            for i in failed:
+                self.metrics.produce_retries.labels(records[i].topic).inc()
+            log.warning(
+                "producing %d records to %s failed (attempt %d, retry in %.2fs): %s: %s",
+                len(failed),
+                ",".join(sorted({records[i].topic for i in failed})),
+                backoff.attempts,
+                delay,
+                type(error).__name__,
+                error,
+            )
+            await self._sleep(delay)
+            todo = sorted(failed)
+
+    async def _sleep_unless_stopping(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     def _track(self, task: asyncio.Task[None]) -> None:
         self._publishing.add(task)

@@ -69,6 +69,23 @@ class Metrics:
         self.insert_failures = Counter(
             "aimass_insert_failures_total", "Failed ClickHouse insert attempts", registry=r
         )
+        self.clickhouse_connect_failures = Counter(
+            "aimass_clickhouse_connect_failures_total",
+            "Failed attempts to connect to ClickHouse (and migrate) at sink start",
+            registry=r,
+        )
+        self.produce_retries = Counter(
+            "aimass_produce_retries_total",
+            "Records sent again after a failed Kafka produce, by topic",
+            ["topic"],
+            registry=r,
+        )
+        self.model_errors = Counter(
+            "aimass_model_errors_total",
+            "Model failures on a batch (the batch is split and retried), by error type",
+            ["error_type"],
+            registry=r,
+        )
         self.end_to_end_seconds = Histogram(
             "aimass_end_to_end_seconds",
             "Source record's Kafka timestamp to the ClickHouse insert acknowledgement",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -157,8 +158,17 @@ class Pipeline:
             )
             self.recs = recs
         if role in ("sink", "all"):
+            if clickhouse is None and settings.resolved_clickhouse_dsn.startswith("chdb://"):
+                # A locked or unusable data dir is a configuration error: fail at start.
+                clickhouse = open_clickhouse(settings)
+            # A server may be down: the sink connects (and migrates) with backoff, not ready
+            # meanwhile, instead of crashing the worker.
             self.sink = SinkService(
-                settings, bootstrap, clickhouse or open_clickhouse(settings), metrics=self.metrics
+                settings,
+                bootstrap,
+                clickhouse,
+                metrics=self.metrics,
+                connect=None if clickhouse is not None else (lambda: open_clickhouse(settings)),
             )
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -203,12 +213,30 @@ class Pipeline:
             service.stop()
 
     async def stop_and_wait(self) -> None:
+        """Drain: finish in-flight batches, produce, flush the sinks and commit; bounded by
+        ``shutdown_timeout_s`` (past it, what is left uncommitted is re-delivered)."""
+        timeout = self.settings.shutdown_timeout_s
+        try:
+            await asyncio.wait_for(self._drain(), timeout)
+        except TimeoutError:
+            log.warning(
+                "shutdown: not drained after %.0fs; stopping now (uncommitted records are "
+                "re-delivered on the next start)",
+                timeout,
+            )
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _drain(self) -> None:
+        t0 = time.monotonic()
         if self.enrich is not None:
             self.enrich.stop()
             await asyncio.gather(*self._tasks[:1], return_exceptions=True)
         await self._stop_recs()
         self.stop()
         await self.wait()
+        log.info("shutdown: drained in %.1fs", time.monotonic() - t0)
 
     async def _stop_recs(self) -> None:
         if self.recs is None:

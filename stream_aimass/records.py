@@ -11,6 +11,10 @@ import orjson
 # Dead letters keep the raw message whole up to this size (Kafka's default message limit is
 # about 1 MiB); larger ones keep this prefix, the full size, and where to find the original.
 MAX_DLQ_RAW_BYTES = 512 * 1024
+# Keys and reasons are bounded too, so a dead letter always fits in one Kafka message: a
+# hostile producer can send megabyte keys, and reasons can quote what they reject.
+MAX_DLQ_KEY_BYTES = 16 * 1024
+MAX_DLQ_REASON_CHARS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,15 +168,21 @@ class DeadLetter:
     key: bytes | None = None
 
     def to_json(self) -> bytes:
+        """The ``aimass.dlq`` record: at most about 750 KB whatever the input was."""
+        reason = self.reason
+        if len(reason) > MAX_DLQ_REASON_CHARS:
+            reason = reason[:MAX_DLQ_REASON_CHARS] + " [truncated]"
+        key = self.key[:MAX_DLQ_KEY_BYTES] if self.key else None
         return orjson.dumps(
             {
                 "stage": self.stage,
-                "reason": self.reason,
+                "reason": reason,
                 "error_type": self.error_type,
                 "raw_b64": base64.b64encode(self.raw[:MAX_DLQ_RAW_BYTES]).decode("ascii"),
                 "raw_bytes": len(self.raw),
                 "raw_truncated": len(self.raw) > MAX_DLQ_RAW_BYTES,
-                "key_b64": base64.b64encode(self.key).decode("ascii") if self.key else None,
+                "key_b64": base64.b64encode(key).decode("ascii") if key else None,
+                "key_truncated": self.key is not None and len(self.key) > MAX_DLQ_KEY_BYTES,
                 "source": self.source.to_dict(),
                 "failed_at_ms": self.failed_at_ms,
             }

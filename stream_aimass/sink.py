@@ -8,14 +8,23 @@ record on an internal topic that cannot become a row is stored as a dead letter 
 Rows are buffered per table and flushed when a batch is full or its oldest row has waited
 ``sink_max_wait_ms``. A flush inserts with a deduplication token built from the
 topic/partition/offset ranges of its rows, then commits exactly those offsets. While an
-insert fails the consumer is paused and retried with backoff: memory stays bounded.
+insert fails the consumer is paused and retried with backoff: memory stays bounded (at most
+one fetch beyond a batch per table, see :meth:`SinkService.buffered_rows`) and the backlog
+waits in Kafka. The worker reports not ready meanwhile.
+
+Given a ``connect`` factory instead of a client, the service connects (and migrates) in
+:meth:`SinkService.run`, retrying with backoff while ClickHouse is unreachable, and only then
+joins the consumer group: a worker started before its ClickHouse stays up, not ready.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,14 +108,25 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 class SinkService:
     def __init__(
-        self, settings: Settings, bootstrap: str, client: Any, metrics: Metrics | None = None
+        self,
+        settings: Settings,
+        bootstrap: str,
+        client: Any = None,
+        metrics: Metrics | None = None,
+        *,
+        connect: Callable[[], Any] | None = None,
     ) -> None:
+        """``client``: a connected ClickHouse client; or ``connect``: makes one (in run)."""
+        if client is None and connect is None:
+            raise ValueError("SinkService needs a ClickHouse client or a connect factory")
         self.settings = settings
         self.bootstrap = bootstrap
         self.metrics = metrics or Metrics()
+        self._connect = connect
         self.writer = ClickHouseWriter(
             client,
             retry_max_s=settings.sink_retry_max_s,
+            sleep=self._sleep_unless_stopping,
             on_retry=lambda *_: self.metrics.insert_failures.inc(),
         )
         self._documents = TableBuffer("documents", DOCUMENT_COLUMNS)
@@ -131,9 +151,45 @@ class SinkService:
         self._flush_lock = asyncio.Lock()
         self.consumer: Any = None
         self.ready = False
+        self.connect_failures = 0
 
     def stop(self) -> None:
         self._stopping.set()
+
+    def buffered_rows(self) -> dict[str, int]:
+        """Rows held for each table, not yet acknowledged by ClickHouse (cheap)."""
+        return {buf.table: len(buf.rows) for buf in self._buffers}
+
+    async def _sleep_unless_stopping(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _connect_with_retry(self) -> bool:
+        """Connect to ClickHouse with capped exponential backoff; False if stopped first."""
+        if self.writer.client is not None:
+            return True
+        assert self._connect is not None
+        loop = asyncio.get_running_loop()
+        delay = 0.1
+        while not self._stopping.is_set():
+            try:
+                self.writer.client = await loop.run_in_executor(None, self._connect)
+                if self.connect_failures:
+                    log.info("connected to ClickHouse after %d failures", self.connect_failures)
+                return True
+            except Exception as exc:  # server down, DNS, auth...: retry, stay not ready
+                self.connect_failures += 1
+                self.metrics.clickhouse_connect_failures.inc()
+                log.warning(
+                    "connecting to ClickHouse failed (attempt %d, retry in %.2fs): %s: %s",
+                    self.connect_failures,
+                    delay,
+                    type(exc).__name__,
+                    exc,
+                )
+                await self._sleep_unless_stopping(delay * (0.5 + random.random() / 2))
+                delay = min(delay * 2, self.settings.sink_retry_max_s)
+        return False
 
     def stored(self, table: str) -> int:
         """Rows of ``table`` ClickHouse acknowledged since this service started."""
@@ -157,6 +213,10 @@ class SinkService:
 
     async def run(self) -> None:
         s = self.settings
+        # Join the group only once rows can be stored: partitions held by a sink that cannot
+        # insert would sit idle while another worker could take them.
+        if not await self._connect_with_retry():
+            return
         self.consumer = self._new_consumer()
         await self.consumer.start()
         self._subscribe(self.consumer)
@@ -265,10 +325,12 @@ class SinkService:
                     # batch. On shutdown give up uncommitted: the records come back next start.
                     assignment = self.consumer.assignment()
                     self.consumer.pause(*assignment)
+                    self.ready = False
                     try:
                         ok = await self.writer.insert(batch, stopping=self._stopping.is_set)
                     finally:
                         self.consumer.resume(*assignment)
+                        self.ready = not self._stopping.is_set()
                     if not ok:
                         return
                 elapsed = time.perf_counter() - t0

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from aiokafka import TopicPartition
 
 from stream_aimass.kafka import group_lag, make_consumer, make_producer
 from stream_aimass.settings import Settings
@@ -134,18 +135,22 @@ def wait_ready(worker: WorkerProcess, timeout: float = 120) -> None:
     raise AssertionError(f"worker not ready after {timeout}s:\n{worker.tail()}")
 
 
-def produce(bootstrap: str, topic: str, values: list[bytes], keys: list[bytes | None]) -> None:
-    async def run() -> None:
-        producer = make_producer(Settings(), bootstrap)
-        await producer.start()
-        try:
-            for value, key in zip(values, keys, strict=True):
-                await producer.send(topic, value, key=key)
-            await producer.flush()
-        finally:
-            await producer.stop()
+async def produce_async(
+    bootstrap: str, topic: str, values: list[bytes], keys: list[bytes | None]
+) -> None:
+    """Produce from inside a running event loop (e.g. next to an in-process pipeline)."""
+    producer = make_producer(Settings(), bootstrap)
+    await producer.start()
+    try:
+        for value, key in zip(values, keys, strict=True):
+            await producer.send(topic, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
 
-    asyncio.run(run())
+
+def produce(bootstrap: str, topic: str, values: list[bytes], keys: list[bytes | None]) -> None:
+    asyncio.run(produce_async(bootstrap, topic, values, keys))
 
 
 def produce_documents(
@@ -181,25 +186,64 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 60) -
     return asyncio.run(run())
 
 
-def wait_drained(bootstrap: str, timeout: float = 180) -> None:
-    """Until both roles have committed everything on their input topics."""
+def pipeline_lag(bootstrap: str) -> dict[str, int]:
+    """Records not yet committed on their input topics, per group: enrich, sink, and the
+    recommendation path's Faust group (which commits every few seconds)."""
+    s = Settings()
+    sink_topics = [
+        s.topic_enriched, s.topic_dlq, s.topic_events, s.topic_item_vectors,
+        s.topic_recommendations,
+    ]  # fmt: skip
+    groups = {
+        s.enrich_group: [s.topic_documents],
+        s.sink_group: sink_topics,
+        s.app_id: [s.topic_events],
+    }
+
+    async def lag() -> dict[str, int]:
+        return {
+            group: sum((await group_lag(s, bootstrap, group, topics)).values())
+            for group, topics in groups.items()
+        }
+
+    return asyncio.run(lag())
+
+
+def committed(bootstrap: str, group: str, topic: str) -> int:
+    """The sum over ``topic``'s partitions of ``group``'s committed offsets."""
     s = Settings()
 
-    async def lag() -> int:
-        enrich = await group_lag(s, bootstrap, s.enrich_group, [s.topic_documents])
-        sink_topics = [
-            s.topic_enriched, s.topic_dlq, s.topic_events, s.topic_item_vectors,
-            s.topic_recommendations,
-        ]  # fmt: skip
-        sink = await group_lag(s, bootstrap, s.sink_group, sink_topics)
-        return sum(enrich.values()) + sum(sink.values())
+    async def run() -> int:
+        consumer = make_consumer(s, bootstrap, group)
+        await consumer.start()
+        try:
+            await consumer._client.force_metadata_update()
+            partitions = sorted(consumer.partitions_for_topic(topic) or ())
+            offsets = [await consumer.committed(TopicPartition(topic, p)) for p in partitions]
+            return sum(o or 0 for o in offsets)
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(run())
+
+
+def wait_drained(bootstrap: str, timeout: float = 180, *, events: bool = False) -> None:
+    """Until both roles have committed everything on their input topics.
+
+    ``events``: the recommendation path's Faust group too.
+    """
+    faust_group = Settings().app_id
+
+    def total() -> int:
+        lag = pipeline_lag(bootstrap)
+        return sum(v for group, v in lag.items() if events or group != faust_group)
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if asyncio.run(lag()) == 0:
+        if total() == 0:
             return
         time.sleep(1)
-    raise AssertionError(f"pipeline not drained after {timeout}s (lag {asyncio.run(lag())})")
+    raise AssertionError(f"pipeline not drained after {timeout}s (lag {pipeline_lag(bootstrap)})")
 
 
 def query_data_dir(data_dir: Path, sql: str) -> list[list[Any]]:

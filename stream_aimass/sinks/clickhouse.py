@@ -12,6 +12,7 @@ import asyncio
 import base64
 import logging
 import random
+import reprlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -71,6 +72,8 @@ ITEM_KINDS = ("document", "catalogue")
 _PREVIEW_CHARS = 500
 _UINT16_MAX = 2**16 - 1
 _UINT32_MAX = 2**32 - 1
+_UINT64_MAX = 2**64 - 1
+_FLOAT32_MAX = 3.4028234663852886e38
 # The last millisecond DateTime64(3) holds (2299-12-31T23:59:59.999Z): later times would not
 # fit the column and fail the whole insert batch.
 _MAX_EPOCH_MS = 10_413_791_999_999
@@ -84,20 +87,35 @@ class RowError(ValueError):
     """A record on an internal topic that cannot become a row."""
 
 
+# Error messages quote what they reject: hostile values can be megabytes, or nest deeper
+# than the builtin repr can recurse.
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+_REPR.maxlevel = 3
+
+
+def _show(value: Any) -> str:
+    return _REPR.repr(value)
+
+
 def _dt(ms: Any) -> datetime:
-    return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
+    try:
+        return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
+    except OverflowError as exc:
+        # Past the platform's time_t Python raises OverflowError, which is no ValueError.
+        raise ValueError(f"time {_show(ms)} is out of range") from exc
 
 
 def _str(value: Any, field: str) -> str:
     # A wrong type here would fail the whole insert batch, again on every retry.
     if not isinstance(value, str):
-        raise TypeError(f"{field} must be a string, not {value!r}")
+        raise TypeError(f"{field} must be a string, not {_show(value)}")
     return value
 
 
 def _str_list(value: Any, field: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise TypeError(f"{field} must be a list of strings, not {value!r}")
+        raise TypeError(f"{field} must be a list of strings, not {_show(value)}")
     return value
 
 
@@ -109,7 +127,7 @@ def _opt_str(value: Any, field: str) -> str:
 def _offset(value: Any, field: str) -> int:
     # bool is an int in Python but never a character offset.
     if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{field} must be an integer, not {value!r}")
+        raise TypeError(f"{field} must be an integer, not {_show(value)}")
     if not 0 <= value <= _UINT32_MAX:
         raise ValueError(f"{field} {value} is out of range")
     return value
@@ -131,7 +149,7 @@ def _obj(value: Any, field: str) -> dict[str, Any]:
 
 def _int(value: Any, field: str, high: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{field} must be an integer, not {value!r}")
+        raise TypeError(f"{field} must be an integer, not {_show(value)}")
     if not 0 <= value <= high:
         raise ValueError(f"{field} {value} is out of range")
     return value
@@ -139,8 +157,22 @@ def _int(value: Any, field: str, high: int) -> int:
 
 def _number(value: Any, field: str) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool):
-        raise TypeError(f"{field} must be a number, not {value!r}")
+        raise TypeError(f"{field} must be a number, not {_show(value)}")
     return float(value)
+
+
+def _float32(value: Any, field: str) -> float:
+    """A number a Float32 column takes: 1e39 would fail the whole insert batch."""
+    number = _number(value, field)
+    if not abs(number) <= _FLOAT32_MAX:
+        raise ValueError(f"{field} {number} does not fit a Float32")
+    return number
+
+
+def _float32_list(value: Any, field: str) -> list[float]:
+    if not isinstance(value, list):
+        raise TypeError(f"{field} must be a list of numbers, not {type(value).__name__}")
+    return [_float32(v, f"{field}[{i}]") for i, v in enumerate(value)]
 
 
 def _epoch_ms(value: Any, field: str) -> datetime:
@@ -148,12 +180,23 @@ def _epoch_ms(value: Any, field: str) -> datetime:
     return _dt(_int(value, field, _MAX_EPOCH_MS))
 
 
+def _kafka_ts(value: Any, field: str) -> datetime:
+    """A Kafka timestamp, clamped into the column's range rather than refused.
+
+    Producers set it to anything (-1: none), and the record that came with it is still
+    good: a dead letter must be stored whatever its input's timestamp was.
+    """
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{field} must be an integer, not {_show(value)}")
+    return _dt(min(max(value, 0), _MAX_EPOCH_MS))
+
+
 def _model_ref(models: dict[str, Any], role: str) -> tuple[str, str]:
     ref = models.get(role)
     if ref is None:
         return "", ""
     if not isinstance(ref, dict):
-        raise TypeError(f"entities_model.{role} must be an object, not {ref!r}")
+        raise TypeError(f"entities_model.{role} must be an object, not {_show(ref)}")
     return (
         _opt_str(ref.get("name"), f"entities_model.{role}.name"),
         _opt_str(ref.get("version"), f"entities_model.{role}.version"),
@@ -164,39 +207,51 @@ def _models(value: Any) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise TypeError(f"models must map model names to version strings, not {value!r}")
+        raise TypeError(f"models must map model names to version strings, not {_show(value)}")
     return value
 
 
 def document_row(value: bytes, topic: str, partition: int, offset: int) -> list[Any]:
     """A ``documents`` row from an ``aimass.enriched`` record."""
     try:
-        rec = orjson.loads(value)
-        source = rec["source"]
+        # Every value is checked against its column: one wrong type or out-of-range number
+        # would fail the whole insert batch, again on every retry.
+        rec = _obj(orjson.loads(value), "enriched record")
+        source = _obj(rec["source"], "source")
         categories = rec["categories"]
+        if not isinstance(categories, list):
+            raise TypeError(f"categories must be a list, not {type(categories).__name__}")
+        labels: list[str] = []
+        scores: list[float] = []
+        for i, entry in enumerate(categories):
+            category = _obj(entry, f"categories[{i}]")
+            labels.append(_str(category["label"], f"categories[{i}].label"))
+            scores.append(_float32(category["score"], f"categories[{i}].score"))
+        model = _obj(rec["model"], "model")
+        compute_ms = rec.get("compute_ms")
         return [
-            rec["tenant"],
-            rec["id"],
-            _dt(rec["ts"]),
-            rec.get("title") or "",
-            rec.get("lang") or "",
-            int(rec["text_chars"]),
-            int(rec["tokens"]),
-            rec["top_category"],
-            [c["label"] for c in categories],
-            [float(c["score"]) for c in categories],
+            _id(rec["tenant"], "tenant"),
+            _id(rec["id"], "id"),
+            _epoch_ms(rec["ts"], "ts"),
+            _opt_str(rec.get("title"), "title"),
+            _opt_str(rec.get("lang"), "lang"),
+            _int(rec["text_chars"], "text_chars", _UINT32_MAX),
+            _int(rec["tokens"], "tokens", _UINT32_MAX),
+            _str(rec["top_category"], "top_category"),
+            labels,
+            scores,
             orjson.dumps(rec.get("meta") or {}).decode(),
-            rec["model"]["name"],
-            rec["model"]["version"],
-            source["topic"],
-            int(source["partition"]),
-            int(source["offset"]),
-            _dt(source["timestamp_ms"]),
+            _str(model["name"], "model.name"),
+            _str(model["version"], "model.version"),
+            _str(source["topic"], "source.topic"),
+            _int(source["partition"], "source.partition", _UINT32_MAX),
+            _int(source["offset"], "source.offset", _UINT64_MAX),
+            _kafka_ts(source["timestamp_ms"], "source.timestamp_ms"),
             topic,
             partition,
             offset,
-            _dt(rec["enriched_at_ms"]),
-            float(rec.get("compute_ms") or 0.0),
+            _epoch_ms(rec["enriched_at_ms"], "enriched_at_ms"),
+            _float32(0.0 if compute_ms is None else compute_ms, "compute_ms"),
             _models(rec.get("models")),
         ]
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
@@ -209,12 +264,13 @@ def classification_rows(value: bytes, topic: str, partition: int, offset: int) -
     A record without ``classifications`` (older producers) gives no rows.
     """
     try:
-        rec = orjson.loads(value)
+        rec = _obj(orjson.loads(value), "enriched record")
         entries = rec.get("classifications") or []
         if not isinstance(entries, list):
-            raise TypeError(f"classifications must be a list, not {entries!r}")
-        tenant, doc_id, ts = rec["tenant"], rec["id"], _dt(rec["ts"])
-        enriched_at = _dt(rec["enriched_at_ms"])
+            raise TypeError(f"classifications must be a list, not {_show(entries)}")
+        tenant, doc_id = _id(rec["tenant"], "tenant"), _id(rec["id"], "id")
+        ts = _epoch_ms(rec["ts"], "ts")
+        enriched_at = _epoch_ms(rec["enriched_at_ms"], "enriched_at_ms")
         rows: list[list[Any]] = []
         seen: set[str] = set()
         for entry in entries:
@@ -223,16 +279,16 @@ def classification_rows(value: bytes, topic: str, partition: int, offset: int) -
                 raise ValueError("classifier name is empty")
             if classifier in seen:
                 # Rows are keyed by classifier: a second entry would silently replace the first.
-                raise ValueError(f"classifier {classifier!r} appears twice")
+                raise ValueError(f"classifier {_show(classifier)} appears twice")
             seen.add(classifier)
             labels = _str_list(entry["labels"], "labels")
-            scores = [float(s) for s in entry["scores"]]
+            scores = _float32_list(entry["scores"], "scores")
             if len(labels) != len(scores):
                 raise ValueError(f"{len(labels)} labels but {len(scores)} scores")
             multi_label = entry.get("multi_label")
             multi_label = False if multi_label is None else multi_label
             if not isinstance(multi_label, bool):
-                raise TypeError(f"multi_label must be true or false, not {multi_label!r}")
+                raise TypeError(f"multi_label must be true or false, not {_show(multi_label)}")
             rows.append(
                 [
                     tenant,
@@ -266,17 +322,18 @@ def entity_mention_rows(value: bytes, topic: str, partition: int, offset: int) -
     ``entity_id`` is null or empty is NIL: stored with ``entity_id`` '' and ``linked`` 0.
     """
     try:
-        rec = orjson.loads(value)
+        rec = _obj(orjson.loads(value), "enriched record")
         entries = rec.get("entities") or []
         if not isinstance(entries, list):
-            raise TypeError(f"entities must be a list, not {entries!r}")
+            raise TypeError(f"entities must be a list, not {_show(entries)}")
         models = rec.get("entities_model") or {}
         if not isinstance(models, dict):
-            raise TypeError(f"entities_model must be an object, not {models!r}")
+            raise TypeError(f"entities_model must be an object, not {_show(models)}")
         ner_model, ner_version = _model_ref(models, "ner")
         kb_name, kb_version = _model_ref(models, "kb")
-        tenant, doc_id, ts = rec["tenant"], rec["id"], _dt(rec["ts"])
-        enriched_at = _dt(rec["enriched_at_ms"])
+        tenant, doc_id = _id(rec["tenant"], "tenant"), _id(rec["id"], "id")
+        ts = _epoch_ms(rec["ts"], "ts")
+        enriched_at = _epoch_ms(rec["enriched_at_ms"], "enriched_at_ms")
         rows: list[list[Any]] = []
         seen: set[tuple[int, int]] = set()
         for entry in entries:
@@ -291,9 +348,7 @@ def entity_mention_rows(value: bytes, topic: str, partition: int, offset: int) -
             label = _str(entry["label"], "label")
             if not label:
                 raise ValueError("mention label is empty")
-            score = entry["score"]
-            if not isinstance(score, int | float) or isinstance(score, bool):
-                raise TypeError(f"score must be a number, not {score!r}")
+            score = _float32(entry["score"], "score")
             entity_id = _opt_str(entry.get("entity_id"), "entity_id")
             rows.append(
                 [
@@ -307,7 +362,7 @@ def entity_mention_rows(value: bytes, topic: str, partition: int, offset: int) -
                     entity_id,
                     _opt_str(entry.get("name"), "name"),
                     1 if entity_id else 0,
-                    float(score),
+                    score,
                     ner_model,
                     ner_version,
                     kb_name,
@@ -357,10 +412,10 @@ def item_row(
         if key is not None and key != f"{tenant}:{item_id}".encode():
             # Compaction and tombstones go by the key: a row under another id could never
             # be deleted.
-            raise ValueError(f"key {key!r} is not {tenant}:{item_id}")
+            raise ValueError(f"key {_show(key)} is not {tenant}:{item_id}")
         kind = _str(rec["kind"], "kind")
         if kind not in ITEM_KINDS:
-            raise ValueError(f"kind {kind!r} is not one of {', '.join(ITEM_KINDS)}")
+            raise ValueError(f"kind {_show(kind)} is not one of {', '.join(ITEM_KINDS)}")
         _check_embedding(rec["embedding"])
         model = _obj(rec["model"], "model")
         return [
@@ -388,11 +443,11 @@ def _deleted_item_row(
     # The raw tombstone is empty: the key goes into the reason, or the dead letter says nothing.
     parts = split_key(key)
     if parts is None:
-        raise RowError(f"item-vector tombstone key {key!r} is not tenant:item_id")
+        raise RowError(f"item-vector tombstone key {_show(key)} is not tenant:item_id")
     tenant, item_id = parts
     if not 0 <= timestamp_ms <= _MAX_EPOCH_MS:
         # updated_at orders the tombstone against the item's updates: it needs a real time.
-        raise RowError(f"item-vector tombstone {key!r} has no usable Kafka timestamp")
+        raise RowError(f"item-vector tombstone {_show(key)} has no usable Kafka timestamp")
     deleted_at = _dt(timestamp_ms)
     return [
         tenant, item_id, "", "", "", deleted_at, "", "",
@@ -405,10 +460,10 @@ def _check_embedding(value: Any) -> None:
     embedding = _obj(value, "embedding")
     dtype = embedding.get("dtype")
     if dtype != "float16":
-        raise ValueError(f"embedding dtype {dtype!r} is not float16")
+        raise ValueError(f"embedding dtype {_show(dtype)} is not float16")
     dim = embedding.get("dim")
     if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
-        raise ValueError(f"embedding.dim must be a positive integer, not {dim!r}")
+        raise ValueError(f"embedding.dim must be a positive integer, not {_show(dim)}")
     size = len(base64.b64decode(_str(embedding.get("b64"), "embedding.b64")))
     if size != 2 * dim:
         raise ValueError(f"embedding.b64 holds {size} bytes, not {2 * dim} for dim {dim}")
@@ -433,19 +488,19 @@ def recommendation_row(value: bytes, topic: str, partition: int, offset: int) ->
             item_id = _id(item.get("item_id"), f"items[{i}].item_id")
             if item_id in seen:
                 # A duplicate would count twice in recommendation-ctr.
-                raise ValueError(f"item {item_id!r} appears twice")
+                raise ValueError(f"item {_show(item_id)} appears twice")
             seen.add(item_id)
             item_ids.append(item_id)
-            scores.append(_number(item.get("score"), f"items[{i}].score"))
+            scores.append(_float32(item.get("score"), f"items[{i}].score"))
         ts = _epoch_ms(rec["ts"], "ts")
         event_ts = rec.get("event_ts")
         cold_start = rec.get("cold_start")
         cold_start = False if cold_start is None else cold_start
         if not isinstance(cold_start, bool):
-            raise TypeError(f"cold_start must be true or false, not {cold_start!r}")
+            raise TypeError(f"cold_start must be true or false, not {_show(cold_start)}")
         k = rec.get("k")
         k = len(item_ids) if k is None else k
-        latency_ms = _number(rec["latency_ms"], "latency_ms")
+        latency_ms = _float32(rec["latency_ms"], "latency_ms")
         if latency_ms < 0:
             raise ValueError(f"latency_ms {latency_ms} is negative")
         model = _obj(rec["model"], "model")
@@ -473,22 +528,24 @@ def recommendation_row(value: bytes, topic: str, partition: int, offset: int) ->
 def dead_letter_row(value: bytes) -> list[Any]:
     """A ``dead_letters`` row from an ``aimass.dlq`` record."""
     try:
-        rec = orjson.loads(value)
-        source = rec["source"]
-        raw = base64.b64decode(rec["raw_b64"])
+        rec = _obj(orjson.loads(value), "dead letter")
+        source = _obj(rec["source"], "source")
+        raw_b64 = _str(rec["raw_b64"], "raw_b64")
+        raw = base64.b64decode(raw_b64)
+        raw_bytes = rec.get("raw_bytes")
         return [
-            source["topic"],
-            int(source["partition"]),
-            int(source["offset"]),
-            _dt(source["timestamp_ms"]),
-            rec["stage"],
-            rec["reason"],
-            rec.get("error_type") or "",
-            rec["raw_b64"],
-            int(rec.get("raw_bytes", len(raw))),
+            _str(source["topic"], "source.topic"),
+            _int(source["partition"], "source.partition", _UINT32_MAX),
+            _int(source["offset"], "source.offset", _UINT64_MAX),
+            _kafka_ts(source["timestamp_ms"], "source.timestamp_ms"),
+            _str(rec["stage"], "stage"),
+            _str(rec["reason"], "reason"),
+            _opt_str(rec.get("error_type"), "error_type"),
+            raw_b64,
+            len(raw) if raw_bytes is None else _int(raw_bytes, "raw_bytes", _UINT64_MAX),
             1 if rec.get("raw_truncated") else 0,
             raw[: _PREVIEW_CHARS * 4].decode("utf-8", errors="replace")[:_PREVIEW_CHARS],
-            _dt(rec["failed_at_ms"]),
+            _epoch_ms(rec["failed_at_ms"], "failed_at_ms"),
         ]
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise RowError(f"dead-letter record is malformed: {type(exc).__name__}: {exc}") from exc
@@ -512,6 +569,8 @@ class ClickHouseWriter:
 
     ``insert`` does not return until ClickHouse acknowledged the batch (or ``stopping``
     says to give up): the caller holds its offsets until then, which is the backpressure.
+    ``client`` may be set later (a sink that connects once ClickHouse is up); inserting
+    without one fails like an unreachable server, and is retried.
     """
 
     def __init__(
@@ -523,7 +582,7 @@ class ClickHouseWriter:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         on_retry: Callable[[InsertBatch, BaseException, int], None] | None = None,
     ) -> None:
-        self._client = client
+        self.client = client
         self._retry_max_s = retry_max_s
         self._retry_initial_s = retry_initial_s
         self._sleep = sleep
@@ -531,7 +590,9 @@ class ClickHouseWriter:
         self.failures = 0
 
     def insert_sync(self, batch: InsertBatch) -> None:
-        self._client.insert(
+        if self.client is None:
+            raise ConnectionError("not connected to ClickHouse yet")
+        self.client.insert(
             batch.table,
             batch.rows,
             column_names=list(batch.columns),

@@ -10,6 +10,7 @@ import pytest
 
 from stream_aimass.corpus import bad_messages, generate_documents
 from stream_aimass.decode import (
+    MAX_META_DEPTH,
     STAGE_DECODE,
     STAGE_VALIDATE,
     DocumentDecoder,
@@ -222,6 +223,31 @@ def test_deep_nesting_never_raises(raw: bytes) -> None:
     assert result.failed_at_ms == NOW_MS
 
 
+@pytest.mark.parametrize("depth", [MAX_META_DEPTH + 1, 254, 1000])
+def test_meta_nested_deeper_than_the_limit_is_rejected(depth: int) -> None:
+    # Fuzz find: orjson reads 1024 levels but writes 254, so a document with meta 300 deep
+    # decoded fine and then failed EnrichedDocument.to_json() in the middle of a batch.
+    raw = (
+        b'{"id":"x","tenant":"acme","ts":1,"text":"t","meta":'
+        + b'{"a":' * (depth - 1)
+        + b"[]"
+        + b"}" * (depth - 1)
+        + b"}"
+    )
+    dead = expect_dead(raw, STAGE_VALIDATE, "'meta'", "deeper than")
+    assert dead.error_type == "InvalidDocument"
+
+
+def test_meta_at_the_depth_limit_is_accepted_and_serializes() -> None:
+    meta: Any = []
+    for _ in range(MAX_META_DEPTH - 1):
+        meta = {"a": meta}
+    result = make_decoder().decode(encode(doc(meta=meta)), SOURCE)
+    assert isinstance(result, Document)
+    assert result.meta == meta
+    orjson.dumps({"record": {"meta": result.meta}})  # what the enriched record does
+
+
 def test_huge_number_that_overflows_double_is_rejected() -> None:
     raw = b'{"id":"x","tenant":"acme","ts":1e400,"text":"t"}'
     result = make_decoder().decode(raw, SOURCE)
@@ -394,8 +420,28 @@ def test_huge_ts_is_rejected(literal: str) -> None:
 
 
 def test_max_ts_is_accepted() -> None:
-    assert parse_ts_ms(253_402_300_799_999) == 253_402_300_799_999
+    # 2299-12-31T23:59:59.999Z: the last millisecond ClickHouse's DateTime64(3) holds.
+    assert parse_ts_ms(10_413_791_999_999) == 10_413_791_999_999
+    assert parse_ts_ms("2299-12-31T23:59:59.999Z") == 10_413_791_999_999
     assert parse_ts_ms(0) == 0
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [10_413_792_000_000, 253_402_300_799_999, "2300-01-01T00:00:00Z", "9999-12-31T23:59:59Z"],
+)
+def test_ts_past_what_clickhouse_stores_is_rejected(ts: int | str) -> None:
+    # Fuzz find: such a document was stored, but its item vector failed in the sink.
+    expect_dead(encode(doc(ts=ts)), STAGE_VALIDATE, "'ts'", "out of range")
+
+
+def test_iso_ts_pushed_past_the_range_by_its_offset_is_rejected() -> None:
+    # Fuzz find: 9999-12-31T23:59:59-23:59 is year 10000 in UTC; it passed decode, and an
+    # event with it crashed the sink (event_row: "year 10000 is out of range").
+    ts = "9999-12-31T23:59:59-23:59"
+    expect_dead(encode(doc(ts=ts)), STAGE_VALIDATE, "'ts'", "out of range")
+    with pytest.raises(InvalidDocument, match="out of range"):
+        parse_ts_ms(ts)
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])

@@ -13,7 +13,9 @@ import orjson
 import pytest
 
 from stream_aimass.records import (
+    MAX_DLQ_KEY_BYTES,
     MAX_DLQ_RAW_BYTES,
+    MAX_DLQ_REASON_CHARS,
     Category,
     DeadLetter,
     Document,
@@ -233,3 +235,26 @@ def test_records_are_frozen() -> None:
         SOURCE.offset = 5  # type: ignore[misc]
     with pytest.raises(AttributeError):
         make_dead(b"x").stage = "sink"  # type: ignore[misc]
+
+
+def test_dead_letter_truncates_a_huge_key_and_says_so() -> None:
+    # Fuzz find: a 1 MB Kafka key made a 1.3 MB dead letter, over Kafka's 1 MiB message limit
+    # and over what the enrich producer sends (4 MiB with a bigger key): the role failed.
+    key = b"k" * (MAX_DLQ_KEY_BYTES + 1) * 64
+    encoded = make_dead(b"x" * (MAX_DLQ_RAW_BYTES + 1), key=key).to_json()
+    obj = orjson.loads(encoded)
+    assert base64.b64decode(obj["key_b64"]) == key[:MAX_DLQ_KEY_BYTES]
+    assert obj["key_truncated"] is True
+    assert len(encoded) < 1024 * 1024
+    validator("aimass.dlq").validate(obj)
+
+
+def test_dead_letter_keeps_a_normal_key_whole() -> None:
+    obj = orjson.loads(make_dead(b"x", key=b"k" * MAX_DLQ_KEY_BYTES).to_json())
+    assert base64.b64decode(obj["key_b64"]) == b"k" * MAX_DLQ_KEY_BYTES
+    assert obj["key_truncated"] is False
+
+
+def test_dead_letter_truncates_a_huge_reason() -> None:
+    obj = orjson.loads(make_dead(b"x", reason="r" * 1_000_000).to_json())
+    assert obj["reason"] == "r" * MAX_DLQ_REASON_CHARS + " [truncated]"

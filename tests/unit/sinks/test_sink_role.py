@@ -170,3 +170,54 @@ def test_malformed_entities_make_the_whole_record_a_dead_letter(tmp_path: Path) 
     (dead,) = tables["dead_letters"]
     assert dead[4] == "sink" and "malformed entities" in dead[5]
     assert consumer.commits == [{ENRICHED: 12}]
+
+
+def test_buffered_rows_counts_what_waits_for_clickhouse(tmp_path: Path) -> None:
+    sink, client, _ = service(tmp_path)
+    sink._buffer({ENRICHED: [Message(record(f"d{i}", [intent()]), i) for i in range(3)]})
+    assert client.inserts == []
+    buffered = sink.buffered_rows()
+    assert buffered["documents"] == 3 and buffered["classifications"] == 3
+    assert sum(buffered.values()) == 6
+    asyncio.run(sink.flush())
+    assert sum(sink.buffered_rows().values()) == 0
+    assert [table for table, *_ in client.inserts] == ["documents", "classifications"]
+
+
+def test_a_sink_needs_a_client_or_a_way_to_connect(tmp_path: Path) -> None:
+    import pytest
+
+    with pytest.raises(ValueError):
+        SinkService(Settings(data_dir=tmp_path), "unused:9092")
+
+
+def test_a_sink_whose_clickhouse_is_down_stays_up_not_ready_and_retries(tmp_path: Path) -> None:
+    """A ClickHouse server on a closed port: the real driver fails to connect; the sink
+    keeps retrying with backoff, never joins the group, reports not ready, and stops
+    cleanly when asked."""
+    from stream_aimass.pipeline import open_clickhouse
+    from stream_aimass.testing import free_port
+
+    down = Settings(
+        data_dir=tmp_path,
+        clickhouse_dsn=f"http://127.0.0.1:{free_port()}",
+        sink_retry_max_s=0.2,
+    )
+    sink = SinkService(down, "unused:9092", connect=lambda: open_clickhouse(down))
+
+    async def run() -> tuple[bool, bool, int]:
+        task = asyncio.create_task(sink.run())
+        readiness = []
+        for _ in range(15):
+            await asyncio.sleep(0.1)
+            readiness.append(sink.ready)
+        alive = not task.done()
+        sink.stop()
+        await asyncio.wait_for(task, 10)  # returns, does not raise
+        return alive, any(readiness), sink.connect_failures
+
+    alive, ever_ready, failures = asyncio.run(run())
+    assert alive and not ever_ready
+    assert failures >= 3
+    assert sink.metrics.value("aimass_clickhouse_connect_failures_total") == failures
+    assert sink.consumer is None  # never joined the group

@@ -706,6 +706,135 @@ def test_dead_letter_with_missing_failed_at_raises_row_error() -> None:
         dead_letter_row(orjson.dumps(rec))
 
 
+# --------------------------------------------------------------------------- hostile records
+# Found by tests/unit/test_decode_fuzz.py: each of these built a row that fails the whole insert
+# batch on every retry (a wrong type, a number the column cannot hold), or raised something
+# other than RowError, which the sink does not catch.
+
+DEEP = b"[" * 1000 + b"]" * 1000  # orjson reads it; repr() of it hits the recursion limit
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        pytest.param(("tenant",), 7, id="tenant-int"),
+        pytest.param(("id",), [], id="id-list"),
+        pytest.param(("id",), None, id="id-null"),
+        pytest.param(("title",), 3, id="title-int"),
+        pytest.param(("lang",), {}, id="lang-object"),
+        pytest.param(("tokens",), -1821, id="tokens-negative"),
+        pytest.param(("text_chars",), 2**40, id="text-chars-over-uint32"),
+        pytest.param(("top_category",), None, id="top-category-null"),
+        pytest.param(("categories", 0, "label"), {}, id="label-object"),
+        pytest.param(("categories", 0, "score"), 1e39, id="score-over-float32"),
+        pytest.param(("compute_ms",), 1e39, id="compute-ms-over-float32"),
+        pytest.param(("model", "name"), -1.5, id="model-name-number"),
+        pytest.param(("source", "topic"), 1, id="source-topic-int"),
+        pytest.param(("source", "partition"), -1, id="partition-negative"),
+        pytest.param(("source", "offset"), 1e39, id="offset-float"),
+        pytest.param(("ts",), 10**18, id="ts-past-datetime64"),
+        pytest.param(("ts",), 18446744073709551615, id="ts-uint64-max"),
+        pytest.param(("enriched_at_ms",), -1, id="enriched-at-negative"),
+    ],
+)
+def test_enriched_values_a_column_cannot_hold_are_row_errors(
+    path: tuple[Any, ...], value: Any
+) -> None:
+    with pytest.raises(RowError, match="enriched record is malformed"):
+        document_row(_mutated(path, value), "aimass.enriched", 0, 0)
+
+
+@pytest.mark.parametrize("ts", [1e300, -1e300, 1.8e19])
+def test_a_time_past_the_platform_range_is_a_row_error_not_an_overflow_error(ts: float) -> None:
+    # Was OverflowError ("timestamp out of range for platform time_t"): no ValueError.
+    rec = orjson.loads(dead(b"x").to_json())
+    rec["failed_at_ms"] = ts
+    with pytest.raises(RowError, match="dead-letter record is malformed"):
+        dead_letter_row(orjson.dumps(rec))
+    with pytest.raises(RowError):
+        classification_rows(_mutated(("ts",), ts), "aimass.enriched", 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("kafka_ts", "stored_ms"),
+    [(-1, 0), (-(2**63), 0), (2**62, 10_413_791_999_999), (2**63 - 1, 10_413_791_999_999)],
+)
+def test_a_kafka_timestamp_out_of_range_is_clamped_not_an_error(
+    kafka_ts: int, stored_ms: int
+) -> None:
+    # A producer sets the Kafka timestamp to anything. Its dead letter raised RowError, and
+    # the sink's fallback for an event dead letter raised it again: the sink crashed.
+    source = Source("aimass.events", 1, 7, kafka_ts)
+    row = row_dict(dead_letter_row(dead(b"x", source=source).to_json()), DEAD_LETTER_COLUMNS)
+    assert row["source_ts"] == utc(stored_ms)
+    row = row_dict(document_row(enriched(source=source).to_json(), "t", 0, 0), DOCUMENT_COLUMNS)
+    assert row["source_ts"] == utc(stored_ms)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("stage", []),
+        ("stage", 18446744073709551615),
+        ("reason", None),
+        ("reason", 752),
+        ("error_type", 5),
+        ("raw_b64", 1),
+        ("raw_bytes", -5),
+        ("raw_bytes", 1e39),
+    ],
+)
+def test_dead_letter_values_a_column_cannot_hold_are_row_errors(key: str, value: Any) -> None:
+    rec = orjson.loads(dead(b"x").to_json())
+    rec[key] = value
+    with pytest.raises(RowError, match="dead-letter record is malformed"):
+        dead_letter_row(orjson.dumps(rec))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("topic", None),
+        ("topic", -3201),
+        ("partition", -(10**10)),
+        ("offset", -561),
+        ("offset", 1e39),
+    ],
+)
+def test_dead_letter_source_values_a_column_cannot_hold_are_row_errors(
+    field: str, value: Any
+) -> None:
+    rec = orjson.loads(dead(b"x").to_json())
+    rec["source"][field] = value
+    with pytest.raises(RowError, match="dead-letter record is malformed"):
+        dead_letter_row(orjson.dumps(rec))
+
+
+def test_a_value_nested_past_repr_recursion_is_a_row_error_with_a_short_reason() -> None:
+    # Was RecursionError: the TypeError message quoted the value with repr().
+    broken = classified(intent()).replace(b'"classifier":"intent"', b'"classifier":' + DEEP)
+    with pytest.raises(RowError, match="classifier must be a string") as err:
+        classification_rows(broken, "aimass.enriched", 0, 0)
+    assert len(str(err.value)) < 300
+    mention = with_entities(apple()).replace(b'"start":0', b'"start":' + DEEP)
+    with pytest.raises(RowError, match="start must be an integer"):
+        entity_mention_rows(mention, "aimass.enriched", 0, 0)
+
+
+def test_a_megabyte_value_gives_a_short_reason() -> None:
+    with pytest.raises(RowError) as err:
+        classification_rows(classified(intent(top=["x" * 1_000_000])), "aimass.enriched", 0, 0)
+    assert len(str(err.value)) < 300
+
+
+@pytest.mark.parametrize("score", [1e39, -1e39, 3.5e38])
+def test_scores_a_float32_cannot_hold_are_row_errors(score: float) -> None:
+    with pytest.raises(RowError, match="malformed classifications"):
+        classification_rows(classified(intent(scores=[score, 0.0, 0.0])), "aimass.enriched", 0, 0)
+    with pytest.raises(RowError, match="malformed entities"):
+        entity_mention_rows(with_entities(apple(score=score)), "aimass.enriched", 0, 0)
+
+
 # --------------------------------------------------------------------------- dedup_token
 
 

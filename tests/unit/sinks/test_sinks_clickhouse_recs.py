@@ -313,6 +313,12 @@ def test_recommended_items_keep_their_order() -> None:
         (recommendation(k=70_000), "k 70000 is out of range"),  # UInt16
         (recommendation(latency_ms="fast"), "latency_ms must be a number"),
         (recommendation(latency_ms=-1.0), "latency_ms -1.0 is negative"),
+        # Fuzz finds: a Float32 column cannot hold these; the insert batch failed for good.
+        (recommendation(latency_ms=1e39), "latency_ms 1e+39 does not fit a Float32"),
+        (
+            recommendation(items=[{"item_id": "a", "score": -1e39}]),
+            "items[0].score -1e+39 does not fit a Float32",
+        ),
         (recommendation(model=None), "model must be an object, not NoneType"),
         (recommendation(model={"name": "m", "version": 3}), "model.version must be a string"),
     ],
