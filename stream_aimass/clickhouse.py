@@ -87,6 +87,12 @@ def get_client(settings: Settings, *, create_database: bool = True) -> Any:
     return clickhouse_connect.get_client(database=database, **kwargs)
 
 
+def split_statements(sql: str) -> list[str]:
+    """The statements of a SQL file, one per ``;``, with ``--`` comment lines left out."""
+    body = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
+    return [s.strip() for s in body.split(";") if s.strip()]
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
@@ -94,10 +100,7 @@ class Migration:
     sql: str
 
     def statements(self) -> list[str]:
-        body = "\n".join(
-            line for line in self.sql.splitlines() if not line.strip().startswith("--")
-        )
-        return [s.strip() for s in body.split(";") if s.strip()]
+        return split_statements(self.sql)
 
 
 def _sql_dir(kind: str) -> Any:

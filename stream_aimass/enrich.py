@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -61,6 +60,7 @@ from stream_aimass.records import (
     Source,
 )
 from stream_aimass.recs.index import ItemVector
+from stream_aimass.retry import Backoff, sleep_unless
 from stream_aimass.settings import Settings
 
 log = logging.getLogger("stream_aimass.enrich")
@@ -68,7 +68,6 @@ log = logging.getLogger("stream_aimass.enrich")
 ROLE = "enrich"
 STAGE_ENRICH = "enrich"
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
-PRODUCE_RETRY_INITIAL_S = 0.1
 
 
 def _now_ms() -> int:
@@ -96,33 +95,6 @@ class Outgoing:
     topic: str
     value: bytes
     key: bytes | None
-
-
-class Backoff:
-    """Capped exponential backoff with jitter.
-
-    The delay starts at ``initial_s`` and doubles after each wait up to ``max_s``; each wait
-    is drawn uniformly from the upper half of the current delay, so workers that failed
-    together do not retry in lockstep.
-    """
-
-    def __init__(
-        self,
-        initial_s: float = PRODUCE_RETRY_INITIAL_S,
-        max_s: float = 30.0,
-        rand: Callable[[], float] = random.random,
-    ) -> None:
-        self.max_s = max_s
-        self._delay = min(initial_s, max_s)
-        self._rand = rand
-        self.attempts = 0
-
-    def next_delay(self) -> float:
-        """The next wait in seconds (and count an attempt)."""
-        delay = self._delay
-        self._delay = min(delay * 2, self.max_s)
-        self.attempts += 1
-        return delay * (0.5 + self._rand() / 2)
 
 
 def _free_accelerator_memory(exc: BaseException) -> None:
@@ -692,7 +664,7 @@ class EnrichService:
                 )
                 return set(failed)
             if backoff is None:
-                backoff = Backoff(PRODUCE_RETRY_INITIAL_S, self.settings.produce_retry_max_s)
+                backoff = Backoff(max_s=self.settings.produce_retry_max_s)
             delay = backoff.next_delay()
             for i in failed:
                 self.metrics.produce_retries.labels(records[i].topic).inc()
@@ -709,8 +681,7 @@ class EnrichService:
             todo = sorted(failed)
 
     async def _sleep_unless_stopping(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+        await sleep_unless(self._stopping, seconds)
 
     def _track(self, task: asyncio.Task[None]) -> None:
         self._publishing.add(task)

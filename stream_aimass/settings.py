@@ -474,28 +474,27 @@ class Settings(BaseSettings):
 
     def kafka_client_options(self) -> dict[str, Any]:
         """Security options for aiokafka clients (consumer, producer): the one place that
-        turns the security settings into client options (Faust and librdkafka below)."""
-        self.check_security()
+        turns the security settings into client options (Faust and librdkafka below).
+        Raises :class:`SecurityConfigError` (via ``kafka_ssl_context``) when they cannot work."""
+        context = self.kafka_ssl_context()
         protocol = self.kafka_security_protocol
         options: dict[str, Any] = {"security_protocol": protocol}
         if protocol in _SASL_PROTOCOLS:
             options["sasl_mechanism"] = self.kafka_sasl_mechanism
             options["sasl_plain_username"] = self.kafka_sasl_username
             options["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
-        context = self.kafka_ssl_context()
         if context is not None:
             options["ssl_context"] = context
         return options
 
     def faust_client_options(self) -> dict[str, Any]:
         """The same Kafka security options, in Faust's setting names (``broker_credentials``)."""
-        self.check_security()
+        context = self.kafka_ssl_context()  # checks the settings first
         protocol = self.kafka_security_protocol
         if protocol == "PLAINTEXT":
             return {}
         import faust
 
-        context = self.kafka_ssl_context()
         credentials: Any
         if protocol in _SASL_PROTOCOLS:
             # With an SSL context Faust's SASL credentials speak SASL_SSL, else SASL_PLAINTEXT.

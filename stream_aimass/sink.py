@@ -20,9 +20,7 @@ joins the consumer group: a worker started before its ClickHouse stays up, not r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +33,7 @@ from stream_aimass.decode import EventDecoder
 from stream_aimass.kafka import make_consumer, replace_consumer, report_lag
 from stream_aimass.observability import Metrics
 from stream_aimass.records import DeadLetter, Source
+from stream_aimass.retry import Backoff, sleep_unless
 from stream_aimass.settings import Settings
 from stream_aimass.sinks.clickhouse import (
     CLASSIFICATION_COLUMNS,
@@ -161,8 +160,7 @@ class SinkService:
         return {buf.table: len(buf.rows) for buf in self._buffers}
 
     async def _sleep_unless_stopping(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+        await sleep_unless(self._stopping, seconds)
 
     async def _connect_with_retry(self) -> bool:
         """Connect to ClickHouse with capped exponential backoff; False if stopped first."""
@@ -170,7 +168,7 @@ class SinkService:
             return True
         assert self._connect is not None
         loop = asyncio.get_running_loop()
-        delay = 0.1
+        backoff = Backoff(max_s=self.settings.sink_retry_max_s)
         while not self._stopping.is_set():
             try:
                 self.writer.client = await loop.run_in_executor(None, self._connect)
@@ -180,6 +178,7 @@ class SinkService:
             except Exception as exc:  # server down, DNS, auth...: retry, stay not ready
                 self.connect_failures += 1
                 self.metrics.clickhouse_connect_failures.inc()
+                delay = backoff.next_delay()
                 log.warning(
                     "connecting to ClickHouse failed (attempt %d, retry in %.2fs): %s: %s",
                     self.connect_failures,
@@ -187,8 +186,7 @@ class SinkService:
                     type(exc).__name__,
                     exc,
                 )
-                await self._sleep_unless_stopping(delay * (0.5 + random.random() / 2))
-                delay = min(delay * 2, self.settings.sink_retry_max_s)
+                await self._sleep_unless_stopping(delay)
         return False
 
     def stored(self, table: str) -> int:

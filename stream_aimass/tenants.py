@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
+from stream_aimass.clickhouse import split_statements
 from stream_aimass.decode import TENANT_RE
 
 TENANT_COLUMN = "tenant"
@@ -61,28 +62,23 @@ def quote_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def _checked(value: str, pattern: re.Pattern[str], what: str) -> str:
+    if not pattern.fullmatch(value):
+        shown = value[: len(pattern.pattern) + 120]
+        raise TenantAccessError(f"{what} {shown!r} must match ^{pattern.pattern}$")
+    return value
+
+
 def check_tenant(tenant: str) -> str:
-    if not TENANT_RE.fullmatch(tenant):
-        raise TenantAccessError(
-            f"tenant {tenant[:140]!r} must match ^[A-Za-z0-9_.-]{{1,128}}$ (the tenant id rule)"
-        )
-    return tenant
+    return _checked(tenant, TENANT_RE, "tenant")
 
 
 def check_user(user: str) -> str:
-    if not USER_RE.fullmatch(user):
-        raise TenantAccessError(
-            f"user name {user[:170]!r} must match ^[A-Za-z0-9_][A-Za-z0-9_.-]{{0,159}}$"
-        )
-    return user
+    return _checked(user, USER_RE, "user name")
 
 
 def check_database(database: str) -> str:
-    if not DATABASE_RE.fullmatch(database):
-        raise TenantAccessError(
-            f"database name {database[:140]!r} must match ^[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}$"
-        )
-    return database
+    return _checked(database, DATABASE_RE, "database name")
 
 
 def role_name(tenant: str) -> str:
@@ -105,26 +101,26 @@ def template() -> str:
     return path.read_text()
 
 
-def tenant_tables(client: Any, database: str) -> list[str]:
-    """Tables (not views) of ``database`` with a ``tenant`` column, by name."""
+def _tables(client: Any, database: str, *, with_tenant: bool) -> list[str]:
+    """Tables (not views) of ``database`` with (or without) a ``tenant`` column, by name."""
     rows = client.query(
         "SELECT name FROM system.tables WHERE database = {db:String} "
-        "AND engine NOT IN {views:Array(String)} AND name IN (SELECT table FROM system.columns "
-        "WHERE database = {db:String} AND name = {column:String}) ORDER BY name",
+        f"AND engine NOT IN {{views:Array(String)}} AND name {'' if with_tenant else 'NOT '}IN "
+        "(SELECT table FROM system.columns WHERE database = {db:String} "
+        "AND name = {column:String}) ORDER BY name",
         parameters={"db": database, "views": list(_VIEW_ENGINES), "column": TENANT_COLUMN},
     ).result_rows
     return [str(row[0]) for row in rows]
+
+
+def tenant_tables(client: Any, database: str) -> list[str]:
+    """Tables (not views) of ``database`` with a ``tenant`` column, by name."""
+    return _tables(client, database, with_tenant=True)
 
 
 def tables_without_tenant(client: Any, database: str) -> list[str]:
     """Tables (not views) of ``database`` without a ``tenant`` column: not for tenant readers."""
-    rows = client.query(
-        "SELECT name FROM system.tables WHERE database = {db:String} "
-        "AND engine NOT IN {views:Array(String)} AND name NOT IN (SELECT table FROM "
-        "system.columns WHERE database = {db:String} AND name = {column:String}) ORDER BY name",
-        parameters={"db": database, "views": list(_VIEW_ENGINES), "column": TENANT_COLUMN},
-    ).result_rows
-    return [str(row[0]) for row in rows]
+    return _tables(client, database, with_tenant=False)
 
 
 def _fill(text: str, values: dict[str, str]) -> str:
@@ -196,12 +192,9 @@ def render_tenant_reader(
 
 
 def statements(sql: str) -> list[str]:
-    """The statements of rendered SQL, one per ``;`` (comment lines left out).
-
-    Safe to split on ``;``: every value in it is validated and none holds a ``;``.
-    """
-    body = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
-    return [s.strip() for s in body.split(";") if s.strip()]
+    """The statements of rendered SQL (safe to split on ``;``: every value in it is validated
+    and none holds a ``;``)."""
+    return split_statements(sql)
 
 
 def apply_sql(client: Any, sql: str) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import random
 import reprlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import orjson
 
 from stream_aimass.records import Event
 from stream_aimass.recs.index import split_key
+from stream_aimass.retry import Backoff
 
 log = logging.getLogger("stream_aimass.sink")
 
@@ -603,7 +603,7 @@ class ClickHouseWriter:
         self, batch: InsertBatch, stopping: Callable[[], bool] = lambda: False
     ) -> bool:
         """Insert until acknowledged; False only when ``stopping()`` turned true first."""
-        delay = self._retry_initial_s
+        backoff = Backoff(self._retry_initial_s, self._retry_max_s)
         attempt = 0
         loop = asyncio.get_running_loop()
         while True:
@@ -615,6 +615,10 @@ class ClickHouseWriter:
                 self.failures += 1
                 if self._on_retry is not None:
                     self._on_retry(batch, exc, attempt)
+                if stopping():
+                    log.warning("insert into %s failed, stopping: %s", batch.table, exc)
+                    return False
+                delay = backoff.next_delay()
                 log.warning(
                     "insert into %s failed (attempt %d, retry in %.2fs): %s",
                     batch.table,
@@ -622,7 +626,4 @@ class ClickHouseWriter:
                     delay,
                     exc,
                 )
-                if stopping():
-                    return False
-                await self._sleep(delay * (0.5 + random.random() / 2))
-                delay = min(delay * 2, self._retry_max_s)
+                await self._sleep(delay)

@@ -15,7 +15,6 @@ from aiokafka import TopicPartition
 
 from stream_aimass.embedded import API_PRODUCE, ERR_TOPIC_AUTHORIZATION_FAILED, EmbeddedBroker
 from stream_aimass.enrich import (
-    Backoff,
     DocumentEnricher,
     Enriched,
     EnrichService,
@@ -184,15 +183,6 @@ def test_other_errors_do_not_touch_the_cuda_cache(
 
 
 # -- produce retries --------------------------------------------------------------------
-
-
-def test_backoff_doubles_up_to_the_ceiling_with_jitter() -> None:
-    top = Backoff(0.1, 1.0, rand=lambda: 1.0)
-    assert [top.next_delay() for _ in range(6)] == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0, 1.0])
-    bottom = Backoff(0.1, 1.0, rand=lambda: 0.0)
-    assert [bottom.next_delay() for _ in range(5)] == pytest.approx([0.05, 0.1, 0.2, 0.4, 0.5])
-    assert bottom.attempts == 5
-    assert Backoff(5.0, 2.0, rand=lambda: 1.0).next_delay() == 2.0  # initial above the ceiling
 
 
 class RecordingSleep:

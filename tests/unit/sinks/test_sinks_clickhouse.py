@@ -956,7 +956,7 @@ def test_backoff_grows_with_jitter_and_is_capped() -> None:
 
 
 def test_backoff_without_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
-    import stream_aimass.sinks.clickhouse as module
+    import stream_aimass.retry as module
 
     monkeypatch.setattr(module.random, "random", lambda: 1.0)
     sleep = RecordingSleep()
