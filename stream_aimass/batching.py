@@ -106,6 +106,40 @@ class TokenBudgetBatcher(Generic[T]):
         self._pending_tokens = sum(p[0] for p in self._pending)
         return batches
 
+    def next_batch(self, *, now: bool = False) -> Batch[T] | None:
+        """The batch to run now, or None while it pays to wait (for when the model is free).
+
+        A batch goes when the pending items fill one (``max_tokens`` or ``max_items``), when
+        the oldest has waited ``max_wait_s``, or at once with ``now`` (an idle model that
+        should not wait, or draining). It is formed when the model can take it, so the
+        documents that arrived while the model was busy all join it: batches grow with the
+        load by themselves. It holds the oldest pending item with the items just shorter
+        than it (then just longer, if there is room), so padding stays small and nothing
+        waits behind a stream of newer documents.
+        """
+        if not self._pending:
+            return None
+        deadline = self.deadline()
+        expired = deadline is not None and self._clock() >= deadline
+        if not (now or expired or self._full()):
+            return None
+        ordered = sorted(self._pending, key=lambda p: p[0])  # stable: ties keep arrival order
+        oldest = min(range(len(ordered)), key=lambda i: ordered[i][1])
+        width = ordered[oldest][0]
+        # Everything up to the oldest is no longer than it: padded cost = count * width.
+        fit = max(1, min(self.max_items, self.max_tokens // width))
+        lo, hi = max(0, oldest + 1 - fit), oldest + 1
+        while (
+            hi < len(ordered)
+            and hi - lo < self.max_items
+            and (hi - lo + 1) * ordered[hi][0] <= self.max_tokens
+        ):
+            hi += 1
+        chosen = ordered[lo:hi]
+        self._pending = ordered[:lo] + ordered[hi:]
+        self._pending_tokens -= sum(p[0] for p in chosen)
+        return Batch([p[2] for p in chosen], [p[0] for p in chosen], ordered[oldest][1])
+
     def take(self) -> Batch[T] | None:
         """One batch now, full or not (the shortest items first); the rest stays pending.
 

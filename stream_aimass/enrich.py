@@ -311,6 +311,8 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         log.info("enrich assigned %s", sorted((tp.topic, tp.partition) for tp in assigned))
+        if self.service._paused and assigned:
+            self.service.consumer.pause(*assigned)
 
 
 class EnrichService:
@@ -359,13 +361,17 @@ class EnrichService:
         self._stopping = asyncio.Event()
         self._model_pool = ThreadPoolExecutor(1, thread_name_prefix="aimass-model")
         self._cpu_pool = ThreadPoolExecutor(1, thread_name_prefix="aimass-tokenize")
-        self._batches: asyncio.Queue[Batch[Pending] | None] = asyncio.Queue(maxsize=2)
+        # Set when documents join the batcher (or fetching ends): the model loop forms its
+        # next batch when the model is free, from everything pending then.
+        self._added = asyncio.Event()
+        self._fetch_done = False
+        self._draining = False
         self._publishing: set[asyncio.Task[None]] = set()
         self._publish_slots = asyncio.Semaphore(4)
         self._progress = asyncio.Event()
         self._failure: BaseException | None = None
         self._sleep = sleep or self._sleep_unless_stopping
-        self._model_idle = True
+        self._paused = False
         self.consumer: Any = None
         self.producer: Any = None
         self.ready = False
@@ -385,9 +391,8 @@ class EnrichService:
         watch_task = asyncio.create_task(self.watcher.run(), name="aimass-model-watch")
         try:
             await self._fetch_loop()
-            for batch in self.batcher.flush():
-                await self._batches.put(batch)
-            await self._batches.put(None)
+            self._fetch_done = True  # the model loop runs what is pending, then returns
+            self._added.set()
             await model_task
             if self._publishing:
                 await asyncio.gather(*self._publishing, return_exceptions=True)
@@ -408,6 +413,21 @@ class EnrichService:
     def stop(self) -> None:
         """Stop fetching; in-flight batches are finished, produced and committed."""
         self._stopping.set()
+
+    def pause(self) -> None:
+        """Stop fetching new records (in-flight ones are finished); :meth:`resume` undoes it.
+
+        Records keep accumulating in Kafka meanwhile: ``bench`` uses this to build a real
+        backlog in front of a warm worker.
+        """
+        self._paused = True
+        if self.consumer is not None:
+            self.consumer.pause(*self.consumer.assignment())
+
+    def resume(self) -> None:
+        self._paused = False
+        if self.consumer is not None:
+            self.consumer.resume(*self.consumer.assignment())
 
     def _new_consumer(self) -> Any:
         return make_consumer(self.settings, self.bootstrap, self.settings.enrich_group)
@@ -432,14 +452,10 @@ class EnrichService:
                 self._progress.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._progress.wait(), 0.05)
-                await self._release(force=False)
                 continue
-            deadline = self.batcher.deadline()
-            wait_s = 0.1 if deadline is None else max(0.0, deadline - self._clock())
             try:
                 records = await self.consumer.getmany(
-                    timeout_ms=int(min(wait_s, 0.1) * 1000),
-                    max_records=self.settings.fetch_max_records,
+                    timeout_ms=100, max_records=self.settings.fetch_max_records
                 )
             except KafkaError as exc:
                 self.tracker.forget_all()
@@ -465,7 +481,7 @@ class EnrichService:
                             pending.offsets = tokenized.offsets[row]
                             pending.word_ids = tokenized.word_ids[row]
                         self.batcher.add(pending, len(pending.ids))
-            await self._release(force=False)
+                    self._added.set()
             if self._clock() >= next_lag_report:
                 await report_lag(
                     self.consumer, self.settings.enrich_group, self.metrics.consumer_lag
@@ -493,39 +509,36 @@ class EnrichService:
                     docs.append(pending)
         return docs
 
-    async def _release(self, force: bool) -> None:
-        if self.adaptive is not None:
-            tokens, wait_s = self.adaptive.limits(self.tracker.pending())
-            self.batcher.set_limits(tokens, wait_s)
-            self.metrics.batch_token_budget.set(tokens)
-        if not force and self._idle_take():
-            batch = self.batcher.take()
-            if batch is not None:
-                await self._batches.put(batch)
-        for batch in self.batcher.flush() if force else self.batcher.ready():
-            await self._batches.put(batch)
-
-    def _idle_take(self) -> bool:
-        """Whether the model waits with nothing queued while documents are pending."""
-        return (
-            self.settings.batch_when_idle
-            and self._model_idle
-            and self._batches.empty()
-            and len(self.batcher) > 0
-        )
-
     # -- model -------------------------------------------------------------------------
+
+    async def _next_batch(self) -> Batch[Pending] | None:
+        """The model's next batch, formed now that the model is free; None when done.
+
+        Waits while it pays: until the pending documents fill a batch or the oldest has
+        waited ``batch_max_wait_ms`` (at once with ``batch_when_idle``, while draining
+        revoked partitions, and once fetching has ended).
+        """
+        while True:
+            if self.adaptive is not None:
+                tokens, wait_s = self.adaptive.limits(self.tracker.pending())
+                self.batcher.set_limits(tokens, wait_s)
+                self.metrics.batch_token_budget.set(tokens)
+            now = self._fetch_done or self._draining or self.settings.batch_when_idle
+            batch = self.batcher.next_batch(now=now)
+            if batch is not None:
+                return batch
+            if self._fetch_done:
+                return None
+            self._added.clear()
+            deadline = self.batcher.deadline()
+            timeout = None if deadline is None else max(0.0, deadline - self._clock())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._added.wait(), timeout)
 
     async def _model_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            self._model_idle = True
-            taken = self.batcher.take() if self._idle_take() else None
-            if taken is not None:
-                batch: Batch[Pending] | None = taken
-            else:
-                batch = await self._batches.get()
-            self._model_idle = False
+            batch = await self._next_batch()
             if batch is None:
                 return
             queued_ms = (self._clock() - batch.oldest_enqueued) * 1000
@@ -714,9 +727,13 @@ class EnrichService:
     async def drain(self, revoked: list[TopicPartition], timeout_s: float = 30.0) -> None:
         """Before giving partitions away: finish their in-flight records and commit them."""
         deadline = time.monotonic() + timeout_s
-        while self.tracker.pending(revoked) and time.monotonic() < deadline:
-            await self._release(force=True)
-            await asyncio.sleep(0.02)
+        self._draining = True  # the model takes what is pending at once, full or not
+        self._added.set()
+        try:
+            while self.tracker.pending(revoked) and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+        finally:
+            self._draining = False
         mine = self.tracker.take_committable(revoked)
         if mine:
             try:

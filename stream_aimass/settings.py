@@ -149,7 +149,10 @@ class Settings(BaseSettings):
     batch_max_tokens: int = Field(4096, ge=16, description="Token budget per model batch.")
     batch_max_documents: int = Field(128, ge=1, description="Documents per model batch.")
     batch_max_wait_ms: int = Field(
-        50, ge=0, description="Longest a document waits for its batch to fill."
+        50,
+        ge=0,
+        description="With the model free, how long the oldest pending document waits for "
+        "its batch to fill (a busy model's next batch takes everything that arrived).",
     )
     batch_adaptive: bool = Field(
         False,
@@ -165,8 +168,8 @@ class Settings(BaseSettings):
     )
     batch_when_idle: bool = Field(
         False,
-        description="Give the model a partial batch as soon as it is idle instead of "
-        "waiting for a full batch or batch_max_wait_ms (see the tuning guide).",
+        description="Give a free model whatever is pending at once instead of waiting up to "
+        "batch_max_wait_ms for a fuller batch (see the tuning guide).",
     )
     max_document_bytes: int = Field(
         262144, ge=64, description="Larger messages become dead letters."
@@ -279,6 +282,12 @@ class Settings(BaseSettings):
     # Sink
     sink_batch_rows: int = Field(5000, ge=1, description="Rows per ClickHouse insert.")
     sink_max_wait_ms: int = Field(200, ge=0, description="Longest a row waits for its insert.")
+    sink_min_interval_ms: int = Field(
+        200,
+        ge=0,
+        description="Caught up with its topics, the sink inserts what it holds at once, but "
+        "at most once per this interval (every insert writes ClickHouse parts).",
+    )
     sink_retry_max_s: float = Field(30.0, gt=0, description="Backoff ceiling for failed inserts.")
     produce_retry_max_s: float = Field(
         30.0, gt=0, description="Backoff ceiling for failed Kafka produces (enrich role)."

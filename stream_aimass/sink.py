@@ -5,12 +5,14 @@ Reads ``aimass.enriched``, ``aimass.events``, ``aimass.item-vectors`` (a tombsto
 item deleted), ``aimass.recommendations`` and ``aimass.dlq``; commits after the insert. A
 record on an internal topic that cannot become a row is stored as a dead letter instead.
 
-Rows are buffered per table and flushed when a batch is full or its oldest row has waited
-``sink_max_wait_ms``. A flush inserts with a deduplication token built from the
-topic/partition/offset ranges of its rows, then commits exactly those offsets. While an
-insert fails the consumer is paused and retried with backoff: memory stays bounded (at most
-one fetch beyond a batch per table, see :meth:`SinkService.buffered_rows`) and the backlog
-waits in Kafka. The worker reports not ready meanwhile.
+Rows are buffered per table and flushed when a batch is full, when its oldest row has waited
+``sink_max_wait_ms``, or as soon as the sink has caught up with what was fetched, at most
+once per ``sink_min_interval_ms`` (each insert writes parts: a burst of records shares one).
+A flush inserts with a deduplication token built from the topic/partition/offset ranges of
+its rows, then commits exactly those offsets. While an insert fails the consumer is paused
+and retried with backoff: memory stays bounded (at most one fetch beyond a batch per table,
+see :meth:`SinkService.buffered_rows`) and the backlog waits in Kafka. The worker reports
+not ready meanwhile.
 
 Given a ``connect`` factory instead of a client, the service connects (and migrates) in
 :meth:`SinkService.run`, retrying with backoff while ClickHouse is unreachable, and only then
@@ -148,6 +150,7 @@ class SinkService:
         self._stopping = asyncio.Event()
         self._stored: dict[str, int] = {}
         self._flush_lock = asyncio.Lock()
+        self._last_flush = float("-inf")
         self.consumer: Any = None
         self.ready = False
         self.connect_failures = 0
@@ -227,8 +230,7 @@ class SinkService:
                     next_lag_report = time.monotonic() + 1.0
                 try:
                     records = await self.consumer.getmany(
-                        timeout_ms=min(100, max(1, s.sink_max_wait_ms)),
-                        max_records=s.sink_batch_rows,
+                        timeout_ms=self._fetch_timeout_ms(), max_records=s.sink_batch_rows
                     )
                 except KafkaError as exc:
                     # Buffered rows are uncommitted: they come back to the next owner.
@@ -239,7 +241,7 @@ class SinkService:
                     )
                     continue
                 self._buffer(records)
-                if self._due():
+                if self._due(caught_up=not records):
                     await self.flush()
             await self.flush()
         finally:
@@ -299,18 +301,36 @@ class SinkService:
             else:
                 self._events.add(event_row(result), tp, msg.offset, now)
 
-    def _due(self) -> bool:
+    def _fetch_timeout_ms(self) -> int:
+        """How long the next fetch may wait: until a flush of the held rows could be due."""
+        s = self.settings
+        held = [buf.first_at for buf in self._buffers if buf.rows]
+        if not held:
+            return min(100, max(1, s.sink_max_wait_ms))
+        now = time.monotonic()
+        oldest_due = min(held) + s.sink_max_wait_ms / 1000 - now
+        interval_due = self._last_flush + s.sink_min_interval_ms / 1000 - now
+        return int(max(0.0, min(oldest_due, interval_due)) * 1000)
+
+    def _due(self, caught_up: bool = False) -> bool:
+        """A batch is full, a row waited ``sink_max_wait_ms``, or (``caught_up``: the last
+        fetch brought nothing new) rows are held and ``sink_min_interval_ms`` has passed."""
         limit = self.settings.sink_batch_rows
         wait = self.settings.sink_max_wait_ms / 1000
         now = time.monotonic()
+        held = False
         for buf in self._buffers:
-            if buf.rows and (len(buf.rows) >= limit or now - buf.first_at >= wait):
-                return True
-        return False
+            if buf.rows:
+                held = True
+                if len(buf.rows) >= limit or now - buf.first_at >= wait:
+                    return True
+        interval = self.settings.sink_min_interval_ms / 1000
+        return held and caught_up and now - self._last_flush >= interval
 
     async def flush(self) -> None:
         """Insert everything buffered, then commit the offsets it came from."""
         async with self._flush_lock:
+            self._last_flush = time.monotonic()
             commit: dict[TopicPartition, int] = {}
             for buf in self._buffers:
                 if not buf.rows:

@@ -93,6 +93,16 @@ def test_bench_prints_the_documented_keys(tmp_path: Path) -> None:
     assert figures["model_docs_per_s"] > 0 and figures["pipeline_docs_per_s"] > 0
     ratio = figures["pipeline_docs_per_s"] / figures["model_docs_per_s"]
     assert figures["ratio"] == pytest.approx(ratio, rel=0.01)
+    # The ceiling is the mean of the runs right before and right after the backlog.
+    before, after = figures["model_docs_per_s_before_after"]
+    assert before > 0 and after > 0
+    assert figures["model_docs_per_s"] == pytest.approx((before + after) / 2, abs=0.1)
+    assert figures["model_docs_per_s_standalone"] > 0
+    # The naive loop does the pipeline's whole job one message at a time; the older
+    # forward-only loop is reported next to it.
+    assert figures["naive_forward_only_docs_per_s"] > 0
+    speedup = figures["pipeline_docs_per_s"] / figures["naive_docs_per_s"]
+    assert figures["speedup_vs_naive"] == pytest.approx(speedup, rel=0.01)
     assert figures["p99_ms"] >= figures["p50_ms"]
     assert set(figures["heads_docs_per_s"]) == {"0", "2"}
     assert all(v > 0 for v in figures["heads_docs_per_s"].values())

@@ -370,6 +370,115 @@ def test_take_returns_one_shortest_first_batch_and_keeps_the_rest() -> None:
     assert batcher.take() is None and len(batcher) == 0 and batcher.pending_tokens == 0
 
 
+# -- next_batch: batches formed when the model is free ------------------------------------
+
+
+def test_next_batch_waits_until_full_or_expired_unless_now() -> None:
+    batcher, clock = make(max_tokens=100, max_items=10, max_wait_s=0.5)
+    assert batcher.next_batch() is None and batcher.next_batch(now=True) is None  # empty
+    batcher.add(Item(0, 10), 10)
+    clock.advance(0.2)
+    batcher.add(Item(1, 10), 10)
+    assert batcher.next_batch() is None  # neither full nor expired: worth waiting
+    clock.advance(0.3)  # the oldest has waited 0.5 s
+    batch = batcher.next_batch()
+    assert batch is not None and [i.n for i in batch.items] == [0, 1]
+    assert batch.oldest_enqueued == pytest.approx(1000.0)
+    batcher.add(Item(2, 10), 10)
+    batch = batcher.next_batch(now=True)  # an idle model or a drain: at once
+    assert batch is not None and [i.n for i in batch.items] == [2]
+    assert len(batcher) == 0 and batcher.pending_tokens == 0
+
+
+def test_next_batch_goes_as_soon_as_the_pending_items_fill_a_batch() -> None:
+    batcher, _ = make(max_tokens=1000, max_items=4, max_wait_s=10.0)
+    for n in range(3):
+        batcher.add(Item(n, 5), 5)
+    assert batcher.next_batch() is None
+    batcher.add(Item(3, 5), 5)
+    batch = batcher.next_batch()
+    assert batch is not None and len(batch) == 4
+
+
+def test_next_batch_holds_the_oldest_with_its_nearest_lengths() -> None:
+    # Budget 100 tokens: the oldest (cost 20) rides with the items just shorter than it,
+    # then just longer while the padded cost fits; far-off lengths stay pending.
+    batcher, clock = make(max_tokens=100, max_items=10, max_wait_s=0.1)
+    batcher.add(Item(0, 20), 20)  # the oldest
+    clock.advance(0.01)
+    for n, cost in ((1, 2), (2, 19), (3, 18), (4, 21), (5, 90), (6, 17), (7, 3)):
+        batcher.add(Item(n, cost), cost)
+    clock.advance(1.0)
+    batch = batcher.next_batch()
+    assert batch is not None
+    # As many as fit at the oldest's width (100 // 20 = 5): 20 and the four just shorter;
+    # 21 would make it 6 x 21 = 126 > 100.
+    assert sorted(i.cost for i in batch.items) == [3, 17, 18, 19, 20]
+    assert batch.padded_cost <= 100
+    assert {i.n for i in batch.items} >= {0}
+    assert sorted(i.cost for i in _drain(batcher)) == [2, 21, 90]
+
+
+def test_next_batch_runs_an_item_over_budget_alone() -> None:
+    batcher, clock = make(max_tokens=50, max_items=10, max_wait_s=0.0)
+    batcher.add(Item(0, 80), 80)
+    clock.advance(0.01)
+    batcher.add(Item(1, 5), 5)
+    batch = batcher.next_batch()
+    assert batch is not None and [i.n for i in batch.items] == [0]
+    batch = batcher.next_batch()
+    assert batch is not None and [i.n for i in batch.items] == [1]
+
+
+def _drain(batcher: TokenBudgetBatcher[Item]) -> list[Item]:
+    out: list[Item] = []
+    while (batch := batcher.next_batch(now=True)) is not None:
+        out.extend(batch.items)
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    max_tokens=st.integers(min_value=1, max_value=256),
+    max_items=st.integers(min_value=1, max_value=12),
+    arrivals=st.lists(
+        st.tuples(st.integers(min_value=-3, max_value=300), st.booleans()), max_size=80
+    ),
+)
+def test_next_batch_loses_nothing_keeps_budgets_and_serves_the_oldest_first(
+    max_tokens: int, max_items: int, arrivals: list[tuple[int, bool]]
+) -> None:
+    batcher, clock = make(max_tokens=max_tokens, max_items=max_items, max_wait_s=0.05)
+    added: list[Item] = []
+    out: list[Item] = []
+    enqueued: dict[int, float] = {}
+
+    def take(now: bool) -> None:
+        oldest = min((enqueued[id(i)] for i in added if id(i) not in taken), default=None)
+        batch = batcher.next_batch(now=now)
+        if batch is None:
+            return
+        assert batch.oldest_enqueued == oldest  # the oldest pending item is always in it
+        assert len(batch) <= max_items
+        assert len(batch) == 1 or batch.padded_cost <= max_tokens
+        taken.update(id(i) for i in batch.items)
+        out.extend(batch.items)
+
+    taken: set[int] = set()
+    for cost, model_free in arrivals:
+        item = Item(len(added), cost)
+        added.append(item)
+        enqueued[id(item)] = clock.now
+        batcher.add(item, cost)
+        clock.advance(0.01)
+        if model_free:
+            take(now=False)
+    while len(batcher):
+        take(now=True)
+    assert Counter(map(id, out)) == Counter(map(id, added))
+    assert batcher.pending_tokens == 0
+
+
 # -- adaptive batching ----------------------------------------------------------------------
 
 

@@ -221,3 +221,34 @@ def test_a_sink_whose_clickhouse_is_down_stays_up_not_ready_and_retries(tmp_path
     assert failures >= 3
     assert sink.metrics.value("aimass_clickhouse_connect_failures_total") == failures
     assert sink.consumer is None  # never joined the group
+
+
+def test_caught_up_rows_go_at_once_but_at_most_once_per_interval(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A burst is inserted as soon as the sink has caught up, not after a fixed wait; under a
+    stream of bursts, inserts are spaced by sink_min_interval_ms; sink_max_wait_ms bounds
+    every row's wait."""
+    import stream_aimass.sink as sink_module
+
+    now = [100.0]
+    monkeypatch.setattr(sink_module.time, "monotonic", lambda: now[0])
+    settings = Settings(data_dir=tmp_path, sink_max_wait_ms=1000, sink_min_interval_ms=200)
+    sink = SinkService(settings, "unused:9092", RecordingClient())
+    assert sink._fetch_timeout_ms() == 100  # nothing held: an ordinary fetch wait
+    sink._buffer({ENRICHED: [Message(record("d1"), 1)]})
+    assert not sink._due(caught_up=False)  # more may come in this fetch round
+    assert sink._fetch_timeout_ms() == 0  # no insert for a while: check at once
+    assert sink._due(caught_up=True)  # caught up: insert now
+    sink._last_flush = now[0]
+    for buf in sink._buffers:
+        buf.clear()
+    now[0] += 0.05
+    sink._buffer({ENRICHED: [Message(record("d2"), 2)]})
+    assert not sink._due(caught_up=True)  # caught up, but an insert went 50 ms ago
+    assert sink._fetch_timeout_ms() == 150  # the fetch may wait until the interval is over
+    now[0] += 0.15
+    assert sink._due(caught_up=True)
+    assert not sink._due(caught_up=False)
+    now[0] += 0.85  # d2 has waited sink_max_wait_ms: due whatever else happens
+    assert sink._due(caught_up=False)
