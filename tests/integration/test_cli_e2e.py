@@ -98,6 +98,8 @@ def test_bench_prints_the_documented_keys(tmp_path: Path) -> None:
     assert before > 0 and after > 0
     assert figures["model_docs_per_s"] == pytest.approx((before + after) / 2, abs=0.1)
     assert figures["model_docs_per_s_standalone"] > 0
+    standalone = figures["pipeline_docs_per_s"] / figures["model_docs_per_s_standalone"]
+    assert figures["ratio_standalone"] == pytest.approx(standalone, rel=0.01)
     # The naive loop does the pipeline's whole job one message at a time; the older
     # forward-only loop is reported next to it.
     assert figures["naive_forward_only_docs_per_s"] > 0
