@@ -7,7 +7,9 @@ which keeps padding (wasted compute) small.
 
 from __future__ import annotations
 
+import bisect
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -35,6 +37,10 @@ class TokenBudgetBatcher(Generic[T]):
     A batch is released when the pending items fill a batch (padded cost reaches
     ``max_tokens`` or ``max_items``), or when the oldest pending item has waited
     ``max_wait_s``; then everything pending goes.
+
+    Pending items are kept sorted by cost (then arrival) as they come, and in arrival order
+    beside it, so forming a batch costs a binary search and a slice, not a sort of
+    everything pending (thousands of items at GPU rates).
     """
 
     def __init__(
@@ -50,7 +56,12 @@ class TokenBudgetBatcher(Generic[T]):
         self.max_items = max_items
         self.max_wait_s = max_wait_s
         self._clock = clock
-        self._pending: list[tuple[int, float, T]] = []  # (cost, enqueued_at, item)
+        # (cost, seq, enqueued_at, item), sorted: (cost, seq) is unique, so the tuples
+        # never compare past it.
+        self._pending: list[tuple[int, int, float, T]] = []
+        self._arrivals: deque[int] = deque()  # seqs in arrival order; taken ones skipped
+        self._live: dict[int, tuple[int, float]] = {}  # seq -> (cost, enqueued_at)
+        self._seq = 0
         self._pending_tokens = 0
 
     def __len__(self) -> int:
@@ -63,7 +74,11 @@ class TokenBudgetBatcher(Generic[T]):
     def add(self, item: T, cost: int) -> None:
         # An item over budget still runs, alone: the budget bounds batches, never drops work.
         cost = max(1, cost)
-        self._pending.append((cost, self._clock(), item))
+        now = self._clock()
+        self._seq += 1
+        bisect.insort(self._pending, (cost, self._seq, now, item))
+        self._arrivals.append(self._seq)
+        self._live[self._seq] = (cost, now)
         self._pending_tokens += cost
 
     def set_limits(self, max_tokens: int, max_wait_s: float) -> None:
@@ -73,17 +88,31 @@ class TokenBudgetBatcher(Generic[T]):
         self.max_tokens = max_tokens
         self.max_wait_s = max_wait_s
 
+    def _oldest(self) -> int | None:
+        """The seq of the oldest pending item."""
+        while self._arrivals and self._arrivals[0] not in self._live:
+            self._arrivals.popleft()
+        return self._arrivals[0] if self._arrivals else None
+
     def deadline(self) -> float | None:
         """When the oldest pending item must go (clock units), or None when empty."""
-        if not self._pending:
+        oldest = self._oldest()
+        if oldest is None:
             return None
-        return min(p[1] for p in self._pending) + self.max_wait_s
+        return self._live[oldest][1] + self.max_wait_s
 
     def _full(self) -> bool:
         if len(self._pending) >= self.max_items:
             return True
         # Cheapest possible padded cost of everything pending is at least the raw sum.
         return self._pending_tokens >= self.max_tokens
+
+    def _keep(self, rest: list[tuple[int, int, float, T]]) -> None:
+        """Make ``rest`` (sorted) the pending items."""
+        self._pending = rest
+        self._live = {p[1]: (p[0], p[2]) for p in rest}
+        self._arrivals = deque(sorted(self._live))
+        self._pending_tokens = sum(p[0] for p in rest)
 
     def ready(self) -> list[Batch[T]]:
         """Batches that should run now: full ones, or everything once the wait expired."""
@@ -94,16 +123,15 @@ class TokenBudgetBatcher(Generic[T]):
             return self.flush()
         if not self._full():
             return []
-        ordered = sorted(self._pending, key=lambda p: p[0])
+        ordered = self._pending
         batches = self._cut(ordered)
         # Keep the last, partly filled batch pending unless it is full too.
         last = batches[-1]
         if len(last) < self.max_items and last.padded_cost < self.max_tokens:
             batches.pop()
-            self._pending = ordered[len(ordered) - len(last) :]
+            self._keep(ordered[len(ordered) - len(last) :])
         else:
-            self._pending = []
-        self._pending_tokens = sum(p[0] for p in self._pending)
+            self._keep([])
         return batches
 
     def next_batch(self, *, now: bool = False) -> Batch[T] | None:
@@ -117,15 +145,15 @@ class TokenBudgetBatcher(Generic[T]):
         than it (then just longer, if there is room), so padding stays small and nothing
         waits behind a stream of newer documents.
         """
-        if not self._pending:
+        seq = self._oldest()
+        if seq is None:
             return None
-        deadline = self.deadline()
-        expired = deadline is not None and self._clock() >= deadline
+        width, enqueued = self._live[seq]
+        expired = self._clock() >= enqueued + self.max_wait_s
         if not (now or expired or self._full()):
             return None
-        ordered = sorted(self._pending, key=lambda p: p[0])  # stable: ties keep arrival order
-        oldest = min(range(len(ordered)), key=lambda i: ordered[i][1])
-        width = ordered[oldest][0]
+        ordered = self._pending
+        oldest = bisect.bisect_left(ordered, (width, seq))  # a prefix sorts first
         # Everything up to the oldest is no longer than it: padded cost = count * width.
         fit = max(1, min(self.max_items, self.max_tokens // width))
         lo, hi = max(0, oldest + 1 - fit), oldest + 1
@@ -136,9 +164,11 @@ class TokenBudgetBatcher(Generic[T]):
         ):
             hi += 1
         chosen = ordered[lo:hi]
-        self._pending = ordered[:lo] + ordered[hi:]
-        self._pending_tokens -= sum(p[0] for p in chosen)
-        return Batch([p[2] for p in chosen], [p[0] for p in chosen], ordered[oldest][1])
+        del ordered[lo:hi]
+        for cost, taken, _, _ in chosen:
+            del self._live[taken]
+            self._pending_tokens -= cost
+        return Batch([p[3] for p in chosen], [p[0] for p in chosen], enqueued)
 
     def take(self) -> Batch[T] | None:
         """One batch now, full or not (the shortest items first); the rest stays pending.
@@ -148,27 +178,24 @@ class TokenBudgetBatcher(Generic[T]):
         """
         if not self._pending:
             return None
-        ordered = sorted(self._pending, key=lambda p: p[0])
-        first = self._cut(ordered)[0]
-        self._pending = ordered[len(first) :]
-        self._pending_tokens = sum(p[0] for p in self._pending)
+        first = self._cut(self._pending)[0]
+        self._keep(self._pending[len(first) :])
         return first
 
     def flush(self) -> list[Batch[T]]:
         """Everything pending, as length-sorted batches."""
         if not self._pending:
             return []
-        batches = self._cut(sorted(self._pending, key=lambda p: p[0]))
-        self._pending = []
-        self._pending_tokens = 0
+        batches = self._cut(self._pending)
+        self._keep([])
         return batches
 
-    def _cut(self, ordered: list[tuple[int, float, T]]) -> list[Batch[T]]:
+    def _cut(self, ordered: list[tuple[int, int, float, T]]) -> list[Batch[T]]:
         batches: list[Batch[T]] = []
         items: list[T] = []
         costs: list[int] = []
         oldest = float("inf")
-        for cost, enqueued, item in ordered:
+        for cost, _, enqueued, item in ordered:
             # Sorted ascending, so the new item is the longest: padded cost = n * cost.
             if items and (
                 (len(items) + 1) * cost > self.max_tokens or len(items) >= self.max_items
