@@ -447,16 +447,17 @@ class EnrichService:
                 # Publishing failed with something that is not a Kafka error (a bug): stop
                 # uncommitted and let the supervisor restart us; the records come back then.
                 raise self._failure
-            if self.tracker.pending() >= self.settings.max_pending_documents:
+            # Fetch ahead of the model by at most fetch_max_records documents: enough to cut
+            # well-sorted batches, and what a SIGTERM has to drain stays bounded.
+            room = self.settings.fetch_max_records - len(self.batcher)
+            if self.tracker.pending() >= self.settings.max_pending_documents or room <= 0:
                 # Backpressure: the model or the producer is behind; let them catch up.
                 self._progress.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._progress.wait(), 0.05)
                 continue
             try:
-                records = await self.consumer.getmany(
-                    timeout_ms=100, max_records=self.settings.fetch_max_records
-                )
+                records = await self.consumer.getmany(timeout_ms=100, max_records=room)
             except KafkaError as exc:
                 self.tracker.forget_all()
                 self.consumer = await replace_consumer(
@@ -541,6 +542,7 @@ class EnrichService:
             batch = await self._next_batch()
             if batch is None:
                 return
+            self._progress.set()  # room in the batcher: fetching may go on
             queued_ms = (self._clock() - batch.oldest_enqueued) * 1000
             self._timed("queue", queued_ms / 1000)
             t0 = time.perf_counter()

@@ -143,7 +143,12 @@ class Settings(BaseSettings):
     sink_group: str = Field("aimass-sink", description="Consumer group of the sink role.")
     app_id: str = Field("aimass", description="Faust application id.")
     fetch_max_wait_ms: int = Field(50, ge=1, description="Broker fetch wait (latency vs CPU).")
-    fetch_max_records: int = Field(2048, ge=1, description="Records per `getmany` call.")
+    fetch_max_records: int = Field(
+        2048,
+        ge=1,
+        description="Records per `getmany` call; also how many documents the enrich role "
+        "holds ahead of the model (the pool its batches are cut from).",
+    )
 
     # Batching and limits
     batch_max_tokens: int = Field(4096, ge=16, description="Token budget per model batch.")

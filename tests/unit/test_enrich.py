@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 import torch
 from aiokafka import TopicPartition
 
+from stream_aimass.corpus import generate_documents
 from stream_aimass.embedded import API_PRODUCE, ERR_TOPIC_AUTHORIZATION_FAILED, EmbeddedBroker
 from stream_aimass.enrich import (
     DocumentEnricher,
@@ -22,10 +24,10 @@ from stream_aimass.enrich import (
 )
 from stream_aimass.kafka import make_producer
 from stream_aimass.models.classify import ClassifierSet
-from stream_aimass.models.encoder import Encoder
+from stream_aimass.models.encoder import Encoder, Tokenized
 from stream_aimass.records import DeadLetter, Document, Source
 from stream_aimass.settings import Settings
-from stream_aimass.testing import read_topic
+from stream_aimass.testing import produce_documents, read_topic
 
 TP = TopicPartition("aimass.documents", 0)
 
@@ -324,3 +326,50 @@ def test_a_dead_letter_send_is_retried_too(broker: EmbeddedBroker) -> None:
     assert svc.metrics.value("aimass_produce_retries_total", topic="aimass.dlq") == 2
     assert svc.metrics.value("aimass_dead_letters_total", stage="decode") == 1
     assert len(read_topic(broker.bootstrap, "aimass.dlq", 1)) == 1
+
+
+# -- fetching ahead of the model ---------------------------------------------------------
+
+
+class SlowEnricher(PoisonSensitiveEnricher):
+    """A model that takes 20 ms per batch, with a fake tokenizer."""
+
+    entities = None
+
+    def tokenize(self, texts: list[str]) -> Tokenized:
+        return Tokenized([[1] * (2 + len(t) % 7) for t in texts], [], [])
+
+    def run(
+        self, items: list[Pending], queued_ms: float, item_vectors: bool = True
+    ) -> list[Enriched]:
+        time.sleep(0.02)
+        return super().run(items, queued_ms, item_vectors)
+
+
+def test_the_enrich_role_fetches_at_most_fetch_max_records_ahead_of_the_model(
+    broker: EmbeddedBroker,
+) -> None:
+    """Batches are formed when the model is free, from what was fetched ahead of it: that
+    lookahead is bounded, so a SIGTERM has little to drain and memory stays small."""
+    s = Settings(fetch_max_records=16, recs_enabled=False)
+    broker.create_topics([(s.topic_documents, 2)])
+    n = 120
+    produce_documents(broker.bootstrap, generate_documents(n, seed=5))
+    enricher = SlowEnricher()
+    svc = EnrichService(s, broker.bootstrap, enricher)
+    peak = 0
+
+    async def main() -> None:
+        nonlocal peak
+        task = asyncio.create_task(svc.run())
+        deadline = time.monotonic() + 90
+        while svc.metrics.value("aimass_records_total", role="enrich", outcome="enriched") < n:
+            assert time.monotonic() < deadline and not task.done()
+            peak = max(peak, len(svc.batcher))
+            await asyncio.sleep(0.002)
+        svc.stop()
+        await task
+
+    asyncio.run(main())
+    assert 0 < peak <= 16
+    assert sum(enricher.calls) == n and len(enricher.calls) > 1
