@@ -162,6 +162,13 @@ def produce_documents(
     produce(bootstrap, "aimass.documents", values, keys)
 
 
+def produce_events(bootstrap: str, events: list[dict[str, Any]]) -> None:
+    """User events, keyed ``tenant:user_id`` as the recommendation path expects."""
+    values = [orjson.dumps(e) for e in events]
+    keys: list[bytes | None] = [f"{e['tenant']}:{e['user_id']}".encode() for e in events]
+    produce(bootstrap, "aimass.events", values, keys)
+
+
 def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 60) -> list[Any]:
     """Every record of ``topic`` from the start (a fresh group), until ``expected`` or timeout."""
 

@@ -22,7 +22,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from stream_aimass.corpus import bad_messages, generate_documents, generate_events
@@ -30,8 +29,8 @@ from stream_aimass.testing import (
     BrokerProcess,
     WorkerProcess,
     pipeline_lag,
-    produce,
     produce_documents,
+    produce_events,
     query_data_dir,
     start_worker,
     wait_drained,
@@ -80,12 +79,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
         zip(_chunks(docs, runs), _chunks(events, runs), strict=True)
     ):
         produce_documents(bootstrap, doc_chunk, [bad[run % len(bad)]])  # one per run
-        produce(
-            bootstrap,
-            "aimass.events",
-            [orjson.dumps(e) for e in event_chunk],
-            [f"{e['tenant']}:{e['user_id']}".encode() for e in event_chunk],
-        )
+        produce_events(bootstrap, event_chunk)
         worker = start_worker("all", bootstrap, data_dir, f"run-{run}", env=ENV)
         try:
             wait_ready(worker, timeout=180)

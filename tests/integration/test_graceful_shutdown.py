@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import orjson
 import pytest
 
 from stream_aimass.corpus import generate_documents, generate_events
@@ -15,8 +14,8 @@ from stream_aimass.testing import (
     BrokerProcess,
     committed,
     pipeline_lag,
-    produce,
     produce_documents,
+    produce_events,
     query_data_dir,
     read_topic,
     start_worker,
@@ -48,12 +47,7 @@ def test_sigterm_mid_stream_drains_commits_and_exits_zero(
     try:
         wait_ready(worker, timeout=180)
         produce_documents(bootstrap, docs)
-        produce(
-            bootstrap,
-            "aimass.events",
-            [orjson.dumps(e) for e in events],
-            [f"{e['tenant']}:{e['user_id']}".encode() for e in events],
-        )
+        produce_events(bootstrap, events)
         # Stop once real work is under way, with most of the stream still to come.
         read_topic(bootstrap, "aimass.enriched", 40, timeout=120)
         t0 = time.monotonic()

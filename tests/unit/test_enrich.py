@@ -373,3 +373,36 @@ def test_the_enrich_role_fetches_at_most_fetch_max_records_ahead_of_the_model(
     asyncio.run(main())
     assert 0 < peak <= 16
     assert sum(enricher.calls) == n and len(enricher.calls) > 1
+
+
+def test_a_paused_enrich_role_fetches_nothing_until_resumed(broker: EmbeddedBroker) -> None:
+    """bench builds its backlog in front of a paused worker: pausing must really stop it."""
+    s = Settings(recs_enabled=False)
+    broker.create_topics([(s.topic_documents, 2)])
+    enricher = SlowEnricher()
+    svc = EnrichService(s, broker.bootstrap, enricher)
+    n = 40
+
+    def enriched() -> float:
+        return svc.metrics.value("aimass_records_total", role="enrich", outcome="enriched")
+
+    async def until(done: Any, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+
+    async def main() -> None:
+        task = asyncio.create_task(svc.run())
+        await until(lambda: svc.ready and svc.consumer.assignment(), 60)
+        svc.pause()
+        await asyncio.to_thread(produce_documents, broker.bootstrap, generate_documents(n, seed=6))
+        await asyncio.sleep(1.5)
+        assert enriched() == 0 and len(svc.batcher) == 0  # waiting in Kafka
+        svc.resume()
+        await until(lambda: enriched() == n, 60)
+        svc.stop()
+        await task
+
+    asyncio.run(main())
+    assert sum(enricher.calls) == n
