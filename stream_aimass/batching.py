@@ -34,9 +34,10 @@ class Batch(Generic[T]):
 class TokenBudgetBatcher(Generic[T]):
     """Collects items with a token cost and releases length-sorted batches.
 
-    A batch is released when the pending items fill a batch (padded cost reaches
-    ``max_tokens`` or ``max_items``), or when the oldest pending item has waited
-    ``max_wait_s``; then everything pending goes.
+    :meth:`next_batch` gives the model its next batch when the model is free: once the
+    pending items fill a batch (padded cost reaches ``max_tokens`` or ``max_items``), once
+    the oldest pending item has waited ``max_wait_s``, or at once when asked.
+    :meth:`flush` cuts everything pending into batches (a drain, or a benchmark's fixed set).
 
     Pending items are kept sorted by cost (then arrival) as they come, and in arrival order
     beside it, so forming a batch costs a binary search and a slice, not a sort of
@@ -107,33 +108,6 @@ class TokenBudgetBatcher(Generic[T]):
         # Cheapest possible padded cost of everything pending is at least the raw sum.
         return self._pending_tokens >= self.max_tokens
 
-    def _keep(self, rest: list[tuple[int, int, float, T]]) -> None:
-        """Make ``rest`` (sorted) the pending items."""
-        self._pending = rest
-        self._live = {p[1]: (p[0], p[2]) for p in rest}
-        self._arrivals = deque(sorted(self._live))
-        self._pending_tokens = sum(p[0] for p in rest)
-
-    def ready(self) -> list[Batch[T]]:
-        """Batches that should run now: full ones, or everything once the wait expired."""
-        if not self._pending:
-            return []
-        deadline = self.deadline()
-        if deadline is not None and self._clock() >= deadline:
-            return self.flush()
-        if not self._full():
-            return []
-        ordered = self._pending
-        batches = self._cut(ordered)
-        # Keep the last, partly filled batch pending unless it is full too.
-        last = batches[-1]
-        if len(last) < self.max_items and last.padded_cost < self.max_tokens:
-            batches.pop()
-            self._keep(ordered[len(ordered) - len(last) :])
-        else:
-            self._keep([])
-        return batches
-
     def next_batch(self, *, now: bool = False) -> Batch[T] | None:
         """The batch to run now, or None while it pays to wait (for when the model is free).
 
@@ -170,24 +144,15 @@ class TokenBudgetBatcher(Generic[T]):
             self._pending_tokens -= cost
         return Batch([p[3] for p in chosen], [p[0] for p in chosen], enqueued)
 
-    def take(self) -> Batch[T] | None:
-        """One batch now, full or not (the shortest items first); the rest stays pending.
-
-        For when the model is idle: running a partial batch at once beats waiting for it
-        to fill, and items keep accumulating while that batch runs.
-        """
-        if not self._pending:
-            return None
-        first = self._cut(self._pending)[0]
-        self._keep(self._pending[len(first) :])
-        return first
-
     def flush(self) -> list[Batch[T]]:
         """Everything pending, as length-sorted batches."""
         if not self._pending:
             return []
         batches = self._cut(self._pending)
-        self._keep([])
+        self._pending = []
+        self._live.clear()
+        self._arrivals.clear()
+        self._pending_tokens = 0
         return batches
 
     def _cut(self, ordered: list[tuple[int, int, float, T]]) -> list[Batch[T]]:

@@ -85,7 +85,8 @@ def test_constructor_accepts_smallest_limits() -> None:
 def test_empty_batcher() -> None:
     batcher, _ = make()
     assert batcher.deadline() is None
-    assert batcher.ready() == []
+    assert batcher.next_batch() is None
+    assert batcher.next_batch(now=True) is None
     assert batcher.flush() == []
     assert Batch([], [], 0.0).padded_cost == 0
 
@@ -96,9 +97,9 @@ def test_empty_batcher() -> None:
 def test_nothing_released_before_budget_or_wait() -> None:
     batcher, clock = make(max_tokens=100, max_items=10, max_wait_s=1.0)
     add(batcher, 10, 20, 30)
-    assert batcher.ready() == []
+    assert batcher.next_batch() is None
     clock.advance(0.999)
-    assert batcher.ready() == []
+    assert batcher.next_batch() is None
     assert len(batcher) == 3
     assert batcher.pending_tokens == 60
 
@@ -113,137 +114,94 @@ def test_deadline_is_oldest_enqueue_plus_max_wait() -> None:
     assert batcher.deadline() == pytest.approx(start + 0.25)
 
 
-def test_wait_expired_releases_everything_pending() -> None:
+def test_expired_wait_releases_the_oldest_with_what_fits() -> None:
     batcher, clock = make(max_tokens=100, max_items=10, max_wait_s=0.5)
     items = add(batcher, 30, 10, 20)
     clock.advance(0.5)
-    batches = batcher.ready()
-    assert [b.items for b in batches] == [[items[1], items[2], items[0]]]
-    assert batches[0].costs == [10, 20, 30]
-    assert batches[0].oldest_enqueued == pytest.approx(clock.now - 0.5)
+    batch = batcher.next_batch()
+    assert batch is not None
+    assert batch.items == [items[1], items[2], items[0]]
+    assert batch.costs == [10, 20, 30]
+    assert batch.oldest_enqueued == pytest.approx(clock.now - 0.5)
     assert len(batcher) == 0
     assert batcher.pending_tokens == 0
     assert batcher.deadline() is None
-    assert batcher.ready() == []
+    assert batcher.next_batch() is None
 
 
-def test_wait_expired_cuts_everything_into_budgeted_batches() -> None:
+def test_expired_wait_still_keeps_the_budget() -> None:
     batcher, clock = make(max_tokens=100, max_items=10, max_wait_s=0.5)
-    add(batcher, 40, 40, 40)  # 120 raw: _full is true, but let the deadline path handle it
+    add(batcher, 40, 40, 40)
     clock.advance(1.0)
-    batches = batcher.ready()
-    check_batch_invariants(batcher, batches)
-    assert [b.costs for b in batches] == [[40, 40], [40]]
+    first, second = batcher.next_batch(), batcher.next_batch()
+    assert first is not None and second is not None
+    check_batch_invariants(batcher, [first, second])
+    assert [first.costs, second.costs] == [[40, 40], [40]]
     assert len(batcher) == 0
 
 
-def test_zero_wait_releases_on_first_ready() -> None:
+def test_zero_wait_releases_at_once() -> None:
     batcher, _ = make(max_wait_s=0.0)
     items = add(batcher, 3)
-    assert released(batcher.ready()) == items
+    batch = batcher.next_batch()
+    assert batch is not None and batch.items == items
 
 
 # --------------------------------------------------------------------------- releasing when full
 
 
-def test_released_when_max_items_reached() -> None:
-    batcher, _ = make(max_tokens=10_000, max_items=4, max_wait_s=60.0)
-    items = add(batcher, 5, 5, 5)
-    assert batcher.ready() == []
-    items += add(batcher, 5, start=3)
-    batches = batcher.ready()
-    assert [b.items for b in batches] == [items]
-    assert len(batcher) == 0
-
-
 def test_max_items_keeps_the_remainder_pending() -> None:
     batcher, clock = make(max_tokens=10_000, max_items=4, max_wait_s=60.0)
     items = add(batcher, 1, 2, 3, 4, 5, 6)
-    batches = batcher.ready()
-    assert [b.items for b in batches] == [items[:4]]
+    batch = batcher.next_batch()
+    assert batch is not None and batch.items == items[:4]
     assert len(batcher) == 2
     assert batcher.pending_tokens == 11
+    assert batcher.next_batch() is None  # two items, 11 tokens: not full, not expired
     clock.advance(60.0)
-    assert released(batcher.ready()) == items[4:]
+    rest = batcher.next_batch()
+    assert rest is not None and rest.items == items[4:]
 
 
 def test_released_when_padded_token_budget_reached() -> None:
     batcher, _ = make(max_tokens=100, max_items=100, max_wait_s=60.0)
     first = add(batcher, 25, 25, 25)
-    assert batcher.ready() == []
+    assert batcher.next_batch() is None
     last = add(batcher, 25, start=3)
-    batches = batcher.ready()
-    assert len(batches) == 1
-    assert batches[0].padded_cost == 100
-    assert len(batches[0]) == 4
-    assert batches[0].items == first + last
+    batch = batcher.next_batch()
+    assert batch is not None
+    assert batch.padded_cost == 100
+    assert batch.items == first + last
     assert len(batcher) == 0
 
 
 def test_budget_counts_padding_not_raw_sum() -> None:
-    # Raw sum 10 + 10 + 10 + 80 = 110; padded, the 80 cannot share a batch with three others.
+    # Raw sum 80 + 10 + 10 + 10 = 110 fills a batch; padded, the 80 (the oldest, so it goes
+    # first) cannot share a batch of 100 tokens with any of the others.
     batcher, clock = make(max_tokens=100, max_items=100, max_wait_s=60.0)
     items = add(batcher, 80, 10, 10, 10)
-    batches = batcher.ready()
-    check_batch_invariants(batcher, batches)
-    assert [b.costs for b in batches] == [[10, 10, 10]]
-    assert batches[0].items == items[1:]
-    assert len(batcher) == 1  # the 80 waits for company or its deadline
+    batch = batcher.next_batch()
+    assert batch is not None and batch.items == [items[0]]
+    assert batcher.next_batch() is None  # 30 tokens left: they wait to fill or expire
     clock.advance(60.0)
-    assert released(batcher.ready()) == [items[0]]
-
-
-def test_full_last_batch_is_released_too() -> None:
-    batcher, _ = make(max_tokens=100, max_items=100, max_wait_s=60.0)
-    add(batcher, 50, 50, 50, 50)
-    batches = batcher.ready()
-    check_batch_invariants(batcher, batches)
-    assert [b.costs for b in batches] == [[50, 50], [50, 50]]
-    assert len(batcher) == 0
-
-
-def test_items_sorted_by_cost_ascending_in_each_batch() -> None:
-    batcher, clock = make(max_tokens=64, max_items=5, max_wait_s=1.0)
-    costs = [9, 1, 14, 3, 3, 7, 2, 12, 5, 8, 1, 11, 6, 4, 10]
-    add(batcher, *costs)
-    batches = batcher.ready()
-    clock.advance(1.0)
-    batches += batcher.ready()
-    check_batch_invariants(batcher, batches)
-    assert sorted(c for b in batches for c in b.costs) == sorted(costs)
+    rest = batcher.next_batch()
+    assert rest is not None and rest.items == items[1:] and rest.costs == [10, 10, 10]
 
 
 def test_equal_costs_keep_enqueue_order() -> None:
     batcher, clock = make(max_tokens=1000, max_items=100, max_wait_s=1.0)
     items = add(batcher, 5, 5, 5, 5)
     clock.advance(1.0)
-    assert released(batcher.ready()) == items
-
-
-def test_oversize_item_goes_alone() -> None:
-    batcher, _ = make(max_tokens=100, max_items=100, max_wait_s=1.0)
-    items = add(batcher, 3, 250, 4)
-    batches = batcher.ready()
-    check_batch_invariants(batcher, batches)
-    assert [b.costs for b in batches] == [[3, 4], [250]]
-    assert batches[1].items == [items[1]]
-    assert batches[1].padded_cost == 250
-    assert len(batcher) == 0
-
-
-def test_oversize_item_alone_is_released_immediately() -> None:
-    batcher, _ = make(max_tokens=100, max_items=100, max_wait_s=60.0)
-    (big,) = add(batcher, 101)
-    batches = batcher.ready()
-    assert [b.items for b in batches] == [[big]]
+    batch = batcher.next_batch()
+    assert batch is not None and batch.items == items
 
 
 def test_non_positive_cost_counts_as_one() -> None:
     batcher, _ = make(max_tokens=100, max_items=100, max_wait_s=1.0)
     add(batcher, 0, -7)
     assert batcher.pending_tokens == 2
-    batches = batcher.flush()
-    assert [b.costs for b in batches] == [[1, 1]]
+    batch = batcher.next_batch(now=True)
+    assert batch is not None and batch.costs == [1, 1]
 
 
 def test_flush_empties_and_respects_limits() -> None:
@@ -255,10 +213,21 @@ def test_flush_empties_and_respects_limits() -> None:
     assert len(batcher) == 0
     assert batcher.pending_tokens == 0
     assert batcher.deadline() is None
+    assert batcher.next_batch(now=True) is None
     assert batcher.flush() == []
 
 
-def test_oldest_enqueued_of_batches() -> None:
+def test_oversize_item_in_a_flush_goes_alone() -> None:
+    batcher, _ = make(max_tokens=100, max_items=100, max_wait_s=1.0)
+    items = add(batcher, 3, 250, 4)
+    batches = batcher.flush()
+    check_batch_invariants(batcher, batches)
+    assert [b.costs for b in batches] == [[3, 4], [250]]
+    assert batches[1].items == [items[1]]
+    assert batches[1].padded_cost == 250
+
+
+def test_oldest_enqueued_and_the_deadline_of_what_remains() -> None:
     batcher, clock = make(max_tokens=1000, max_items=2, max_wait_s=10.0)
     t0 = clock.now
     add(batcher, 5)
@@ -266,21 +235,22 @@ def test_oldest_enqueued_of_batches() -> None:
     add(batcher, 1, start=1)
     clock.advance(1.0)
     add(batcher, 9, start=2)
-    batches = batcher.ready()
-    assert [b.costs for b in batches] == [[1, 5]]
-    assert batches[0].oldest_enqueued == t0
+    batch = batcher.next_batch()  # three pending, max_items 2: full
+    assert batch is not None and batch.costs == [1, 5]
+    assert batch.oldest_enqueued == t0
     # The remaining item keeps its own enqueue time for the deadline.
     assert batcher.deadline() == pytest.approx(t0 + 2.0 + 10.0)
 
 
 def test_deadline_moves_to_the_oldest_remaining_item() -> None:
     batcher, clock = make(max_tokens=1000, max_items=2, max_wait_s=5.0)
-    add(batcher, 50)  # t0, stays pending (largest)
     t0 = clock.now
+    add(batcher, 50)  # the oldest: it goes first, with its nearest shorter neighbour
     clock.advance(1.0)
-    add(batcher, 1, 2, start=1)  # t0 + 1: released together
-    assert [b.costs for b in batcher.ready()] == [[1, 2]]
-    assert batcher.deadline() == pytest.approx(t0 + 5.0)
+    add(batcher, 1, 2, start=1)
+    batch = batcher.next_batch()
+    assert batch is not None and batch.costs == [2, 50]
+    assert batcher.deadline() == pytest.approx(t0 + 1.0 + 5.0)
 
 
 def test_same_object_enqueued_twice_is_released_exactly_twice() -> None:
@@ -289,31 +259,31 @@ def test_same_object_enqueued_twice_is_released_exactly_twice() -> None:
     batcher.add("same", 1)
     batcher.add("other", 9)
     batcher.add("same", 9)
-    out = [i for b in batcher.ready() for i in b.items]
-    clock.advance(1.0)
-    out += [i for b in batcher.ready() for i in b.items]
+    out: list[str] = []
+    while (batch := batcher.next_batch(now=True)) is not None:
+        out.extend(batch.items)
     assert Counter(out) == Counter({"same": 2, "other": 1})
 
 
 # --------------------------------------------------------------------------- property
 
-
 operation = st.one_of(
     st.tuples(st.just("add"), st.integers(min_value=-3, max_value=300)),
     st.tuples(st.just("tick"), st.floats(min_value=0.0, max_value=0.6)),
-    st.tuples(st.just("ready"), st.just(0)),
+    st.tuples(st.just("next"), st.just(0)),  # the model is free
+    st.tuples(st.just("now"), st.just(0)),  # the model is idle or draining
     st.tuples(st.just("flush"), st.just(0)),
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     max_tokens=st.integers(min_value=1, max_value=256),
     max_items=st.integers(min_value=1, max_value=12),
     max_wait_s=st.floats(min_value=0.0, max_value=1.0),
     ops=st.lists(operation, max_size=80),
 )
-def test_no_item_lost_or_duplicated(
+def test_no_item_lost_or_duplicated_budgets_kept_and_the_oldest_served_first(
     max_tokens: int, max_items: int, max_wait_s: float, ops: list[tuple[str, float]]
 ) -> None:
     clock = FakeClock()
@@ -321,53 +291,53 @@ def test_no_item_lost_or_duplicated(
         max_tokens, max_items, max_wait_s, clock=clock
     )
     added: list[Item] = []
+    enqueued: dict[int, float] = {}
     out: list[Item] = []
     for name, arg in ops:
         if name == "add":
             item = Item(len(added), int(arg))
             added.append(item)
+            enqueued[id(item)] = clock.now
             batcher.add(item, item.cost)
         elif name == "tick":
             clock.advance(arg)
+        elif name == "flush":
+            batches = batcher.flush()
+            check_batch_invariants(batcher, batches)
+            out.extend(released(batches))
+            assert len(batcher) == 0
         else:
             pending_before = len(batcher)
             tokens_before = batcher.pending_tokens
-            deadline = batcher.deadline()
-            expired = deadline is not None and clock.now >= deadline
-            batches = batcher.ready() if name == "ready" else batcher.flush()
-            check_batch_invariants(batcher, batches)
-            for batch in batches:
-                assert batch.costs == [max(1, i.cost) for i in batch.items]
-            out.extend(released(batches))
-            if name == "flush" or expired:
-                assert len(batcher) == 0
-            elif batches:  # released early: only because the pending items filled a batch
-                assert pending_before >= max_items or tokens_before >= max_tokens
-            assert len(batcher) == pending_before - len(released(batches))
+            taken = set(map(id, out))
+            first = next((i for i in added if id(i) not in taken), None)  # the oldest pending
+            oldest = None if first is None else enqueued[id(first)]
+            expired = oldest is not None and clock.now >= oldest + max_wait_s
+            batch = batcher.next_batch(now=name == "now")
+            if batch is None:
+                # Nothing pending, or (not asked for now) nothing worth running yet.
+                assert pending_before == 0 or (
+                    name == "next"
+                    and not expired
+                    and pending_before < max_items
+                    and tokens_before < max_tokens
+                )
+                continue
+            check_batch_invariants(batcher, [batch])
+            assert batch.costs == [max(1, i.cost) for i in batch.items]
+            assert any(i is first for i in batch.items)  # the oldest pending item is in it
+            assert batch.oldest_enqueued == oldest
+            out.extend(batch.items)
+            assert len(batcher) == pending_before - len(batch)
         released_ids = set(map(id, out))
         still_pending = [i for i in added if id(i) not in released_ids]
         assert len(batcher) == len(still_pending)
         assert batcher.pending_tokens == sum(max(1, i.cost) for i in still_pending)
-    final = batcher.flush()
-    check_batch_invariants(batcher, final)
-    out.extend(released(final))
+    while (batch := batcher.next_batch(now=True)) is not None:
+        check_batch_invariants(batcher, [batch])
+        out.extend(batch.items)
     assert Counter(map(id, out)) == Counter(map(id, added))
     assert len(out) == len(added)
-
-
-def test_take_returns_one_shortest_first_batch_and_keeps_the_rest() -> None:
-    now = [0.0]
-    batcher: TokenBudgetBatcher[str] = TokenBudgetBatcher(10, 100, 5.0, clock=lambda: now[0])
-    for name, cost in (("long", 5), ("short", 1), ("mid", 3), ("mid2", 3)):
-        batcher.add(name, cost)
-    first = batcher.take()
-    assert first is not None
-    assert first.items == ["short", "mid", "mid2"]  # padded 3 x 3 = 9 <= 10; "long" would not fit
-    assert first.padded_cost <= 10
-    assert len(batcher) == 1
-    rest = batcher.take()
-    assert rest is not None and rest.items == ["long"]
-    assert batcher.take() is None and len(batcher) == 0 and batcher.pending_tokens == 0
 
 
 # -- next_batch: batches formed when the model is free ------------------------------------
@@ -437,48 +407,6 @@ def _drain(batcher: TokenBudgetBatcher[Item]) -> list[Item]:
     return out
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    max_tokens=st.integers(min_value=1, max_value=256),
-    max_items=st.integers(min_value=1, max_value=12),
-    arrivals=st.lists(
-        st.tuples(st.integers(min_value=-3, max_value=300), st.booleans()), max_size=80
-    ),
-)
-def test_next_batch_loses_nothing_keeps_budgets_and_serves_the_oldest_first(
-    max_tokens: int, max_items: int, arrivals: list[tuple[int, bool]]
-) -> None:
-    batcher, clock = make(max_tokens=max_tokens, max_items=max_items, max_wait_s=0.05)
-    added: list[Item] = []
-    out: list[Item] = []
-    enqueued: dict[int, float] = {}
-
-    def take(now: bool) -> None:
-        oldest = min((enqueued[id(i)] for i in added if id(i) not in taken), default=None)
-        batch = batcher.next_batch(now=now)
-        if batch is None:
-            return
-        assert batch.oldest_enqueued == oldest  # the oldest pending item is always in it
-        assert len(batch) <= max_items
-        assert len(batch) == 1 or batch.padded_cost <= max_tokens
-        taken.update(id(i) for i in batch.items)
-        out.extend(batch.items)
-
-    taken: set[int] = set()
-    for cost, model_free in arrivals:
-        item = Item(len(added), cost)
-        added.append(item)
-        enqueued[id(item)] = clock.now
-        batcher.add(item, cost)
-        clock.advance(0.01)
-        if model_free:
-            take(now=False)
-    while len(batcher):
-        take(now=True)
-    assert Counter(map(id, out)) == Counter(map(id, added))
-    assert batcher.pending_tokens == 0
-
-
 # -- adaptive batching ----------------------------------------------------------------------
 
 
@@ -507,19 +435,20 @@ def test_quiet_stream_releases_at_once_and_backlog_waits_for_full_batches() -> N
     batcher.set_limits(*policy.limits(len(batcher)))
     assert batcher.max_wait_s == pytest.approx(0.0005)
     now[0] += 0.001
-    (batch,) = batcher.ready()
-    assert batch.items == ["q"]
+    batch = batcher.next_batch()
+    assert batch is not None and batch.items == ["q"]
     # Backlog: 200 documents pending -> full budget and the full wait; full batches go,
     # the partial rest waits to fill.
     for i in range(200):
         batcher.add(f"d{i}", 30)
     batcher.set_limits(*policy.limits(200))
     assert batcher.max_tokens == 4096
-    batches = batcher.ready()
-    assert [len(b) for b in batches] == [128]
-    assert batcher.ready() == []
+    full = batcher.next_batch()
+    assert full is not None and len(full) == 128
+    assert batcher.next_batch() is None
     now[0] += 0.06
-    assert [len(b) for b in batcher.ready()] == [72]
+    rest = batcher.next_batch()
+    assert rest is not None and len(rest) == 72
 
 
 def test_set_limits_validates() -> None:
