@@ -2,8 +2,9 @@
 
 Normalisation folds case and strips diacritics (``Zürich`` = ``zurich``), so it works on
 word tokens, which keeps exact character offsets into the original text. Multi-token
-aliases (``New York City``) are looked up as token tuples: a scan of a document costs one
-dict lookup per token and alias length, and the longest alias wins.
+aliases (``New York City``) are looked up as token tuples: a scan walks forward from each
+token only while the tokens so far start some alias (one lookup for most tokens), and the
+longest alias wins.
 
 Case still matters where it carries meaning: an alias written in capitals in the KB
 (``US``, ``WHO``) only matches that exact case, and a capitalised alias (``Apple``) does not
@@ -28,6 +29,8 @@ _TOKEN = re.compile(r"\w+(?:\.\w+)*|['’]\w+|[^\w\s]", re.UNICODE)
 
 def normalize_token(token: str) -> str:
     """Case-folded, diacritics stripped, curly apostrophes straightened."""
+    if token.isascii():  # nothing to decompose or straighten; casefold is lower() here
+        return token.lower()
     decomposed = unicodedata.normalize("NFKD", token.replace("’", "'"))
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
     return stripped.casefold()
@@ -70,6 +73,9 @@ class AliasIndex:
         # normalised alias -> [(entity index, alias form as written in the KB)]
         self.forms: dict[str, list[tuple[int, str]]] = defaultdict(list)
         self.by_tokens: dict[tuple[str, ...], str] = {}
+        # Every proper prefix of a multi-token alias: a scan extends a match token by token
+        # only while it is still the start of some alias.
+        self._prefixes: set[tuple[str, ...]] = set()
         self.max_tokens = 1
         for index, entity in enumerate(kb.entities):
             for form in entity.surface_forms:
@@ -80,6 +86,7 @@ class AliasIndex:
                 if (index, form) not in self.forms[key]:
                     self.forms[key].append((index, form))
                 self.by_tokens[toks] = key
+                self._prefixes.update(toks[:n] for n in range(1, len(toks)))
                 self.max_tokens = max(self.max_tokens, len(toks))
         self._sorted = sorted(self.forms)
 
@@ -130,20 +137,33 @@ class AliasIndex:
         return ()
 
     def scan(self, text: str) -> list[AliasMatch]:
-        """Leftmost-longest, non-overlapping alias matches in ``text``."""
+        """Leftmost-longest, non-overlapping alias matches in ``text``.
+
+        At each token the aliases starting there are found by walking forward while the
+        tokens so far are an alias or the start of one (one set lookup for most tokens);
+        the longest whose case fits the text wins, else the scan moves one token on.
+        """
         toks = tokens(text)
+        words = [t for _, _, t in toks]
+        by_tokens, prefixes = self.by_tokens, self._prefixes
         out: list[AliasMatch] = []
-        i = 0
-        while i < len(toks):
+        i, count = 0, len(toks)
+        while i < count:
+            found: list[tuple[int, str]] = []  # (length, alias key), shortest first
+            key: tuple[str, ...] = ()
+            for j in range(i, min(count, i + self.max_tokens)):
+                key += (words[j],)
+                alias = by_tokens.get(key)
+                if alias is not None:
+                    found.append((j - i + 1, alias))
+                if key not in prefixes:
+                    break
             matched = None
-            for n in range(min(self.max_tokens, len(toks) - i), 0, -1):
-                key = self.by_tokens.get(tuple(t for _, _, t in toks[i : i + n]))
-                if key is None:
-                    continue
+            for n, alias in reversed(found):
                 start, end = toks[i][0], toks[i + n - 1][1]
                 surface = text[start:end]
                 cands = tuple(
-                    dict.fromkeys(e for e, form in self.forms[key] if _case_ok(surface, form))
+                    dict.fromkeys(e for e, form in self.forms[alias] if _case_ok(surface, form))
                 )
                 if cands:
                     matched = AliasMatch(start, end, surface, cands)

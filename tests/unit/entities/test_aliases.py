@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from stream_aimass.entities.aliases import AliasIndex, normalize
+from stream_aimass.entities.aliases import (
+    AliasIndex,
+    AliasMatch,
+    _case_ok,
+    normalize,
+    normalize_token,
+    tokens,
+)
 from stream_aimass.entities.kb import KnowledgeBase, parse_kb
 
 ENTITIES = [
@@ -74,3 +84,71 @@ def test_candidates_for_ner_mentions(index: AliasIndex) -> None:
 
 def test_ambiguous_aliases(index: AliasIndex) -> None:
     assert set(index.ambiguous()) == {"apple", "new york"}
+
+
+# -- the fast paths agree with the plain definitions ------------------------------------------
+
+
+def reference_normalize_token(token: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", token.replace("’", "'"))
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+@given(st.one_of(st.text(st.characters(max_codepoint=0x7F), max_size=12), st.text(max_size=12)))
+def test_normalize_token_matches_its_definition(token: str) -> None:
+    assert normalize_token(token) == reference_normalize_token(token)
+
+
+def reference_scan(index: AliasIndex, text: str) -> list[AliasMatch]:
+    """Every alias length tried at every token, longest first (the plain algorithm)."""
+    toks = tokens(text)
+    out: list[AliasMatch] = []
+    i = 0
+    while i < len(toks):
+        matched = None
+        for n in range(min(index.max_tokens, len(toks) - i), 0, -1):
+            key = index.by_tokens.get(tuple(t for _, _, t in toks[i : i + n]))
+            if key is None:
+                continue
+            start, end = toks[i][0], toks[i + n - 1][1]
+            surface = text[start:end]
+            cands = tuple(dict.fromkeys(e for e, f in index.forms[key] if _case_ok(surface, f)))
+            if cands:
+                matched = AliasMatch(start, end, surface, cands)
+                i += n
+                break
+        if matched is None:
+            i += 1
+        else:
+            out.append(matched)
+    return out
+
+
+# Aliases that share prefixes and tokens ("New York" / "New York City" / "York"), acronyms,
+# and words that are no alias, in several cases, with punctuation between them.
+WORDS = ["New", "new", "York", "york", "City", "State", "US", "us", "U.S.", "WHO", "who",
+         "apple", "Apple", "Zürich", "zurich", "the", "of", ",", ".", "'s", "’s", "Bank",
+         "bank", "England", "York's", "New York", "new york", "New York City", "NEW YORK CITY",
+         "New York State", "Bank of", "Bank of England", "the Bank",
+         "New York City Bank of the"]  # fmt: skip
+SCAN_ENTITIES = [
+    *ENTITIES,
+    {"id": "city/york", "name": "York", "type": "LOC"},
+    {"id": "org/boe", "name": "Bank of England", "type": "ORG", "aliases": ["the Bank"]},
+    {"id": "org/nyc-bank", "name": "New York City Bank of the US", "type": "ORG"},
+]
+
+
+@pytest.fixture(scope="module")
+def scan_index() -> AliasIndex:
+    data = "\n".join(json.dumps(e) for e in SCAN_ENTITIES).encode()
+    return AliasIndex(parse_kb(data, "test"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(words=st.lists(st.sampled_from(WORDS), max_size=25), glue=st.sampled_from([" ", "  ", ""]))
+def test_scan_matches_the_plain_algorithm(
+    scan_index: AliasIndex, words: list[str], glue: str
+) -> None:
+    text = glue.join(words)
+    assert scan_index.scan(text) == reference_scan(scan_index, text)
