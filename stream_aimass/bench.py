@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 from aiokafka import TopicPartition
 from rich.console import Console
@@ -37,7 +38,7 @@ from stream_aimass.decode import DocumentDecoder
 from stream_aimass.enrich import DocumentEnricher
 from stream_aimass.kafka import make_consumer, make_producer
 from stream_aimass.models.classify import HeadInput
-from stream_aimass.models.encoder import Encoder, Tokenized
+from stream_aimass.models.encoder import EncodedBatch, Encoder, Tokenized
 from stream_aimass.pipeline import Pipeline, Stack, open_clickhouse
 from stream_aimass.records import DeadLetter, Source
 from stream_aimass.settings import Settings
@@ -48,6 +49,32 @@ HEADS_DOCS = 512
 HEAD_LABELS = 77  # the size of Banking77's intent set: a realistic head
 WARMUP_TENANT = "bench-warmup"
 STEADY_TENANT = "bench-steady"
+FORWARD_FREE_TENANT = "bench-forward-free"
+
+
+class StoredVectors:
+    """Stands in for the encoder's forward pass in the forward-free phase only.
+
+    Returns unit vectors and token states, sliced from a fixed random pool, in the shapes
+    the real pass returns. Everything after the forward pass then does its real work on
+    them: the heads, the entity stage, records, Kafka, ClickHouse. What the pipeline
+    reaches then is the ceiling of one worker process's Python side: what a device that
+    made the forward pass free would meet.
+    """
+
+    def __init__(self, dim: int, rows: int = 4096, seed: int = 0) -> None:
+        self._rng = np.random.default_rng(seed)
+        pool = self._rng.standard_normal((rows, dim)).astype(np.float32)
+        self.pool = pool / np.linalg.norm(pool, axis=1, keepdims=True)
+
+    def __call__(self, ids: list[list[int]], *, token_states: bool = False) -> EncodedBatch:
+        need = max([len(ids), *map(len, ids)])
+        if need > len(self.pool):
+            self.pool = np.resize(self.pool, (need, self.pool.shape[1]))
+        start = int(self._rng.integers(0, len(self.pool) - need + 1))
+        embeddings = self.pool[start : start + len(ids)].copy()
+        states = [self.pool[start : start + len(seq)] for seq in ids] if token_states else None
+        return EncodedBatch(embeddings, [len(seq) for seq in ids], states)
 
 
 def model_ceiling(enricher: DocumentEnricher, texts: list[str], settings: Settings) -> float:
@@ -244,6 +271,7 @@ async def pipeline_run(
     sweep: list[dict[str, Any]] | None = None,
     ceiling: Callable[[], float] | None = None,
     ceilings: list[float] | None = None,
+    forward_free: dict[str, float] | None = None,
 ) -> tuple[float, float]:
     """Docs/s through the whole pipeline for a backlog produced at once (after a warm-up),
     then a steady stream at half that rate for ``steady_s`` seconds (for latency).
@@ -258,6 +286,9 @@ async def pipeline_run(
     ``ceiling`` (the model ceiling, measured on a thread) runs right before and right after
     the backlog phase, with the pipeline idle, and ``ceilings`` gets both: the ratio then
     compares figures taken a few seconds apart, not minutes (shared machines drift).
+
+    ``forward_free`` gets ``docs_per_s`` of one more backlog, as large as the first, with the
+    encoder's forward pass replaced by :class:`StoredVectors` (the last phase).
     """
     loop = asyncio.get_running_loop()
     metrics = pipeline.metrics
@@ -326,8 +357,35 @@ async def pipeline_run(
             and pipeline.sink.stored("recommendations") < (_recs_counts(pipeline)[1])
         ):
             await asyncio.sleep(0.05)
+    if forward_free is not None:
+        # Last: its item vectors would otherwise be indexed while the recommendation phase
+        # runs and delay those events.
+        forward_free["docs_per_s"] = await _forward_free_backlog(
+            settings, stack, pipeline, len(docs), stored
+        )
     await pipeline.stop_and_wait()
     return rate, steady_rate
+
+
+async def _forward_free_backlog(
+    settings: Settings, stack: Stack, pipeline: Pipeline, count: int, stored: int
+) -> float:
+    """Docs/s of a backlog of ``count`` documents with the forward pass made free."""
+    assert pipeline.enrich is not None
+    encoder = pipeline.enrich.enricher.encoder
+    docs = generate_documents(count, seed=106, tenants=(FORWARD_FREE_TENANT,))
+    pipeline.enrich.pause()
+    await _produce(settings, stack.bootstrap, docs)
+    # An instance attribute shadows the method for this phase only (the model thread is
+    # idle: the enrich role is paused).
+    vars(encoder)["encode_ids"] = StoredVectors(encoder.dim)
+    try:
+        started = time.perf_counter()
+        pipeline.enrich.resume()
+        await _wait_rows(pipeline, stored + count)
+        return count / (time.perf_counter() - started)
+    finally:
+        vars(encoder).pop("encode_ids", None)
 
 
 def _recs_counts(pipeline: Pipeline) -> tuple[int, int]:
@@ -652,12 +710,13 @@ def run_bench(
                 batch_sizes: dict[str, float] = {}
                 sweep: list[dict[str, Any]] = []
                 ceilings: list[float] = []
+                forward_free: dict[str, float] = {}
                 pipeline_rate, steady_rate = asyncio.run(
                     pipeline_run(
                         settings, stack, pipeline, warmup, docs, steady_s, batch_sizes,
                         recs_events=recs_events, recs=recs, loads=loads, sweep=sweep,
                         ceiling=functools.partial(model_ceiling, enricher, texts, settings),
-                        ceilings=ceilings,
+                        ceilings=ceilings, forward_free=forward_free,
                     )
                 )  # fmt: skip
             for point in sweep:
@@ -714,6 +773,7 @@ def run_bench(
         "batch_adaptive": settings.batch_adaptive,
         "backlog_mean_batch_documents": batch_sizes.get("backlog", 0.0),
         "steady_mean_batch_documents": batch_sizes.get("steady", 0.0),
+        "forward_free_docs_per_s": round(forward_free["docs_per_s"], 1),
     }
     if entity_rates:
         result["entities_docs_per_s"] = entity_rates

@@ -111,6 +111,8 @@ def test_bench_prints_the_documented_keys(tmp_path: Path) -> None:
     assert figures["heads_relative"]["0"] == 1.0
     assert figures["backlog_mean_batch_documents"] > 0
     assert figures["steady_mean_batch_documents"] > 0
+    # The same backlog again with the forward pass free: the Python side's ceiling.
+    assert figures["forward_free_docs_per_s"] > 0
     assert set(figures["entities_docs_per_s"]) == {"off", "on"}
     assert 0 <= figures["entities_share_of_model_time"] < 1
     shares = figures["heads_share_of_model_time"]
