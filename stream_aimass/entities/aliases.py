@@ -95,8 +95,13 @@ class AliasIndex:
 
     def lookup(self, mention: str, *, respect_case: bool = True) -> tuple[int, ...]:
         """Entities whose alias is exactly ``mention`` (after normalisation)."""
-        entries = self.forms.get(normalize(mention), [])
-        found = [i for i, form in entries if not respect_case or _case_ok(mention, form)]
+        return self._entities(normalize(mention), mention if respect_case else None)
+
+    def _entities(self, alias: str, surface: str | None) -> tuple[int, ...]:
+        """Entities of the normalised ``alias`` whose KB form fits the case of ``surface``
+        as written (any case when None), each once, in KB order."""
+        entries = self.forms.get(alias, [])
+        found = (i for i, form in entries if surface is None or _case_ok(surface, form))
         return tuple(dict.fromkeys(found))
 
     def prefix(self, prefix: str, limit: int = 20) -> list[str]:
@@ -162,9 +167,7 @@ class AliasIndex:
             for n, alias in reversed(found):
                 start, end = toks[i][0], toks[i + n - 1][1]
                 surface = text[start:end]
-                cands = tuple(
-                    dict.fromkeys(e for e, form in self.forms[alias] if _case_ok(surface, form))
-                )
+                cands = self._entities(alias, surface)
                 if cands:
                     matched = AliasMatch(start, end, surface, cands)
                     i += n
