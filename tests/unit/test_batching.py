@@ -188,6 +188,34 @@ def test_budget_counts_padding_not_raw_sum() -> None:
     assert rest is not None and rest.items == items[1:] and rest.costs == [10, 10, 10]
 
 
+def test_full_batches_go_one_after_another() -> None:
+    batcher, _ = make(max_tokens=100, max_items=100, max_wait_s=60.0)
+    add(batcher, 50, 50, 50, 50)
+    first, second = batcher.next_batch(), batcher.next_batch()
+    assert first is not None and second is not None
+    check_batch_invariants(batcher, [first, second])
+    assert [first.costs, second.costs] == [[50, 50], [50, 50]]
+    assert len(batcher) == 0
+
+
+def test_items_sorted_by_cost_ascending_in_each_batch() -> None:
+    batcher, _ = make(max_tokens=64, max_items=5, max_wait_s=1.0)
+    costs = [9, 1, 14, 3, 3, 7, 2, 12, 5, 8, 1, 11, 6, 4, 10]
+    add(batcher, *costs)
+    batches = []
+    while (batch := batcher.next_batch(now=True)) is not None:
+        batches.append(batch)
+    check_batch_invariants(batcher, batches)
+    assert sorted(c for b in batches for c in b.costs) == sorted(costs)
+
+
+def test_oversize_item_alone_is_released_immediately() -> None:
+    batcher, _ = make(max_tokens=100, max_items=100, max_wait_s=60.0)
+    (big,) = add(batcher, 101)
+    batch = batcher.next_batch()  # over the budget on its own: full, no wait
+    assert batch is not None and batch.items == [big]
+
+
 def test_equal_costs_keep_enqueue_order() -> None:
     batcher, clock = make(max_tokens=1000, max_items=100, max_wait_s=1.0)
     items = add(batcher, 5, 5, 5, 5)
