@@ -22,12 +22,10 @@ from typing import Any
 
 import faust
 import mode
-from faust.exceptions import SameNode
-from faust.web.exceptions import ServiceUnavailable
 
 from stream_aimass.auth import ApiKeyAuth, ApiKeyConfigError, Denied
 from stream_aimass.pipeline import Pipeline, Role, Stack, make_faust_app, serves_recs
-from stream_aimass.recs.profiles import profile_key
+from stream_aimass.recs import lookup
 from stream_aimass.recs.service import RecsService, validate_request
 from stream_aimass.settings import Settings
 
@@ -110,6 +108,14 @@ def build_app(
         app.producer_only = True
     service = PipelineService(settings, stack.bootstrap, role, recs)
     app.service(service)  # type: ignore[arg-type]
+    if recs is not None:
+        # Before Faust recovers the profile table from its changelog. A loop of its own that
+        # is never made current: asyncio.run would leave none for the Faust worker.
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(recs.prepare_store())
+        finally:
+            loop.close()
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
@@ -143,23 +149,25 @@ def build_app(
         if recs is None:
             return web.json({"error": f"role {role!r} serves no recommendations"}, status=404)
         if not recs.ready:
-            return web.json({"error": "the item index is still loading"}, status=503)
-        try:
-            # Profiles are partitioned: the worker holding this user's partition answers.
-            return await app.router.route_req(
-                recs.profiles.name, profile_key(tenant, user_id), web, request
-            )
-        except (SameNode, ServiceUnavailable, KeyError):
-            pass  # this worker holds it (or nobody knows yet): answer here
-        except Exception as exc:  # routing metadata not there yet (no changelog write)
-            log.debug("recommendations: not routed (%r); answering locally", exc)
+            return web.json(
+                {"error": "the recommendation path is not ready (the item index is loading, "
+                 "or its reader is reconnecting); retry"},
+                status=503,
+                headers={"Retry-After": "1"},
+            )  # fmt: skip
         try:
             k = int(request.query.get("k", str(settings.recs_k)))
         except ValueError:
             return web.json({"error": validate_request(tenant, user_id, None)}, status=400)
+        error = validate_request(tenant, user_id, k)
+        if error is not None:
+            return web.json({"error": error}, status=400)
         cold_start = request.query.get("cold_start", "").lower() in ("1", "true", "yes")
-        status, body = recs.recommend(tenant, user_id, k, cold_start)
-        return web.json(body, status=status)
+        # Profiles are partitioned: this worker's store, else the workers holding the rest.
+        answer = await lookup.recommendations(recs, app, tenant, user_id, k, cold_start, request)
+        if isinstance(answer.body, str):
+            return web.text(answer.body, content_type="application/json", status=answer.status)
+        return web.json(answer.body, status=answer.status, headers=answer.headers)
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from stream_aimass.decode import TENANT_RE
+from stream_aimass.decode import TENANT_RE, TENANT_RULE
 from stream_aimass.settings import Settings
 
 KEYS_ENV = "AIMASS_API_KEYS"
@@ -73,9 +73,7 @@ def parse_api_keys(raw: str) -> dict[str, frozenset[bytes]]:
     owner: dict[bytes, str] = {}
     for tenant, given in value.items():
         if not TENANT_RE.fullmatch(tenant):
-            raise ApiKeyConfigError(
-                f"{KEYS_ENV}: tenant {tenant[:140]!r} must match ^[A-Za-z0-9_.-]{{1,128}}$"
-            )
+            raise ApiKeyConfigError(f"{KEYS_ENV}: tenant {tenant[:140]!r} {TENANT_RULE}")
         listed = [given] if isinstance(given, str) else given
         if not isinstance(listed, list) or not listed:
             raise ApiKeyConfigError(

@@ -533,7 +533,13 @@ def topics_create(bootstrap: Bootstrap = None) -> None:
         raise fail(str(exc)) from None
     for name, result in outcome.items():
         out.print(f"{name}: {result}")
-    if any(r.startswith("failed") for r in outcome.values()):
+    bad = [n for n, r in outcome.items() if r.startswith(("failed", "mismatch"))]
+    if bad:
+        console.print(
+            f"error: {len(bad)} topic(s) failed or differ from topics/*.config.json: "
+            + ", ".join(bad)
+            + " (a topic's partitions cannot shrink: recreate it, or change its config)"
+        )
         raise typer.Exit(1)
 
 

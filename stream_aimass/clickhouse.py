@@ -16,6 +16,9 @@ from stream_aimass.settings import redact_dsn as redact_dsn  # public here since
 _SERVER_SCHEMES = ("http", "https", "clickhouse", "clickhouses")
 
 MIGRATIONS_TABLE = "schema_migrations"
+# Statements done of migrations not finished yet: a run cut short resumes after the last one
+# (a migration that rebuilds a table must not, say, exchange it twice).
+MIGRATION_STEPS_TABLE = "schema_migration_steps"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _QUERY_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -124,13 +127,29 @@ def migrate(client: Any) -> list[str]:
         "(version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
         "ENGINE = ReplacingMergeTree ORDER BY version"
     )
+    client.command(
+        f"CREATE TABLE IF NOT EXISTS {MIGRATION_STEPS_TABLE} "
+        "(version UInt32, step UInt32, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+        "ENGINE = ReplacingMergeTree ORDER BY (version, step)"
+    )
     done = {row[0] for row in client.query(f"SELECT version FROM {MIGRATIONS_TABLE}").result_rows}
+    steps = {
+        (row[0], row[1])
+        for row in client.query(f"SELECT version, step FROM {MIGRATION_STEPS_TABLE}").result_rows
+    }
     applied = []
     for migration in load_migrations():
         if migration.version in done:
             continue
-        for statement in migration.statements():
+        for step, statement in enumerate(migration.statements()):
+            if (migration.version, step) in steps:
+                continue
             client.command(statement)
+            client.insert(
+                MIGRATION_STEPS_TABLE,
+                [[migration.version, step]],
+                column_names=["version", "step"],
+            )
         client.insert(
             MIGRATIONS_TABLE,
             [[migration.version, migration.name]],

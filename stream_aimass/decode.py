@@ -7,20 +7,28 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 import orjson
 
-from stream_aimass.records import DeadLetter, Document, Event, Source
+from stream_aimass.compat import UnreadableBatch
+from stream_aimass.records import MAX_EXPLICIT_VERSION, DeadLetter, Document, Event, Source
 
 R = TypeVar("R")
 
 STAGE_DECODE = "decode"
 STAGE_VALIDATE = "validate"
 
-TENANT_RE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+# Tenants name ClickHouse roles, users and row policies, and appear in paths and keys: no
+# dot-only or path-like names ('.', '..', '.hidden', 'a..b').
+TENANT_RE = re.compile(r"(?!\.)(?!.*\.\.)[A-Za-z0-9_.-]{1,128}")
+TENANT_RULE = "must match ^[A-Za-z0-9_.-]{1,128}$, not start with '.' and not contain '..'"
+# Characters that show nothing: a text made only of these (and whitespace) is empty.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Cn", "Zs", "Zl", "Zp"})
+_BOM = b"\xef\xbb\xbf"
 _MAX_ID = 256
 # 2299-12-31T23:59:59.999Z, the last millisecond ClickHouse's DateTime64(3) holds: every
 # table stores ts there, and the sink refuses later times (the item vector would fail).
@@ -69,6 +77,43 @@ def parse_ts_ms(value: Any) -> int:
     )
 
 
+def is_blank(text: str) -> bool:
+    """Whether ``text`` shows nothing: whitespace, zero-width and other format characters."""
+    return not any(
+        not ch.isspace() and unicodedata.category(ch) not in _INVISIBLE_CATEGORIES for ch in text
+    )
+
+
+def check_tenant_field(obj: dict[str, Any]) -> str:
+    tenant = _string(obj, "tenant", required=True)
+    if not TENANT_RE.fullmatch(tenant):
+        raise InvalidDocument(f"field 'tenant' {TENANT_RULE}")
+    return tenant
+
+
+def parse_version(value: Any) -> int | None:
+    """A document's optional ``version``: an integer from 0 to 2**63 - 1, or None."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidDocument(
+            f"field 'version' must be a non-negative integer, got {type(value).__name__}"
+        )
+    if not 0 <= value <= MAX_EXPLICIT_VERSION:
+        raise InvalidDocument(f"field 'version' is out of range (0 to {MAX_EXPLICIT_VERSION})")
+    return value
+
+
+def utf8_problem(raw: bytes) -> str:
+    """Where and why ``raw`` is not UTF-8, e.g. "byte 0xff at offset 7: invalid start byte"."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = raw[exc.start : exc.end]
+        return f"byte {'0x' + bad[:1].hex()} at offset {exc.start}: {exc.reason}"
+    return "it is valid UTF-8"
+
+
 def _string(obj: dict[str, Any], name: str, *, required: bool, max_len: int | None = None) -> str:
     value = obj.get(name)
     if value is None:
@@ -106,15 +151,15 @@ def validate_document(obj: Any, source: Source) -> Document:
     doc_id = _string(obj, "id", required=True, max_len=_MAX_ID)
     if not doc_id:
         raise InvalidDocument("field 'id' is empty")
-    tenant = _string(obj, "tenant", required=True)
-    if not TENANT_RE.fullmatch(tenant):
-        raise InvalidDocument("field 'tenant' must match ^[A-Za-z0-9_.-]{1,128}$")
+    tenant = check_tenant_field(obj)
     if "ts" not in obj or obj["ts"] is None:
         raise InvalidDocument("missing required field 'ts'")
     ts_ms = parse_ts_ms(obj["ts"])
     text = _string(obj, "text", required=True)
-    if not text.strip():
-        raise InvalidDocument("field 'text' is empty")
+    if is_blank(text):
+        raise InvalidDocument(
+            "field 'text' is empty (only whitespace, zero-width or other invisible characters)"
+        )
     title = _string(obj, "title", required=False, max_len=4096)
     lang = _string(obj, "lang", required=False, max_len=32)
     meta = obj.get("meta")
@@ -133,6 +178,7 @@ def validate_document(obj: Any, source: Source) -> Document:
         title=title,
         lang=lang,
         meta=meta,
+        version=parse_version(obj.get("version")),
     )
 
 
@@ -191,11 +237,12 @@ class JsonDecoder(Generic[R]):
         if not raw.strip(b" \t\r\n"):
             return self._dead(STAGE_DECODE, "message is empty", raw, source, "Empty", key)
         try:
-            obj = orjson.loads(raw)
+            # A UTF-8 byte order mark (Windows tools write one) is no part of the JSON text.
+            obj = orjson.loads(raw[3:] if raw.startswith(_BOM) else raw)
         except orjson.JSONDecodeError as exc:
             reason = str(exc)
             if "utf-8" in reason.lower():
-                reason = f"message is not valid UTF-8 ({reason})"
+                reason = f"message is not valid UTF-8: {utf8_problem(raw)}"
             else:
                 reason = f"message is not valid JSON ({reason})"
             return self._dead(STAGE_DECODE, reason, raw, source, "JSONDecodeError", key)
@@ -243,9 +290,7 @@ def validate_event(obj: Any, source: Source) -> Event:
         if not value:
             raise InvalidDocument(f"field '{name}' is empty")
         fields[name] = value
-    tenant = _string(obj, "tenant", required=True)
-    if not TENANT_RE.fullmatch(tenant):
-        raise InvalidDocument("field 'tenant' must match ^[A-Za-z0-9_.-]{1,128}$")
+    tenant = check_tenant_field(obj)
     kind = _string(obj, "type", required=True)
     if kind not in EVENT_TYPES:
         raise InvalidDocument(f"field 'type' must be one of {', '.join(EVENT_TYPES)}")
@@ -259,4 +304,19 @@ def validate_event(obj: Any, source: Source) -> Event:
         type=kind,
         ts_ms=parse_ts_ms(obj["ts"]),
         source=source,
+    )
+
+
+def unreadable_dead_letter(
+    batch: UnreadableBatch, topic: str, partition: int, timestamp_ms: int
+) -> DeadLetter:
+    """The dead letter of a record batch no consumer could decode: where it is, why, and the
+    raw batch (the records themselves are still in Kafka at those offsets)."""
+    return DeadLetter(
+        stage=STAGE_DECODE,
+        reason=batch.describe(),
+        raw=batch.raw,
+        source=Source(topic, partition, batch.first_offset, timestamp_ms),
+        failed_at_ms=_now_ms(),
+        error_type="UnreadableBatch",
     )

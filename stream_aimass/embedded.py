@@ -15,6 +15,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 
+from stream_aimass.kafka import register_embedded_broker
+
 _RD_KAFKA_PRODUCER = 0
 
 # Kafka protocol API keys and error codes, for fault injection.
@@ -106,6 +108,8 @@ class EmbeddedBroker:
         self._lib.rd_kafka_mock_group_initial_rebalance_delay_ms(self._cluster, 100)
         self.bootstrap: str = self._lib.rd_kafka_mock_cluster_bootstraps(self._cluster).decode()
         self.topics: dict[str, int] = {}
+        # This process talks to a mock cluster: its clients need the mock's workarounds.
+        register_embedded_broker(self.bootstrap)
 
     def create_topic(self, name: str, partitions: int) -> None:
         """Create a topic (idempotent for an existing topic with the same partitions)."""

@@ -32,11 +32,14 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from stream_aimass.batching import AdaptiveBatching, Batch, TokenBudgetBatcher
-from stream_aimass.decode import DocumentDecoder, ItemDecoder
+from stream_aimass.compat import unreadable_batch
+from stream_aimass.decode import DocumentDecoder, ItemDecoder, unreadable_dead_letter
 from stream_aimass.entities.extract import EntityExtractor
 from stream_aimass.entities.linking import LinkedEntity, LinkWeights
 from stream_aimass.kafka import (
     OffsetTracker,
+    Outgoing,
+    deliver,
     make_consumer,
     make_producer,
     replace_consumer,
@@ -60,7 +63,7 @@ from stream_aimass.records import (
     Source,
 )
 from stream_aimass.recs.index import ItemVector
-from stream_aimass.retry import Backoff, sleep_unless
+from stream_aimass.retry import sleep_unless
 from stream_aimass.settings import Settings
 
 log = logging.getLogger("stream_aimass.enrich")
@@ -86,15 +89,6 @@ class Pending:
     offsets: list[tuple[int, int]] | None = None  # per piece, when entities are on
     word_ids: list[int | None] | None = None
     catalogue: bool = False  # a catalogue item (aimass.items): published as an item vector only
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """One record to produce."""
-
-    topic: str
-    value: bytes
-    key: bytes | None
 
 
 def _free_accelerator_memory(exc: BaseException) -> None:
@@ -299,6 +293,7 @@ class DocumentEnricher:
             title=doc.title,
             category=category,
             source=doc.source.to_dict(),
+            version=doc.version,
         ).to_json()
 
 
@@ -459,11 +454,16 @@ class EnrichService:
             try:
                 records = await self.consumer.getmany(timeout_ms=100, max_records=room)
             except KafkaError as exc:
+                # Not ready until the new consumer fetches: readiness must not hide a
+                # consumer that keeps failing.
+                self.ready = False
+                self.metrics.consumer_failures.labels(ROLE, type(exc).__name__).inc()
                 self.tracker.forget_all()
                 self.consumer = await replace_consumer(
                     self.consumer, self._new_consumer, self._subscribe, exc
                 )
                 continue
+            self.ready = True
             if records:
                 t0 = time.perf_counter()
                 docs = self._decode(records)
@@ -500,10 +500,16 @@ class EnrichService:
             decoder = self.item_decoder if catalogue else self.decoder
             for msg in messages:
                 self.tracker.add(tp, msg.offset)
+                bad = unreadable_batch(msg)
+                if bad is not None:  # the marker of a batch that could not be decoded
+                    self.metrics.unreadable_batches.labels(ROLE, tp.topic).inc()
+                    dead = unreadable_dead_letter(bad, tp.topic, tp.partition, msg.timestamp)
+                    self._publish_dead(dead, tp, msg.offset)
+                    continue
                 source = Source(tp.topic, tp.partition, msg.offset, int(msg.timestamp))
                 result = decoder.decode(msg.value, source, msg.key)
                 if isinstance(result, DeadLetter):
-                    self._publish_dead(result, tp)
+                    self._publish_dead(result, tp, msg.offset)
                 else:
                     pending = Pending(result, [], tp, msg.value or b"", msg.key)
                     pending.catalogue = catalogue
@@ -629,71 +635,30 @@ class EnrichService:
         self.metrics.records.labels(ROLE, "dead_letter").inc()
         self.metrics.dead_letters.labels(dead.stage).inc()
 
-    def _publish_dead(self, dead: DeadLetter, tp: TopicPartition) -> None:
+    def _publish_dead(self, dead: DeadLetter, tp: TopicPartition, offset: int) -> None:
+        """Produce ``dead``, then mark the record at ``offset`` done."""
+
         async def send() -> None:
             if await self._deliver([self._dead_record(dead)]):
                 return  # stopping: left uncommitted
             self._count_dead(dead)
-            self.tracker.done(tp, dead.source.offset)
+            self.tracker.done(tp, offset)
             self._progress.set()
 
         self._track(asyncio.create_task(send()))
 
     async def _deliver(self, records: list[Outgoing]) -> set[int]:
-        """Produce ``records`` until each is acknowledged; the indices of those given up.
-
-        Failed sends are sent again with capped exponential backoff (from 0.1 s up to
-        ``produce_retry_max_s``), for as long as it takes: the caller holds their source
-        offsets meanwhile, and the fetch loop stops at ``max_pending_documents``. Only
-        stopping gives up (the records then stay uncommitted). A retried record may reach
-        the topic twice (the first attempt may have been written before its ack was lost):
-        the sink's tables collapse such duplicates.
-        """
-        todo = list(range(len(records)))
-        backoff: Backoff | None = None
-        while True:
-            sent: list[tuple[int, Any]] = []
-            failed: list[int] = []
-            error: KafkaError | None = None
-            for i in todo:
-                out = records[i]
-                try:
-                    sent.append((i, await self.producer.send(out.topic, out.value, key=out.key)))
-                except KafkaError as exc:  # no metadata, buffer full past its timeout...
-                    failed.append(i)
-                    error = exc
-            for i, future in sent:
-                try:
-                    await future
-                except KafkaError as exc:  # refused by the broker, or expired in the client
-                    failed.append(i)
-                    error = exc
-            if not failed:
-                return set()
-            if self._stopping.is_set():
-                log.warning(
-                    "stopping: %d records not acknowledged (%s); their offsets stay "
-                    "uncommitted and are delivered again",
-                    len(failed),
-                    type(error).__name__,
-                )
-                return set(failed)
-            if backoff is None:
-                backoff = Backoff(max_s=self.settings.produce_retry_max_s)
-            delay = backoff.next_delay()
-            for i in failed:
-                self.metrics.produce_retries.labels(records[i].topic).inc()
-            log.warning(
-                "producing %d records to %s failed (attempt %d, retry in %.2fs): %s: %s",
-                len(failed),
-                ",".join(sorted({records[i].topic for i in failed})),
-                backoff.attempts,
-                delay,
-                type(error).__name__,
-                error,
-            )
-            await self._sleep(delay)
-            todo = sorted(failed)
+        """Produce until acknowledged (see :func:`~stream_aimass.kafka.deliver`); the
+        indices given up on stopping. Meanwhile the source offsets stay uncommitted and the
+        fetch loop stops at ``max_pending_documents``."""
+        return await deliver(
+            self.producer,
+            records,
+            stopping=self._stopping.is_set,
+            sleep=self._sleep,
+            retry_max_s=self.settings.produce_retry_max_s,
+            on_retry=lambda out: self.metrics.produce_retries.labels(out.topic).inc(),
+        )
 
     async def _sleep_unless_stopping(self, seconds: float) -> None:
         await sleep_unless(self._stopping, seconds)

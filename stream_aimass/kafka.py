@@ -6,56 +6,67 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from stream_aimass import compat
+from stream_aimass.retry import Backoff
 from stream_aimass.settings import Settings
 
 log = logging.getLogger("stream_aimass.kafka")
 
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
+MOCK_CLUSTER_PREFIX = "mockCluster"
+# Bootstraps known to be the embedded broker (started in this process, or asked).
+_EMBEDDED_BOOTSTRAPS: set[str] = set()
 
 
-def _retry_invalid_sync_group() -> None:
-    """Make SyncGroup's INVALID_REQUEST a retried rejoin instead of a dead coordinator.
+def cluster_id(settings: Settings, bootstrap: str, timeout_s: float = 5.0) -> str | None:
+    """The cluster id ``bootstrap`` reports (a new one for every embedded broker), or None
+    when the broker cannot be asked now."""
+    from stream_aimass.topics import make_admin_client
 
-    The embedded broker (librdkafka's mock cluster) answers SyncGroup with INVALID_REQUEST
-    when two members join a group at once. aiokafka treats that as fatal: its coordinator
-    stops for good. Our own batch consumers are replaced when that happens
-    (:func:`replace_consumer`), but Faust's consumer (the recommendation path's events
-    agent) has no such hook and would hang the worker. The rejoin is already requested
-    when the error is raised, so returning "no assignment" makes aiokafka back off and
-    join again, which is what a transient group error calls for.
-    """
-    from aiokafka.consumer import group_coordinator
-
-    rebalance = group_coordinator.CoordinatorGroupRebalance
-    if getattr(rebalance, "_aimass_patched", False):
-        return
-    original = rebalance.perform_group_join
-
-    async def perform_group_join(self: Any) -> Any:
-        try:
-            return await original(self)
-        except KafkaError as exc:
-            if "InvalidRequestError" not in str(exc):
-                raise
-            log.warning("group %s: SyncGroup got INVALID_REQUEST; joining again", self.group_id)
-            return None
-
-    rebalance.perform_group_join = perform_group_join
-    rebalance._aimass_patched = True
+    try:
+        admin = make_admin_client(settings.model_copy(update={"kafka_bootstrap": bootstrap}))
+        found: str | None = admin.list_topics(timeout=timeout_s).cluster_id
+    except Exception as exc:  # unreachable now
+        log.debug("could not read the cluster id of %s: %s", bootstrap, exc)
+        return None
+    return found or None
 
 
-_retry_invalid_sync_group()
+def is_embedded_broker(settings: Settings, bootstrap: str) -> bool:
+    """Whether ``bootstrap`` is the embedded broker (librdkafka's mock cluster, whose cluster
+    id starts with ``mockCluster``); False when it cannot be asked."""
+    if bootstrap in _EMBEDDED_BOOTSTRAPS:
+        return True
+    if (cluster_id(settings, bootstrap) or "").startswith(MOCK_CLUSTER_PREFIX):
+        _EMBEDDED_BOOTSTRAPS.add(bootstrap)
+        return True
+    return False
+
+
+def register_embedded_broker(bootstrap: str) -> None:
+    """An embedded broker started in this process: its clients get the mock's workarounds."""
+    _EMBEDDED_BOOTSTRAPS.add(bootstrap)
+    compat.install_mock_broker_workarounds()
+
+
+def adapt_to_broker(settings: Settings, bootstrap: str) -> None:
+    """Install the embedded broker's workarounds when ``bootstrap`` is one (see compat)."""
+    if is_embedded_broker(settings, bootstrap):
+        compat.install_mock_broker_workarounds()
 
 
 def make_consumer(
     settings: Settings, bootstrap: str, group_id: str | None, *topics: str, **overrides: Any
 ) -> AIOKafkaConsumer:
+    # An undecodable batch becomes a marker record, never an endless refetch (see compat).
+    compat.install_unreadable_batch_guard()
     options: dict[str, Any] = {
         "bootstrap_servers": bootstrap,
         "group_id": group_id,
@@ -80,10 +91,93 @@ def make_producer(settings: Settings, bootstrap: str, **overrides: Any) -> AIOKa
         "linger_ms": 5,
         "max_request_size": MAX_REQUEST_BYTES,
         "max_batch_size": 1024 * 1024,
+        "compression_type": settings.aiokafka_compression,
         **settings.kafka_client_options(),
         **overrides,
     }
     return AIOKafkaProducer(**options)
+
+
+def make_confluent_producer(settings: Settings, bootstrap: str, **conf: Any) -> Any:
+    """A librdkafka (confluent-kafka) producer with the security settings; ``conf`` adds
+    librdkafka properties (``compression.type``, ``linger.ms``, ...)."""
+    from confluent_kafka import Producer
+
+    return Producer({"bootstrap.servers": bootstrap, **settings.confluent_client_options(), **conf})
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One record to produce."""
+
+    topic: str
+    value: bytes | None
+    key: bytes | None
+
+
+async def deliver(
+    producer: Any,
+    records: list[Outgoing],
+    *,
+    stopping: Callable[[], bool],
+    sleep: Callable[[float], Awaitable[None]],
+    retry_max_s: float,
+    on_retry: Callable[[Outgoing], None] = lambda _: None,
+) -> set[int]:
+    """Produce ``records`` until each is acknowledged; the indices of those given up.
+
+    Failed sends are sent again with capped exponential backoff (from 0.1 s up to
+    ``retry_max_s``; ``on_retry`` hears of each record sent again), for as long as it takes:
+    callers hold what the records derive from meanwhile (source offsets, a publish slot),
+    which is the backpressure. Only ``stopping()`` gives up. A retried record may reach the
+    topic twice (the first attempt may have been written before its ack was lost): every
+    consumer downstream collapses such duplicates.
+    """
+    todo = list(range(len(records)))
+    backoff: Backoff | None = None
+    while True:
+        sent: list[tuple[int, Any]] = []
+        failed: list[int] = []
+        error: KafkaError | None = None
+        for i in todo:
+            out = records[i]
+            try:
+                sent.append((i, await producer.send(out.topic, out.value, key=out.key)))
+            except KafkaError as exc:  # no metadata, buffer full past its timeout...
+                failed.append(i)
+                error = exc
+        for i, future in sent:
+            try:
+                await future
+            except KafkaError as exc:  # refused by the broker, or expired in the client
+                failed.append(i)
+                error = exc
+        if not failed:
+            return set()
+        if stopping():
+            log.warning(
+                "stopping: %d records not acknowledged (%s); what they derive from stays "
+                "uncommitted and is delivered again",
+                len(failed),
+                type(error).__name__,
+            )
+            return set(failed)
+        if backoff is None:
+            backoff = Backoff(max_s=retry_max_s)
+        delay = backoff.next_delay()
+        for i in failed:
+            on_retry(records[i])
+        log.warning(
+            "producing %d records to %s failed (attempt %d, retry in %.2fs): %s: %s",
+            len(failed),
+            ",".join(sorted({records[i].topic for i in failed})),
+            backoff.attempts,
+            delay,
+            type(error).__name__,
+            error,
+        )
+        await sleep(delay)
+        todo = sorted(failed)
 
 
 async def replace_consumer(

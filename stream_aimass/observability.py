@@ -69,6 +69,12 @@ class Metrics:
         self.insert_failures = Counter(
             "aimass_insert_failures_total", "Failed ClickHouse insert attempts", registry=r
         )
+        self.rejected_rows = Counter(
+            "aimass_rejected_rows_total",
+            "Rows ClickHouse refused for good (stored as dead letters instead), by table",
+            ["table"],
+            registry=r,
+        )
         self.clickhouse_connect_failures = Counter(
             "aimass_clickhouse_connect_failures_total",
             "Failed attempts to connect to ClickHouse (and migrate) at sink start",
@@ -99,6 +105,26 @@ class Metrics:
             registry=r,
         )
 
+        self.consumer_failures = Counter(
+            "aimass_consumer_failures_total",
+            "Kafka consumer failures (the consumer is replaced; not ready until it fetches "
+            "again), by role and cause (the error type)",
+            ["role", "cause"],
+            registry=r,
+        )
+        self.unreadable_batches = Counter(
+            "aimass_unreadable_batches_total",
+            "Record batches that could not be decoded (dead-lettered and skipped), by role "
+            "and topic",
+            ["role", "topic"],
+            registry=r,
+        )
+        self.recs_publish_failures = Counter(
+            "aimass_recs_publish_failures_total",
+            "Failed attempts to publish a recommendation (each is retried until stopping)",
+            registry=r,
+        )
+
         self.batch_token_budget = Gauge(
             "aimass_batch_token_budget",
             "The batch token budget now (changes with the backlog under adaptive batching)",
@@ -118,7 +144,8 @@ class Metrics:
         )
         self.recs_events = Counter(
             "aimass_recs_events_total",
-            "User events on the recommendation path, by outcome (applied, replayed, invalid)",
+            "User events on the recommendation path, by outcome (applied, replayed, invalid, "
+            "unreadable)",
             ["outcome"],
             registry=r,
         )

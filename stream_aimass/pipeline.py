@@ -15,9 +15,11 @@ from typing import Any, Literal
 
 import faust
 
+from stream_aimass import compat
 from stream_aimass.clickhouse import get_client, migrate
 from stream_aimass.embedded import EmbeddedBroker
 from stream_aimass.enrich import DocumentEnricher, EnrichService
+from stream_aimass.kafka import adapt_to_broker
 from stream_aimass.models.encoder import resolve_device
 from stream_aimass.observability import Metrics
 from stream_aimass.recs.service import RecsService
@@ -62,34 +64,10 @@ def serves_recs(settings: Settings, role: Role) -> bool:
     return settings.recs_enabled and role in ("enrich", "all")
 
 
-def _faust_fetch_wait(app: faust.App, fetch_max_wait_ms: int) -> None:
-    """Give Faust's consumer our broker fetch wait instead of its hard-coded 1,500 ms.
-
-    A fetch with no new data is held for the whole wait (see FINDINGS: the embedded broker
-    holds it even when data arrives meanwhile), so 1.5 s would be the recommendation path's
-    latency floor. Faust has no setting for it: wrap the consumer factory of its aiokafka
-    driver for this app.
-    """
-    from faust.transport.drivers import aiokafka as driver
-
-    thread = driver.AIOKafkaConsumerThread
-    if not getattr(thread, "_aimass_patched", False):
-        original = thread._create_worker_consumer
-
-        def create(self: Any, transport: Any) -> Any:
-            consumer = original(self, transport)
-            wait = getattr(self.app, "aimass_fetch_max_wait_ms", None)
-            if wait is not None:
-                consumer._fetch_max_wait_ms = wait
-            return consumer
-
-        thread._create_worker_consumer = create  # type: ignore[method-assign]
-        thread._aimass_patched = True  # type: ignore[attr-defined]
-    app.aimass_fetch_max_wait_ms = fetch_max_wait_ms  # type: ignore[attr-defined]
-
-
 def make_faust_app(settings: Settings, bootstrap: str, *, web: bool) -> faust.App:
     """The Faust app of a worker: lifecycle, web server, and the profile table."""
+    # Faust creates its data dir without parents: a new --data-dir would crash the worker.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{bootstrap}",
@@ -101,14 +79,17 @@ def make_faust_app(settings: Settings, bootstrap: str, *, web: bool) -> faust.Ap
         web_bind=settings.web_host,
         web_port=settings.web_port,
         web_host=settings.web_host,
-        canonical_url=f"http://{settings.web_host}:{settings.web_port}",
+        canonical_url=settings.advertised_url,
         store=settings.recs_store,
         broker_session_timeout=10,
         broker_heartbeat_interval=1,
         datadir=str(settings.data_dir / "faust"),
+        producer_compression_type=settings.aiokafka_compression,
         **settings.faust_client_options(),
     )
-    _faust_fetch_wait(app, settings.fetch_max_wait_ms)
+    compat.faust_fetch_wait(app, settings.fetch_max_wait_ms)
+    adapt_to_broker(settings, bootstrap)
+    compat.install_unreadable_batch_guard()
     return app
 
 
@@ -139,6 +120,7 @@ class Pipeline:
         self.settings = settings
         self.role = role
         self.metrics = Metrics()
+        adapt_to_broker(settings, bootstrap)
         self.enrich: EnrichService | None = None
         self.sink: SinkService | None = None
         self.recs: RecsService | None = None
@@ -192,6 +174,8 @@ class Pipeline:
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(s.run()) for s in self.services]
         if self.recs is not None:
+            if self._faust is not None:
+                await self.recs.prepare_store()
             await self.recs.start()
             if self._faust is not None:
                 self._faust.finalize()

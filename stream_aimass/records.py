@@ -15,6 +15,22 @@ MAX_DLQ_RAW_BYTES = 512 * 1024
 # hostile producer can send megabyte keys, and reasons can quote what they reject.
 MAX_DLQ_KEY_BYTES = 16 * 1024
 MAX_DLQ_REASON_CHARS = 4096
+# The largest explicit ``version`` a document may carry: the row version keeps it in the high
+# 64 bits of a UInt128, the source offset in the low 64.
+MAX_EXPLICIT_VERSION = 2**63 - 1
+
+
+def row_version(explicit: int | None, timestamp_ms: int, offset: int) -> int:
+    """The order of one key's versions: the last *produced* version has the highest.
+
+    ``explicit`` (a document's own ``version`` field) when given, else the Kafka timestamp of
+    the source message, then its partition offset for messages of the same millisecond.
+    ClickHouse keeps the row with the highest value (``ReplacingMergeTree(version)``) and the
+    item index skips older vectors, so batching, retries and re-delivery cannot roll an update
+    back. Negative timestamps (a message without one) count as 0.
+    """
+    major = explicit if explicit is not None else max(0, timestamp_ms)
+    return (major << 64) | max(0, offset)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +63,11 @@ class Document:
     title: str = ""
     lang: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    version: int | None = None  # the producer's own revision number, when it sends one
+
+    @property
+    def row_version(self) -> int:
+        return row_version(self.version, self.source.timestamp_ms, self.source.offset)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +153,7 @@ class EnrichedDocument:
                 "title": doc.title,
                 "lang": doc.lang,
                 "meta": doc.meta,
+                "version": doc.version,
                 "text_chars": len(doc.text),
                 "tokens": self.tokens,
                 "categories": [{"label": c.label, "score": c.score} for c in self.categories],

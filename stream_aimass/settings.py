@@ -149,6 +149,12 @@ class Settings(BaseSettings):
         description="Records per `getmany` call; also how many documents the enrich role "
         "holds ahead of the model (the pool its batches are cut from).",
     )
+    compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        "none",
+        description="Codec of every record batch the workers and `produce` write (enriched "
+        "records, item vectors, dead letters, recommendations, Faust changelogs). Every "
+        "codec is read whatever this says.",
+    )
 
     # Batching and limits
     batch_max_tokens: int = Field(4096, ge=16, description="Token budget per model batch.")
@@ -309,6 +315,12 @@ class Settings(BaseSettings):
     web_port: int = Field(
         6066, ge=0, le=65535, description="Web port of the worker (/healthz, /readyz)."
     )
+    web_advertised_url: str = Field(
+        "",
+        description="URL other workers use to reach this one's web server (recommendation "
+        "lookups for users whose profiles it holds); empty: http://<web_host>:<web_port>, "
+        "with the host name when web_host is 0.0.0.0.",
+    )
     log_level: str = Field("info", description="Log level.")
     api_auth_enabled: bool = Field(
         True,
@@ -328,6 +340,23 @@ class Settings(BaseSettings):
         if isinstance(value, list):
             return {str(v): str(v) for v in value}
         return value
+
+    @property
+    def advertised_url(self) -> str:
+        """Where other workers reach this worker's web server."""
+        if self.web_advertised_url:
+            return self.web_advertised_url
+        host = self.web_host
+        if host in ("0.0.0.0", "::", ""):
+            import socket
+
+            host = socket.gethostname()
+        return f"http://{host}:{self.web_port}"
+
+    @property
+    def aiokafka_compression(self) -> str | None:
+        """``compression_type`` as aiokafka (and Faust's producer) name it."""
+        return None if self.compression_type == "none" else self.compression_type
 
     @property
     def embedded_kafka(self) -> bool:

@@ -22,7 +22,9 @@ joins the consumer group: a worker started before its ClickHouse stays up, not r
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +33,8 @@ from typing import Any
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from stream_aimass.decode import EventDecoder
+from stream_aimass.compat import unreadable_batch
+from stream_aimass.decode import EventDecoder, unreadable_dead_letter
 from stream_aimass.kafka import make_consumer, replace_consumer, report_lag
 from stream_aimass.observability import Metrics
 from stream_aimass.records import DeadLetter, Source
@@ -48,10 +51,8 @@ from stream_aimass.sinks.clickhouse import (
     ClickHouseWriter,
     InsertBatch,
     RowError,
-    classification_rows,
     dead_letter_row,
-    document_row,
-    entity_mention_rows,
+    enriched_rows,
     event_row,
     item_row,
     recommendation_row,
@@ -64,36 +65,65 @@ STAGE_SINK = "sink"
 _SOURCE_TS = DOCUMENT_COLUMNS.index("source_ts")
 
 
+def message_digest(msg: Any) -> bytes:
+    """What identifies one Kafka message: its position, Kafka timestamp, key and value.
+
+    Offsets alone do not: they start again at 0 on a new broker or a recreated topic, and a
+    new message at a reused offset must never pass for a retry of an old one.
+    """
+    h = hashlib.blake2b(digest_size=16)
+    h.update(struct.pack(">qq", msg.offset, int(msg.timestamp)))
+    for part in (msg.key, msg.value):
+        if part is None:
+            h.update(b"\xff" * 8)
+        else:
+            h.update(struct.pack(">q", len(part)))
+            h.update(part)
+    return h.digest()
+
+
 @dataclass(slots=True)
 class TableBuffer:
     table: str
     columns: list[str]
     rows: list[list[Any]] = field(default_factory=list)
+    # The message each row came from (for a dead letter, should ClickHouse refuse the row).
+    sources: list[tuple[TopicPartition, Any]] = field(default_factory=list)
     ranges: dict[TopicPartition, list[int]] = field(default_factory=dict)
     first_at: float = 0.0
+    _content: Any = field(default_factory=lambda: hashlib.blake2b(digest_size=16))
 
-    def add(self, row: list[Any], tp: TopicPartition, offset: int, now: float) -> None:
+    def add(self, row: list[Any], tp: TopicPartition, msg: Any, now: float, digest: bytes) -> None:
+        """Buffer ``row``, derived from the message ``msg`` of ``tp`` whose
+        :func:`message_digest` is ``digest``."""
         if not self.rows:
             self.first_at = now
         self.rows.append(row)
+        self.sources.append((tp, msg))
+        self._content.update(digest)
         span = self.ranges.get(tp)
         if span is None:
-            self.ranges[tp] = [offset, offset]
+            self.ranges[tp] = [msg.offset, msg.offset]
         else:
-            span[1] = offset
+            span[1] = msg.offset
 
     def token(self) -> str:
+        """The insert's deduplication token: ClickHouse drops an insert whose token it has
+        seen, so it must name these rows, not only where they came from. The offset ranges
+        are there for people reading the logs; the digest of the messages is what decides."""
         parts = ",".join(
             f"{tp.topic}:{tp.partition}:{a}-{b}"
             for tp, (a, b) in sorted(
                 self.ranges.items(), key=lambda kv: (kv[0].topic, kv[0].partition)
             )
         )
-        return f"{self.table}|{parts}"
+        return f"{self.table}|{parts}|{self._content.hexdigest()}"
 
     def clear(self) -> None:
         self.rows = []
+        self.sources = []
         self.ranges = {}
+        self._content = hashlib.blake2b(digest_size=16)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -153,6 +183,7 @@ class SinkService:
         self._last_flush = float("-inf")
         self.consumer: Any = None
         self.ready = False
+        self._consumer_failing = False
         self.connect_failures = 0
 
     def stop(self) -> None:
@@ -233,6 +264,10 @@ class SinkService:
                         timeout_ms=self._fetch_timeout_ms(), max_records=s.sink_batch_rows
                     )
                 except KafkaError as exc:
+                    # Not ready until the new consumer fetches (see the enrich role).
+                    self.ready = False
+                    self._consumer_failing = True
+                    self.metrics.consumer_failures.labels(ROLE, type(exc).__name__).inc()
                     # Buffered rows are uncommitted: they come back to the next owner.
                     for buf in self._buffers:
                         buf.clear()
@@ -240,6 +275,9 @@ class SinkService:
                         self.consumer, self._new_consumer, self._subscribe, exc
                     )
                     continue
+                if self._consumer_failing:
+                    self._consumer_failing = False
+                    self.ready = not self._stopping.is_set()
                 self._buffer(records)
                 if self._due(caught_up=not records):
                     await self.flush()
@@ -256,19 +294,22 @@ class SinkService:
                 self._buffer_events(tp, messages, now)
                 continue
             for msg in messages:
+                digest = message_digest(msg)
+                if self._buffer_unreadable(tp, msg, now, digest):
+                    continue
                 try:
                     if tp.topic == s.topic_dlq:
-                        self._dead.add(dead_letter_row(msg.value), tp, msg.offset, now)
+                        self._dead.add(dead_letter_row(msg.value), tp, msg, now, digest)
                     elif tp.topic == s.topic_item_vectors:
                         row = item_row(
                             msg.key, msg.value, tp.topic, tp.partition, msg.offset, msg.timestamp
                         )
-                        self._items.add(row, tp, msg.offset, now)
+                        self._items.add(row, tp, msg, now, digest)
                     elif tp.topic == s.topic_recommendations:
                         row = recommendation_row(msg.value, tp.topic, tp.partition, msg.offset)
-                        self._recommendations.add(row, tp, msg.offset, now)
+                        self._recommendations.add(row, tp, msg, now, digest)
                     else:
-                        self._buffer_enriched(tp, msg, now)
+                        self._buffer_enriched(tp, msg, now, digest)
                 except RowError as exc:
                     # A broken record on an internal topic is kept as a dead letter.
                     dead = DeadLetter(
@@ -279,27 +320,38 @@ class SinkService:
                         failed_at_ms=time.time_ns() // 1_000_000,
                         error_type="RowError",
                     )
-                    self._dead.add(dead_letter_row(dead.to_json()), tp, msg.offset, now)
+                    self._dead.add(dead_letter_row(dead.to_json()), tp, msg, now, digest)
 
-    def _buffer_enriched(self, tp: TopicPartition, msg: Any, now: float) -> None:
-        # Build every row before buffering any: a RowError leaves no half of the record.
-        row = document_row(msg.value, tp.topic, tp.partition, msg.offset)
-        classified = classification_rows(msg.value, tp.topic, tp.partition, msg.offset)
-        mentions = entity_mention_rows(msg.value, tp.topic, tp.partition, msg.offset)
-        self._documents.add(row, tp, msg.offset, now)
-        for classification in classified:
-            self._classifications.add(classification, tp, msg.offset, now)
-        for mention in mentions:
-            self._entity_mentions.add(mention, tp, msg.offset, now)
+    def _buffer_enriched(self, tp: TopicPartition, msg: Any, now: float, digest: bytes) -> None:
+        # Every row is built before any is buffered: a RowError leaves no half of the record.
+        rows = enriched_rows(msg.value, tp.topic, tp.partition, msg.offset)
+        self._documents.add(rows.document, tp, msg, now, digest)
+        for classification in rows.classifications:
+            self._classifications.add(classification, tp, msg, now, digest)
+        for mention in rows.mentions:
+            self._entity_mentions.add(mention, tp, msg, now, digest)
+
+    def _buffer_unreadable(self, tp: TopicPartition, msg: Any, now: float, digest: bytes) -> bool:
+        """Store the marker of a batch that could not be decoded as a dead letter."""
+        bad = unreadable_batch(msg)
+        if bad is None:
+            return False
+        self.metrics.unreadable_batches.labels(ROLE, tp.topic).inc()
+        dead = unreadable_dead_letter(bad, tp.topic, tp.partition, msg.timestamp)
+        self._dead.add(dead_letter_row(dead.to_json()), tp, msg, now, digest)
+        return True
 
     def _buffer_events(self, tp: TopicPartition, messages: list[Any], now: float) -> None:
         for msg in messages:
+            digest = message_digest(msg)
+            if self._buffer_unreadable(tp, msg, now, digest):
+                continue
             source = Source(tp.topic, tp.partition, msg.offset, int(msg.timestamp))
             result = self._event_decoder.decode(msg.value, source, msg.key)
             if isinstance(result, DeadLetter):
-                self._dead.add(dead_letter_row(result.to_json()), tp, msg.offset, now)
+                self._dead.add(dead_letter_row(result.to_json()), tp, msg, now, digest)
             else:
-                self._events.add(event_row(result), tp, msg.offset, now)
+                self._events.add(event_row(result), tp, msg, now, digest)
 
     def _fetch_timeout_ms(self) -> int:
         """How long the next fetch may wait: until a flush of the held rows could be due."""
@@ -353,9 +405,12 @@ class SinkService:
                         return
                 elapsed = time.perf_counter() - t0
                 self.metrics.observe_stage(ROLE, "insert", elapsed)
-                self.metrics.rows_inserted.labels(buf.table).inc(len(buf.rows))
-                self._stored[buf.table] = self._stored.get(buf.table, 0) + len(buf.rows)
-                self.metrics.records.labels(ROLE, "stored").inc(len(buf.rows))
+                if batch.rejected:
+                    self._dead_letter_rejected(buf, batch.rejected)
+                stored = len(buf.rows) - len(batch.rejected)
+                self.metrics.rows_inserted.labels(buf.table).inc(stored)
+                self._stored[buf.table] = self._stored.get(buf.table, 0) + stored
+                self.metrics.records.labels(ROLE, "stored").inc(stored)
                 if buf.table == "documents":
                     self._observe_end_to_end(buf.rows)
                 for tp, (_, last) in buf.ranges.items():
@@ -363,6 +418,32 @@ class SinkService:
                 buf.clear()
             if commit:
                 await self._commit(commit)
+
+    def _dead_letter_rejected(self, buf: TableBuffer, rejected: list[tuple[int, str]]) -> None:
+        """Rows ClickHouse refused for good become dead letters (stage ``sink``) with the
+        reason and their source message, flushed with the dead letters of this round."""
+        now = time.monotonic()
+        for row, reason in rejected:
+            self.metrics.rejected_rows.labels(buf.table).inc()
+            tp, msg = buf.sources[row]
+            if buf is self._dead:
+                # A dead letter ClickHouse refuses cannot become one: the message is still in
+                # Kafka at these coordinates.
+                log.error(
+                    "dead_letters refused the dead letter of %s:%d:%d: %s",
+                    tp.topic, tp.partition, msg.offset, reason,
+                )  # fmt: skip
+                continue
+            dead = DeadLetter(
+                stage=STAGE_SINK,
+                reason=f"ClickHouse refused this record's row in {buf.table}: {reason}",
+                raw=msg.value or b"",
+                source=Source(tp.topic, tp.partition, msg.offset, int(msg.timestamp)),
+                failed_at_ms=time.time_ns() // 1_000_000,
+                error_type="InsertRejected",
+                key=msg.key,
+            )
+            self._dead.add(dead_letter_row(dead.to_json()), tp, msg, now, message_digest(msg))
 
     def _observe_end_to_end(self, rows: list[list[Any]]) -> None:
         now = time.time()

@@ -11,7 +11,7 @@ Embedded chdb has no access control (``CREATE USER`` fails with ACCESS_DENIED): 
 command only prints the SQL.
 
 Every name that goes into the SQL is validated and quoted: tenants follow the tenant id rule
-of the decoders (``^[A-Za-z0-9_.-]{1,128}$``), user names a similar rule, identifiers are
+of the decoders (``decode.TENANT_RULE``), user names a similar rule, identifiers are
 backquoted and values single-quoted with escapes.
 """
 
@@ -24,7 +24,7 @@ from importlib import resources
 from typing import Any
 
 from stream_aimass.clickhouse import split_statements
-from stream_aimass.decode import TENANT_RE
+from stream_aimass.decode import TENANT_RE, TENANT_RULE
 
 TENANT_COLUMN = "tenant"
 ALL_TENANTS_POLICY = "aimass_all_tenants"
@@ -70,7 +70,9 @@ def _checked(value: str, pattern: re.Pattern[str], what: str) -> str:
 
 
 def check_tenant(tenant: str) -> str:
-    return _checked(tenant, TENANT_RE, "tenant")
+    if not TENANT_RE.fullmatch(tenant):
+        raise TenantAccessError(f"tenant {tenant[:250]!r} {TENANT_RULE}")
+    return tenant
 
 
 def check_user(user: str) -> str:

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from aiokafka import TopicPartition
 
-from stream_aimass.kafka import group_lag, make_consumer, make_producer
+from stream_aimass.kafka import group_lag, make_confluent_producer, make_consumer, make_producer
 from stream_aimass.settings import Settings
 
 # Small batches make a stream of a few hundred documents span many batches, so a kill
@@ -167,6 +167,96 @@ def produce_events(bootstrap: str, events: list[dict[str, Any]]) -> None:
     values = [orjson.dumps(e) for e in events]
     keys: list[bytes | None] = [f"{e['tenant']}:{e['user_id']}".encode() for e in events]
     produce(bootstrap, "aimass.events", values, keys)
+
+
+KAFKA_CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
+
+
+def produce_with_librdkafka(
+    bootstrap: str,
+    topic: str,
+    messages: Sequence[tuple[bytes | None, bytes | None]],
+    *,
+    codec: str = "none",
+    partition: int | None = None,
+    timestamps: Sequence[int] | None = None,
+    **conf: Any,
+) -> None:
+    """Produce ``(key, value)`` pairs with librdkafka (confluent-kafka), as users' own
+    producers do: its batching, its ``codec`` and its default partitioner (``conf`` adds
+    librdkafka properties). Raises if any message is not acknowledged."""
+    producer = make_confluent_producer(
+        Settings(), bootstrap, **{"compression.type": codec, "linger.ms": 20, **conf}
+    )
+    failed: list[str] = []
+
+    def report(err: Any, _msg: Any) -> None:
+        if err is not None:
+            failed.append(str(err))
+
+    for i, (key, value) in enumerate(messages):
+        extra: dict[str, Any] = {}
+        if partition is not None:
+            extra["partition"] = partition
+        if timestamps is not None:
+            extra["timestamp"] = timestamps[i]
+        producer.produce(topic, value, key, on_delivery=report, **extra)
+        producer.poll(0)
+    left = producer.flush(30)
+    if left or failed:
+        raise AssertionError(f"librdkafka: {left} messages not flushed, errors {failed[:3]}")
+
+
+def record_batch(values: Sequence[bytes], codec: str = "lz4", *, corrupt: bool = False) -> bytes:
+    """A Kafka record batch (v2) of ``values``, compressed with ``codec``; ``corrupt``: with
+    its compressed payload damaged and its CRC made to match (what no consumer can decode,
+    and what the broker stores as sent)."""
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder
+    from aiokafka.record.util import calc_crc32c
+
+    codecs = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+    builder = DefaultRecordBatchBuilder(
+        magic=2, compression_type=codecs[codec], is_transactional=0, producer_id=-1,
+        producer_epoch=-1, base_sequence=-1, batch_size=16 * 1024 * 1024,
+    )  # fmt: skip
+    now = time.time_ns() // 1_000_000
+    for i, value in enumerate(values):
+        builder.append(i, timestamp=now, key=None, value=value, headers=[])
+    raw = bytearray(builder.build())
+    if corrupt:
+        header, attributes, crc_at = 61, 21, 17  # record batch v2 layout
+        for i in range(header + 4, min(len(raw), header + 36)):
+            raw[i] ^= 0x5A
+        raw[crc_at : crc_at + 4] = calc_crc32c(raw[attributes:]).to_bytes(4, "big")
+    return bytes(raw)
+
+
+def produce_raw_batch(bootstrap: str, topic: str, partition: int, batch: bytes) -> int:
+    """Write a record batch to ``topic``/``partition`` exactly as given (a Produce request
+    carrying it); returns its base offset. For tests of batches clients cannot read."""
+    from aiokafka.protocol.produce import ProduceRequest
+
+    async def run() -> int:
+        producer = make_producer(Settings(), bootstrap)
+        await producer.start()
+        try:
+            client = producer.client
+            await client.force_metadata_update()
+            node = client.cluster.leader_for_partition(TopicPartition(topic, partition))
+            request = ProduceRequest(
+                required_acks=-1, timeout=10_000, topics=[(topic, [(partition, batch)])],
+                transactional_id=None,
+            )  # fmt: skip
+            response = await client.send(node, request)
+            ((_, partitions),) = response.topics
+            _, error, offset, *_ = partitions[0]
+            if error:
+                raise AssertionError(f"the broker refused the batch: error {error}")
+            return int(offset)
+        finally:
+            await producer.stop()
+
+    return asyncio.run(run())
 
 
 def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 60) -> list[Any]:

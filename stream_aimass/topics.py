@@ -101,11 +101,64 @@ def make_admin_client(settings: Settings) -> Any:
     return AdminClient(admin_client_config(settings))
 
 
+def topic_mismatches(
+    spec: TopicSpec, partitions: int, replicas: int, config: dict[str, str] | None
+) -> list[str]:
+    """How an existing topic differs from ``spec`` (empty: it matches). ``config`` None: the
+    cluster did not say (its retention and cleanup policy go unchecked)."""
+    problems = []
+    if partitions != spec.partitions:
+        problems.append(f"{partitions} partitions, not {spec.partitions}")
+    if replicas < spec.replication_factor:
+        problems.append(f"replication factor {replicas}, below {spec.replication_factor}")
+    if config is not None:
+        for key, want in (
+            ("cleanup.policy", spec.cleanup_policy),
+            ("retention.ms", str(spec.retention_ms)),
+        ):
+            have = config.get(key)
+            if have is not None and have != want:
+                problems.append(f"{key}={have}, not {want}")
+    return problems
+
+
+def _topic_configs(admin: Any, names: list[str], timeout_s: float) -> dict[str, dict[str, str]]:
+    """retention.ms and cleanup.policy of ``names`` (topics the cluster would not describe
+    are left out: the embedded broker describes none)."""
+    from confluent_kafka.admin import ConfigResource  # type: ignore[attr-defined]
+
+    found: dict[str, dict[str, str]] = {}
+    if not names:
+        return found
+    try:
+        futures = admin.describe_configs(
+            [ConfigResource("topic", name) for name in names], request_timeout=timeout_s
+        )
+        for resource, future in futures.items():
+            entries = future.result(timeout=timeout_s)
+            found[resource.name] = {k: str(v.value) for k, v in entries.items()}
+    except Exception:  # an old or partial broker: partitions are still checked
+        return found
+    return found
+
+
 def create_on_cluster(settings: Settings, timeout_s: float = 30.0) -> dict[str, str]:
-    """Create the configured topics on a real cluster; returns topic -> outcome."""
+    """Create the configured topics on a real cluster; returns topic -> outcome: "created",
+    "exists", "mismatch: ..." (partitions or config differ from topics/*.config.json) or
+    "failed: ..."."""
     from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
     admin = make_admin_client(settings)
+    wanted = configured_topics(settings)
+    existing = admin.list_topics(timeout=timeout_s).topics
+    outcome: dict[str, str] = {}
+    present = [t for t in wanted if t.name in existing and not existing[t.name].error]
+    configs = _topic_configs(admin, [t.name for t in present], min(timeout_s, 5.0))
+    for spec in present:
+        meta = existing[spec.name]
+        replicas = min((len(p.replicas) for p in meta.partitions.values()), default=0)
+        problems = topic_mismatches(spec, len(meta.partitions), replicas, configs.get(spec.name))
+        outcome[spec.name] = "mismatch: " + "; ".join(problems) if problems else "exists"
     new = [
         NewTopic(
             t.name,
@@ -113,14 +166,15 @@ def create_on_cluster(settings: Settings, timeout_s: float = 30.0) -> dict[str, 
             replication_factor=t.replication_factor,
             config={"retention.ms": str(t.retention_ms), "cleanup.policy": t.cleanup_policy},
         )
-        for t in configured_topics(settings)
+        for t in wanted
+        if t.name not in outcome
     ]
-    outcome: dict[str, str] = {}
-    for name, future in admin.create_topics(new, request_timeout=timeout_s).items():
-        try:
-            future.result(timeout=timeout_s)
-            outcome[name] = "created"
-        except Exception as exc:
-            text = str(exc)
-            outcome[name] = "exists" if "TOPIC_ALREADY_EXISTS" in text else f"failed: {text}"
-    return outcome
+    if new:
+        for name, future in admin.create_topics(new, request_timeout=timeout_s).items():
+            try:
+                future.result(timeout=timeout_s)
+                outcome[name] = "created"
+            except Exception as exc:
+                text = str(exc)
+                outcome[name] = "exists" if "TOPIC_ALREADY_EXISTS" in text else f"failed: {text}"
+    return {t.name: outcome[t.name] for t in wanted}

@@ -79,7 +79,7 @@ def render(value: Any) -> bytes:
 # Any code point but surrogates (orjson cannot write those; Raw escapes cover them).
 _chars = st.characters(codec="utf-8")
 _word = st.text(_chars, min_size=1, max_size=16)
-_tenant = st.from_regex(r"[A-Za-z0-9_.-]{1,12}", fullmatch=True)
+_tenant = st.from_regex(r"(?!\.)(?!.*\.\.)[A-Za-z0-9_.-]{1,12}", fullmatch=True)
 _text = st.text(_chars, min_size=1, max_size=64)
 _small_text = st.text(_chars, max_size=16)
 _ts = st.integers(0, 2**42) | st.sampled_from(
@@ -503,7 +503,7 @@ def column_types(table: str) -> dict[str, str]:
     return _columns_from_migrations()[table]
 
 
-_UINT_BITS = {"UInt8": 8, "UInt16": 16, "UInt32": 32, "UInt64": 64}
+_UINT_BITS = {"UInt8": 8, "UInt16": 16, "UInt32": 32, "UInt64": 64, "UInt128": 128}
 _F32_MAX = 3.4028234663852886e38
 
 

@@ -4,6 +4,12 @@ Fed by the compacted ``aimass.item-vectors`` topic (:class:`ItemVector` values, 
 value deletes the item) and by the events themselves (popularity). Each tenant's items sit
 in their own matrix, so a score can only ever mix a user with their own tenant's items.
 
+Versioned: an item keeps the version of the document it came from (``row_version``: the
+document's own ``version``, else its Kafka timestamp, then offset), a tombstone its own
+message's; a vector older than what the index holds (or deleted) is skipped, so a
+re-delivered or reordered older version neither rolls an update back nor resurrects a
+deleted item.
+
 Bounded: at most ``max_items`` per tenant. A new item arriving at a full tenant evicts that
 tenant's oldest item (smallest item ``ts``); an update of an indexed item evicts nothing.
 
@@ -23,7 +29,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from stream_aimass.records import ModelRef
+from stream_aimass.records import ModelRef, row_version
 
 KINDS = ("document", "catalogue")
 # Popularity uses forward decay: a weight w at time t adds w * 2 ** ((t - base) / half_life)
@@ -49,10 +55,20 @@ class ItemVector:
     title: str = ""
     category: str = ""
     source: dict[str, Any] = field(default_factory=dict)
+    version: int | None = None  # the source document's own ``version`` field, if any
 
     @property
     def key(self) -> bytes:
         return item_key(self.tenant, self.item_id)
+
+    def row_version(self, offset: int = 0) -> int:
+        """The order of this item's versions (see ``row_version``): from the document it came
+        from; a record without a source (an older producer, or vectors published by hand) by
+        its ``updated_at_ms``, then its own message's ``offset``."""
+        ts, off = self.source.get("timestamp_ms"), self.source.get("offset")
+        if isinstance(ts, int) and isinstance(off, int):
+            return row_version(self.version, ts, off)
+        return row_version(self.version, self.updated_at_ms, offset)
 
     def to_json(self) -> bytes:
         halves = self.vector.astype("<f2")
@@ -71,6 +87,7 @@ class ItemVector:
                 },
                 "model": {"name": self.model.name, "version": self.model.version},
                 "source": self.source,
+                "version": self.version,
                 "updated_at_ms": self.updated_at_ms,
             }
         )
@@ -86,6 +103,11 @@ class ItemVector:
             if vector.shape[0] != int(embedding["dim"]):
                 raise ItemVectorError("embedding length does not match its dim")
             model = obj["model"]
+            version = obj.get("version")
+            if version is not None and (
+                not isinstance(version, int) or isinstance(version, bool) or version < 0
+            ):
+                raise ItemVectorError(f"version {version!r} is not a non-negative integer")
             return cls(
                 tenant=str(obj["tenant"]),
                 item_id=str(obj["item_id"]),
@@ -97,6 +119,7 @@ class ItemVector:
                 title=str(obj.get("title", "")),
                 category=str(obj.get("category", "")),
                 source=dict(obj.get("source") or {}),
+                version=version,
             )
         except ItemVectorError:
             raise
@@ -137,6 +160,14 @@ class TenantItems:
         self._half_life_ms = popularity_half_life_s * 1000.0
         self.version = 0  # bumped on every change of membership or vectors
         self.evicted = 0
+        # Row versions (see ItemVector.row_version) of indexed items and of deleted ones.
+        self.item_versions: dict[str, int] = {}
+        self.deleted: dict[str, int] = {}
+
+    def newer_than(self, item_id: str, version: int) -> bool:
+        """Whether the index holds (or deleted) a version of the item above ``version``."""
+        held = self.item_versions.get(item_id, self.deleted.get(item_id))
+        return held is not None and held > version
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -157,8 +188,8 @@ class TenantItems:
             new[: old.shape[0]] = old
             setattr(self, name, new)
 
-    def upsert(self, item: ItemVector) -> str | None:
-        """Index ``item``; returns the id of the item it evicted, if any."""
+    def upsert(self, item: ItemVector, version: int = 0) -> str | None:
+        """Index ``item`` at row ``version``; returns the id of the item it evicted, if any."""
         evicted = None
         row = self.rows.get(item.item_id)
         if row is None:
@@ -182,11 +213,19 @@ class TenantItems:
             self.titles[row] = item.title
         self._matrix[row] = item.vector
         self._ts[row] = item.ts_ms
+        self.item_versions[item.item_id] = version
+        self.deleted.pop(item.item_id, None)
         self.version += 1
         return evicted
 
+    def delete(self, item_id: str, version: int) -> bool:
+        """A tombstone at row ``version``: remembered, so that older vectors stay out."""
+        self.deleted[item_id] = version
+        return self.remove(item_id)
+
     def remove(self, item_id: str) -> bool:
         row = self.rows.pop(item_id, None)
+        self.item_versions.pop(item_id, None)
         if row is None:
             return False
         last = len(self.ids) - 1
@@ -259,6 +298,7 @@ class ItemIndex:
         self._lock = threading.Lock()
         self.applied = 0
         self.rejected = 0
+        self.stale = 0  # vectors skipped because a later version was indexed or deleted
         self.model_versions: set[str] = set()
 
     @property
@@ -286,10 +326,14 @@ class ItemIndex:
                     self.tenants[tenant] = items
         return items
 
-    def upsert(self, item: ItemVector) -> bool:
-        """Index an item; False when it is not for this worker's tenants, or too old to keep."""
+    def upsert(self, item: ItemVector, version: int | None = None) -> bool:
+        """Index an item; False when it is not for this worker's tenants, too old to keep, or
+        older than the version indexed (``version``: its row version, by default from its
+        source)."""
         if not self.serves(item.tenant):
             return False
+        if version is None:
+            version = item.row_version()
         dim = int(item.vector.shape[0])
         if self.dim is None:
             self.dim = dim
@@ -302,31 +346,53 @@ class ItemIndex:
             item = _with_vector(item, item.vector / norm)
         items = self._tenant_for_write(item.tenant, dim)
         with items.lock:
-            if items.upsert(item) == item.item_id:
+            if items.newer_than(item.item_id, version):
+                self.stale += 1
+                return False  # re-delivered or reordered: a later version is in the index
+            if items.upsert(item, version) == item.item_id:
                 return False  # older than everything a full tenant keeps: not indexed
         self.model_versions.add(item.model.version)
         self.applied += 1
         return True
 
-    def delete(self, tenant: str, item_id: str) -> bool:
+    def delete(self, tenant: str, item_id: str, version: int | None = None) -> bool:
+        """Delete an item by a tombstone at row ``version`` (None: after every version seen);
+        False when it was not indexed, or is indexed at a later version (then it stays)."""
         items = self.tenants.get(tenant)
         if items is None:
-            return False
+            if not self.serves(tenant) or self.dim is None:
+                return False
+            # Remember the deletion: an older vector read later must not bring the item back.
+            items = self._tenant_for_write(tenant, self.dim)
         with items.lock:
-            return items.remove(item_id)
+            if version is None:
+                version = items.item_versions.get(item_id, items.deleted.get(item_id, 0))
+            if items.newer_than(item_id, version):
+                self.stale += 1
+                return False
+            return items.delete(item_id, version)
 
-    def apply(self, key: bytes | None, value: bytes | None) -> str:
+    def apply(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_ms: int | None = None,
+        offset: int = 0,
+    ) -> str:
         """Apply one ``aimass.item-vectors`` message: 'upserted', 'deleted' or 'skipped'.
 
+        The message's Kafka ``timestamp_ms`` and ``offset`` order a tombstone (without them
+        it deletes whatever version is indexed) and a vector record without a source.
         Raises ItemVectorError for a record that cannot be used.
         """
         if not value:
             parts = split_key(key)
             if parts is None:
                 raise ItemVectorError("tombstone without a tenant:item_id key")
-            return "deleted" if self.delete(*parts) else "skipped"
+            version = None if timestamp_ms is None else row_version(None, timestamp_ms, offset)
+            return "deleted" if self.delete(*parts, version) else "skipped"
         item = ItemVector.from_json(value)
-        return "upserted" if self.upsert(item) else "skipped"
+        return "upserted" if self.upsert(item, item.row_version(offset)) else "skipped"
 
     def vector(self, tenant: str, item_id: str) -> np.ndarray | None:
         items = self.tenants.get(tenant)
@@ -364,4 +430,5 @@ def _with_vector(item: ItemVector, vector: np.ndarray) -> ItemVector:
         title=item.title,
         category=item.category,
         source=item.source,
+        version=item.version,
     )

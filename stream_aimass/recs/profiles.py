@@ -14,8 +14,11 @@ the item was published just before the event) is remembered as pending and added
 from its own event time, as soon as a later event of the user finds the vector.
 
 A profile also keeps the most recent items (never recommended again), per-type counts,
-first/last seen, and the last applied offset of each events partition, so an event that
-Kafka delivers twice (at-least-once) is not applied twice.
+first/last seen, and the last applied offset of each events partition with the newest Kafka
+timestamp applied from it, so an event that Kafka delivers twice (at-least-once) is not
+applied twice: a replay is at or below the last offset AND no newer than what was applied.
+An event at an old offset with a newer timestamp comes from a new incarnation of the topic
+(a restarted broker, a recreated topic: offsets start at 0 again) and is applied.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ class Profile:
     first_seen_ms: int = 0
     last_seen_ms: int = 0
     offsets: dict[int, int] = field(default_factory=dict)  # events partition -> last offset
+    # events partition -> the newest Kafka timestamp applied from it (ms)
+    offset_ts: dict[int, int] = field(default_factory=dict)
     model_version: str = ""  # encoder version of the item vectors summed into ``vector``
     # Events on items not in the index yet: (item_id, weight, event time), newest last.
     pending: list[tuple[str, float, int]] = field(default_factory=list)
@@ -65,10 +70,20 @@ class Profile:
     def key(self) -> bytes:
         return profile_key(self.tenant, self.user_id)
 
-    def applied(self, partition: int, offset: int) -> bool:
-        """Whether the event at this partition/offset is already in the profile."""
+    def applied(self, partition: int, offset: int, timestamp_ms: int | None = None) -> bool:
+        """Whether the event at this partition/offset (with this Kafka timestamp) is already
+        in the profile."""
         last = self.offsets.get(partition)
-        return last is not None and offset <= last
+        if last is None or offset > last:
+            return False
+        newest = self.offset_ts.get(partition)
+        # A replay was applied before, so it is no newer than the newest applied event; a
+        # newer one at a reused offset belongs to a new incarnation of the topic.
+        return newest is None or timestamp_ms is None or timestamp_ms <= newest
+
+    def mark_applied(self, partition: int, offset: int, timestamp_ms: int) -> None:
+        self.offsets[partition] = offset
+        self.offset_ts[partition] = max(self.offset_ts.get(partition, timestamp_ms), timestamp_ms)
 
     def unit_vector(self) -> np.ndarray | None:
         if self.vector is None:
@@ -95,6 +110,7 @@ class Profile:
                 "first_seen_ms": self.first_seen_ms,
                 "last_seen_ms": self.last_seen_ms,
                 "offsets": {str(p): o for p, o in self.offsets.items()},
+                "offset_ts": {str(p): t for p, t in self.offset_ts.items()},
                 "model_version": self.model_version,
                 "pending": self.pending,
             }
@@ -118,6 +134,7 @@ class Profile:
             first_seen_ms=int(obj.get("first_seen_ms", 0)),
             last_seen_ms=int(obj.get("last_seen_ms", 0)),
             offsets={int(p): int(o) for p, o in obj.get("offsets", {}).items()},
+            offset_ts={int(p): int(t) for p, t in obj.get("offset_ts", {}).items()},
             model_version=str(obj.get("model_version", "")),
             pending=[(str(i), float(w), int(t)) for i, w, t in obj.get("pending", [])],
         )
@@ -208,11 +225,11 @@ def apply_event(
     if profile is None:
         profile = Profile(event.tenant, event.user_id)
     source = event.source
-    if profile.applied(source.partition, source.offset):
+    if profile.applied(source.partition, source.offset, source.timestamp_ms):
         return None
     if lookup is not None:
         resolve_pending(profile, lookup, config, model_version)
-    profile.offsets[source.partition] = source.offset
+    profile.mark_applied(source.partition, source.offset, source.timestamp_ms)
     t = event.ts_ms
     weight = config.weight(event.type)
     if weight > 0:

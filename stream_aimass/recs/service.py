@@ -29,19 +29,24 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 
-from stream_aimass.decode import TENANT_RE, EventDecoder
-from stream_aimass.kafka import make_consumer, make_producer
+from stream_aimass.compat import unreadable_batch
+from stream_aimass.decode import TENANT_RE, TENANT_RULE, EventDecoder
+from stream_aimass.kafka import Outgoing, deliver, make_consumer, make_producer
 from stream_aimass.observability import Metrics
 from stream_aimass.records import DeadLetter, Event, Source
 from stream_aimass.recs import item_index, profile_config, scoring_config
 from stream_aimass.recs.index import ItemVectorError
 from stream_aimass.recs.profiles import Profile, apply_event, profile_key, resolve_pending
 from stream_aimass.recs.scoring import MODEL_NAME, Scored, Scorer, ScoreRequest
+from stream_aimass.recs.table_store import rebuild_stale_store
+from stream_aimass.retry import sleep_unless
 from stream_aimass.settings import Settings
 from stream_aimass.topics import load_specs
 
@@ -90,6 +95,7 @@ class RecsService:
         self.model = {"name": MODEL_NAME, "version": self.scorer.config.version}
         self.decoder = EventDecoder(settings.max_event_bytes)
         partitions = load_specs()["aimass.events"].partitions
+        self.partitions = partitions
         self.events_topic = app.topic(
             settings.topic_events,
             key_type=bytes,
@@ -130,24 +136,39 @@ class RecsService:
         self.published = 0
         self._publish_slots = asyncio.Semaphore(4)
         self._publishing: set[asyncio.Task[None]] = set()
+        # Where the item-vector reader is, to resume there with a new consumer.
+        self._item_positions: dict[TopicPartition, int] = {}
+        self._reader_failing = False
+        self._failed: BaseException | None = None  # a task of ours died: not ready
 
     # -- lifecycle ---------------------------------------------------------------------
+
+    async def prepare_store(self) -> bool:
+        """Before the Faust app starts: rebuild a local profile store that belongs to other
+        data than the changelog now on the broker (see :mod:`.table_store`); True if so."""
+        if not self.settings.recs_store.startswith("rocksdb"):
+            return False  # a memory store is rebuilt from the changelog on every start
+        return await rebuild_stale_store(
+            self.settings,
+            self.bootstrap,
+            Path(self.app.conf.tabledir),
+            TABLE_NAME,
+            self.settings.profiles_changelog,
+        )
 
     async def start(self, timeout_s: float = 120.0) -> None:
         """Load the item index (up to the end offsets now), then start scoring."""
         self._producer = make_producer(self.settings, self.bootstrap)
         await self._producer.start()
-        # Item vectors may trail by half a second (events on newer items wait as pending):
-        # a long fetch wait keeps this always-idle reader from polling the broker.
-        self._reader = make_consumer(
-            self.settings, self.bootstrap, None, fetch_max_wait_ms=ITEM_FETCH_WAIT_MS
-        )
+        self._reader = self._new_reader()
         await self._reader.start()
         ends = await self._assign_item_vectors()
         self._tasks = [
             asyncio.create_task(self._read_items(ends), name="aimass-item-index"),
             asyncio.create_task(self._score_loop(), name="aimass-recs-score"),
         ]
+        for task in self._tasks:
+            task.add_done_callback(self._task_done)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.index_ready.wait(), timeout_s)
         if not self.index_ready.is_set():
@@ -170,7 +191,13 @@ class RecsService:
 
     @property
     def ready(self) -> bool:
-        return self.index_ready.is_set()
+        """The item index is loaded, its reader fetches, and no task of ours has died."""
+        return self.index_ready.is_set() and not self._reader_failing and self._failed is None
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None and self._failed is None:
+            self._failed = task.exception()
+            log.error("recommendation path task %s failed: %r", task.get_name(), self._failed)
 
     @property
     def profile_seconds(self) -> float:
@@ -195,17 +222,54 @@ class RecsService:
         ends: dict[TopicPartition, int] = await self._reader.end_offsets(tps)
         return {tp: end for tp, end in ends.items() if end > 0}
 
+    def _new_reader(self) -> Any:
+        # Item vectors may trail by half a second (events on newer items wait as pending):
+        # a long fetch wait keeps this always-idle reader from polling the broker.
+        return make_consumer(
+            self.settings, self.bootstrap, None, fetch_max_wait_ms=ITEM_FETCH_WAIT_MS
+        )
+
+    async def _replace_reader(self, error: KafkaError) -> None:
+        """A new item-vector reader, resuming where the failed one was."""
+        log.warning("item-vector reader failed (%s); starting a new one", error)
+        tps = list(self._reader.assignment())
+        with contextlib.suppress(Exception):
+            await self._reader.stop()
+        await sleep_unless(self._stopping, 1.0)
+        self._reader = self._new_reader()
+        await self._reader.start()
+        self._reader.assign(tps)
+        for tp in tps:
+            if tp in self._item_positions:
+                self._reader.seek(tp, self._item_positions[tp])
+            else:
+                await self._reader.seek_to_beginning(tp)
+
     async def _read_items(self, ends: dict[TopicPartition, int]) -> None:
         started = time.perf_counter()
         remaining = dict(ends)
         if not remaining:
             self.index_ready.set()
         while not self._stopping.is_set():
-            records = await self._reader.getmany(timeout_ms=100, max_records=4096)
+            try:
+                records = await self._reader.getmany(timeout_ms=100, max_records=4096)
+            except KafkaError as exc:
+                # Not ready until a new reader fetches: the index would silently go stale.
+                self._reader_failing = True
+                self.metrics.consumer_failures.labels("recs", type(exc).__name__).inc()
+                await self._replace_reader(exc)
+                continue
+            self._reader_failing = False
             for tp, messages in records.items():
+                if messages:
+                    self._item_positions[tp] = messages[-1].offset + 1
                 for msg in messages:
+                    if unreadable_batch(msg) is not None:
+                        # Not a tombstone: the sink stores it as a dead letter.
+                        self.metrics.unreadable_batches.labels("recs", tp.topic).inc()
+                        continue
                     try:
-                        self.index.apply(msg.key, msg.value)
+                        self.index.apply(msg.key, msg.value, msg.timestamp, msg.offset)
                     except ItemVectorError as exc:
                         self.index.rejected += 1
                         log.warning(
@@ -232,6 +296,10 @@ class RecsService:
         await self.index_ready.wait()
         async for event in stream.events():
             message = event.message
+            if unreadable_batch(message) is not None:
+                # The sink stores the batch as a dead letter; its events are not applied.
+                self.metrics.recs_events.labels("unreadable").inc()
+                continue
             source = Source(
                 message.topic, message.partition, message.offset, int(message.timestamp * 1000)
             )
@@ -329,15 +397,18 @@ class RecsService:
     async def _publish_logged(self, batch: list[_Queued], scored: list[Scored]) -> None:
         try:
             await self._publish(batch, scored)
-        except Exception:
+        except Exception:  # a bug, not Kafka (deliver retries those): say so, count it
+            self.metrics.recs_publish_failures.inc(len(batch))
             log.exception("publishing %d recommendations failed", len(batch))
         finally:
             self._publish_slots.release()
 
     async def _publish(self, batch: list[_Queued], scored: list[Scored]) -> None:
+        """Produce the batch's recommendations until acknowledged (retried with backoff;
+        meanwhile scoring waits for a publish slot and the events agent for queue room)."""
         t0 = time.perf_counter()
         topic = self.settings.topic_recommendations
-        futures = []
+        records = []
         for queued, result in zip(batch, scored, strict=True):
             event = queued.event
             now = _now_ms()
@@ -358,18 +429,30 @@ class RecsService:
                     "worker": WORKER_ID,
                 }
             )
-            key = profile_key(event.tenant, event.user_id)
-            futures.append((event, result, await self._producer.send(topic, value, key=key)))
-        # The producing work; waiting for the acknowledgements overlaps the next batch.
+            records.append(Outgoing(topic, value, profile_key(event.tenant, event.user_id)))
         self.metrics.observe_stage("recs", "produce", time.perf_counter() - t0)
-        for event, result, future in futures:
-            await future
+
+        def retried(out: Outgoing) -> None:
+            self.metrics.recs_publish_failures.inc()
+            self.metrics.produce_retries.labels(out.topic).inc()
+
+        given_up = await deliver(
+            self._producer,
+            records,
+            stopping=self._stopping.is_set,
+            sleep=lambda s: sleep_unless(self._stopping, s),
+            retry_max_s=self.settings.produce_retry_max_s,
+            on_retry=retried,
+        )
+        for row, (queued, result) in enumerate(zip(batch, scored, strict=True)):
+            if row in given_up:
+                continue  # stopping: at-most-once (see docs/reliability.md)
             self.published += 1
             self.metrics.recs_published.labels(
                 "cold_start" if result.cold_start else "personal"
             ).inc()
             self.metrics.recs_latency_seconds.observe(
-                max(0.0, time.time() - event.source.timestamp_ms / 1000)
+                max(0.0, time.time() - queued.event.source.timestamp_ms / 1000)
             )
 
     # -- HTTP --------------------------------------------------------------------------
@@ -425,7 +508,7 @@ class RecsService:
 def validate_request(tenant: str, user_id: str, k: int | None) -> str | None:
     """Why a recommendations request is invalid, or None."""
     if not TENANT_RE.fullmatch(tenant):
-        return "tenant must match ^[A-Za-z0-9_.-]{1,128}$"
+        return f"tenant {TENANT_RULE}"
     if not user_id or len(user_id) > MAX_USER_ID:
         return f"user_id must be 1 to {MAX_USER_ID} characters"
     if k is None or not 1 <= k <= MAX_K:

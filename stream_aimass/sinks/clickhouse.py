@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import re
 import reprlib
+import struct
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from stream_aimass.records import Event
+from stream_aimass.records import MAX_EXPLICIT_VERSION, Event, row_version
 from stream_aimass.recs.index import split_key
 from stream_aimass.retry import Backoff
 
@@ -30,20 +32,20 @@ DOCUMENT_COLUMNS = [
     "category_labels", "category_scores", "meta", "model_name", "model_version",
     "source_topic", "source_partition", "source_offset", "source_ts",
     "enriched_topic", "enriched_partition", "enriched_offset", "enriched_at",
-    "compute_ms", "models",
+    "compute_ms", "models", "version",
 ]  # fmt: skip
 
 CLASSIFICATION_COLUMNS = [
     "tenant", "doc_id", "ts", "classifier", "model_name", "model_version", "multi_label",
     "top_label", "predicted", "labels", "scores",
-    "enriched_topic", "enriched_partition", "enriched_offset", "enriched_at",
+    "enriched_topic", "enriched_partition", "enriched_offset", "enriched_at", "version",
 ]  # fmt: skip
 
 ENTITY_MENTION_COLUMNS = [
     "tenant", "doc_id", "ts", "mention_start", "mention_end", "mention_text", "label",
     "entity_id", "entity_name", "linked", "score",
     "ner_model", "ner_version", "kb_name", "kb_version",
-    "enriched_topic", "enriched_partition", "enriched_offset", "enriched_at",
+    "enriched_topic", "enriched_partition", "enriched_offset", "enriched_at", "doc_version",
 ]  # fmt: skip
 
 DEAD_LETTER_COLUMNS = [
@@ -58,7 +60,7 @@ EVENT_COLUMNS = [
 
 ITEM_COLUMNS = [
     "tenant", "item_id", "kind", "title", "category", "ts", "model_name", "model_version",
-    "deleted", "source_topic", "source_partition", "source_offset", "updated_at",
+    "deleted", "source_topic", "source_partition", "source_offset", "updated_at", "version",
 ]  # fmt: skip
 
 RECOMMENDATION_COLUMNS = [
@@ -211,12 +213,59 @@ def _models(value: Any) -> dict[str, str]:
     return value
 
 
+def _source_version(rec: dict[str, Any], what: str) -> int:
+    """The row version of a record derived from a source document (see ``row_version``)."""
+    explicit = rec.get("version")
+    if explicit is not None:
+        explicit = _int(explicit, "version", MAX_EXPLICIT_VERSION)
+    source = _obj(rec.get("source"), f"{what} source")
+    timestamp = source.get("timestamp_ms")
+    if not isinstance(timestamp, int) or isinstance(timestamp, bool):
+        raise TypeError(f"source.timestamp_ms must be an integer, not {_show(timestamp)}")
+    return row_version(
+        explicit, timestamp, _int(source.get("offset"), "source.offset", _UINT64_MAX)
+    )
+
+
+@dataclass(slots=True)
+class EnrichedRows:
+    """Every row one ``aimass.enriched`` record becomes (parsed once for all three tables)."""
+
+    document: list[Any]
+    classifications: list[list[Any]]
+    mentions: list[list[Any]]
+
+
+def enriched_rows(value: bytes, topic: str, partition: int, offset: int) -> EnrichedRows:
+    """The ``documents``, ``classifications`` and ``entity_mentions`` rows of one record.
+
+    Raises RowError, with the reason of the first table whose row cannot be built: a record is
+    stored whole or not at all.
+    """
+    try:
+        rec = _obj(orjson.loads(value), "enriched record")
+    except (orjson.JSONDecodeError, TypeError) as exc:
+        raise RowError(f"enriched record is malformed: {type(exc).__name__}: {exc}") from exc
+    return EnrichedRows(
+        _document_row(rec, topic, partition, offset),
+        _classification_rows(rec, topic, partition, offset),
+        _entity_mention_rows(rec, topic, partition, offset),
+    )
+
+
 def document_row(value: bytes, topic: str, partition: int, offset: int) -> list[Any]:
     """A ``documents`` row from an ``aimass.enriched`` record."""
     try:
+        rec = _obj(orjson.loads(value), "enriched record")
+    except (orjson.JSONDecodeError, TypeError) as exc:
+        raise RowError(f"enriched record is malformed: {type(exc).__name__}: {exc}") from exc
+    return _document_row(rec, topic, partition, offset)
+
+
+def _document_row(rec: dict[str, Any], topic: str, partition: int, offset: int) -> list[Any]:
+    try:
         # Every value is checked against its column: one wrong type or out-of-range number
         # would fail the whole insert batch, again on every retry.
-        rec = _obj(orjson.loads(value), "enriched record")
         source = _obj(rec["source"], "source")
         categories = rec["categories"]
         if not isinstance(categories, list):
@@ -253,8 +302,9 @@ def document_row(value: bytes, topic: str, partition: int, offset: int) -> list[
             _epoch_ms(rec["enriched_at_ms"], "enriched_at_ms"),
             _float32(0.0 if compute_ms is None else compute_ms, "compute_ms"),
             _models(rec.get("models")),
+            _source_version(rec, "enriched record"),
         ]
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise RowError(f"enriched record is malformed: {type(exc).__name__}: {exc}") from exc
 
 
@@ -265,12 +315,24 @@ def classification_rows(value: bytes, topic: str, partition: int, offset: int) -
     """
     try:
         rec = _obj(orjson.loads(value), "enriched record")
+    except (orjson.JSONDecodeError, TypeError) as exc:
+        raise RowError(
+            f"enriched record has malformed classifications: {type(exc).__name__}: {exc}"
+        ) from exc
+    return _classification_rows(rec, topic, partition, offset)
+
+
+def _classification_rows(
+    rec: dict[str, Any], topic: str, partition: int, offset: int
+) -> list[list[Any]]:
+    try:
         entries = rec.get("classifications") or []
         if not isinstance(entries, list):
             raise TypeError(f"classifications must be a list, not {_show(entries)}")
         tenant, doc_id = _id(rec["tenant"], "tenant"), _id(rec["id"], "id")
         ts = _epoch_ms(rec["ts"], "ts")
         enriched_at = _epoch_ms(rec["enriched_at_ms"], "enriched_at_ms")
+        version = _source_version(rec, "enriched record") if entries else 0
         rows: list[list[Any]] = []
         seen: set[str] = set()
         for entry in entries:
@@ -306,10 +368,11 @@ def classification_rows(value: bytes, topic: str, partition: int, offset: int) -
                     partition,
                     offset,
                     enriched_at,
+                    version,
                 ]
             )
         return rows
-    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise RowError(
             f"enriched record has malformed classifications: {type(exc).__name__}: {exc}"
         ) from exc
@@ -323,6 +386,17 @@ def entity_mention_rows(value: bytes, topic: str, partition: int, offset: int) -
     """
     try:
         rec = _obj(orjson.loads(value), "enriched record")
+    except (orjson.JSONDecodeError, TypeError) as exc:
+        raise RowError(
+            f"enriched record has malformed entities: {type(exc).__name__}: {exc}"
+        ) from exc
+    return _entity_mention_rows(rec, topic, partition, offset)
+
+
+def _entity_mention_rows(
+    rec: dict[str, Any], topic: str, partition: int, offset: int
+) -> list[list[Any]]:
+    try:
         entries = rec.get("entities") or []
         if not isinstance(entries, list):
             raise TypeError(f"entities must be a list, not {_show(entries)}")
@@ -334,6 +408,7 @@ def entity_mention_rows(value: bytes, topic: str, partition: int, offset: int) -
         tenant, doc_id = _id(rec["tenant"], "tenant"), _id(rec["id"], "id")
         ts = _epoch_ms(rec["ts"], "ts")
         enriched_at = _epoch_ms(rec["enriched_at_ms"], "enriched_at_ms")
+        version = _source_version(rec, "enriched record") if entries else 0
         rows: list[list[Any]] = []
         seen: set[tuple[int, int]] = set()
         for entry in entries:
@@ -371,10 +446,11 @@ def entity_mention_rows(value: bytes, topic: str, partition: int, offset: int) -
                     partition,
                     offset,
                     enriched_at,
+                    version,
                 ]
             )
         return rows
-    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise RowError(
             f"enriched record has malformed entities: {type(exc).__name__}: {exc}"
         ) from exc
@@ -418,6 +494,13 @@ def item_row(
             raise ValueError(f"kind {_show(kind)} is not one of {', '.join(ITEM_KINDS)}")
         _check_embedding(rec["embedding"])
         model = _obj(rec["model"], "model")
+        updated_at_ms = _int(rec["updated_at_ms"], "updated_at_ms", _MAX_EPOCH_MS)
+        # The version of the document the vector came from; a record without a source (an
+        # older producer, or vectors published by hand) by its updated_at_ms, then offset.
+        if rec.get("source"):
+            version = _source_version(rec, "item vector")
+        else:
+            version = row_version(None, updated_at_ms, offset)
         return [
             tenant,
             item_id,
@@ -431,7 +514,8 @@ def item_row(
             topic,
             partition,
             offset,
-            _epoch_ms(rec["updated_at_ms"], "updated_at_ms"),
+            _dt(updated_at_ms),
+            version,
         ]
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise RowError(f"item vector is malformed: {type(exc).__name__}: {exc}") from exc
@@ -451,7 +535,7 @@ def _deleted_item_row(
     deleted_at = _dt(timestamp_ms)
     return [
         tenant, item_id, "", "", "", deleted_at, "", "",
-        1, topic, partition, offset, deleted_at,
+        1, topic, partition, offset, deleted_at, row_version(None, timestamp_ms, offset),
     ]  # fmt: skip
 
 
@@ -551,17 +635,40 @@ def dead_letter_row(value: bytes) -> list[Any]:
         raise RowError(f"dead-letter record is malformed: {type(exc).__name__}: {exc}") from exc
 
 
-def dedup_token(table: str, topic: str, partition: int, first: int, last: int) -> str:
-    """Same rows from the same offsets -> same token -> ClickHouse drops the retry."""
-    return f"{table}:{topic}:{partition}:{first}-{last}"
-
-
 @dataclass(slots=True)
 class InsertBatch:
     table: str
     columns: Sequence[str]
     rows: list[list[Any]]
     token: str
+    # Filled by ClickHouseWriter.insert: (row index, reason) of the rows ClickHouse rejects
+    # for good; the rest of the batch is stored.
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+
+    def part(self, start: int, end: int) -> InsertBatch:
+        """Rows ``start:end``, with a token of their own (the same on every retry)."""
+        return InsertBatch(
+            self.table, self.columns, self.rows[start:end], f"{self.token}#{start}-{end}"
+        )
+
+
+# ClickHouse error codes that say "this data cannot go into this table", on every retry:
+# malformed or out-of-range values, type mismatches, violated CONSTRAINTs, throwIf() in a
+# materialized view. Anything else (the network, memory, too many parts, a missing table or
+# column: things an operator fixes) is retried.
+REJECTION_CODES = frozenset({6, 27, 38, 41, 53, 69, 70, 72, 117, 131, 190, 321, 349, 395, 469})
+_CODE = re.compile(r"\bCode: (\d+)\b")
+
+
+def is_rejection(exc: BaseException) -> bool:
+    """Whether ``exc`` is a permanent rejection of the rows (see REJECTION_CODES), not a
+    failure worth retrying. The client refusing to serialise a value counts too."""
+    from clickhouse_connect.driver.exceptions import DataError
+
+    if isinstance(exc, DataError | TypeError | ValueError | OverflowError | struct.error):
+        return not isinstance(exc, ConnectionError)
+    match = _CODE.search(str(exc))
+    return match is not None and int(match.group(1)) in REJECTION_CODES
 
 
 class ClickHouseWriter:
@@ -602,16 +709,37 @@ class ClickHouseWriter:
     async def insert(
         self, batch: InsertBatch, stopping: Callable[[], bool] = lambda: False
     ) -> bool:
-        """Insert until acknowledged; False only when ``stopping()`` turned true first."""
+        """Insert until acknowledged; False only when ``stopping()`` turned true first.
+
+        A permanent rejection (:func:`is_rejection`) splits the batch in halves until the
+        rows ClickHouse refuses are alone: those are listed in ``batch.rejected`` with the
+        reason, everything else is stored. Any other failure is retried with backoff.
+        """
+        batch.rejected = []
+        return await self._insert_range(batch, 0, len(batch.rows), stopping)
+
+    async def _insert_range(
+        self, batch: InsertBatch, start: int, end: int, stopping: Callable[[], bool]
+    ) -> bool:
+        part = batch if (start, end) == (0, len(batch.rows)) else batch.part(start, end)
         backoff = Backoff(self._retry_initial_s, self._retry_max_s)
         attempt = 0
         loop = asyncio.get_running_loop()
         while True:
             attempt += 1
             try:
-                await loop.run_in_executor(None, self.insert_sync, batch)
+                await loop.run_in_executor(None, self.insert_sync, part)
                 return True
-            except Exception as exc:  # any driver or server error: retry, never drop
+            except Exception as exc:  # retried, or split until the refused rows are alone
+                if is_rejection(exc):
+                    if end - start == 1:
+                        log.warning("%s rejected a row for good: %s", batch.table, exc)
+                        batch.rejected.append((start, f"{type(exc).__name__}: {exc}"))
+                        return True
+                    mid = (start + end) // 2
+                    return await self._insert_range(
+                        batch, start, mid, stopping
+                    ) and await self._insert_range(batch, mid, end, stopping)
                 self.failures += 1
                 if self._on_retry is not None:
                     self._on_retry(batch, exc, attempt)

@@ -81,8 +81,11 @@ def test_http_recommendations_and_profiles_survive_a_restart(
     try:
         wait_ready(worker)
         produce_documents(bootstrap, docs)
-        poll(worker, "/v1/recommendations/acme/nobody?cold_start=true&k=12",
-             lambda status, body: status == 200 and len(body["items"]) == 12)  # fmt: skip
+        poll(
+            worker,
+            "/v1/recommendations/acme/nobody?cold_start=true&k=12",
+            lambda status, body: status == 200 and len(body["items"]) == 12,
+        )
         produce(bootstrap, "aimass.events", *events("u-1", acme[:4], 0))
         body = poll(
             worker,
@@ -140,3 +143,85 @@ def test_http_recommendations_and_profiles_survive_a_restart(
     finally:
         if restarted.process.poll() is None:
             restarted.sigkill()
+
+
+def _curl(port: int, path: str, key: str = ACME_KEY) -> tuple[int, dict[str, Any]]:
+    """The endpoint called with curl, as a user would."""
+    import subprocess
+
+    out = subprocess.run(
+        [
+            "curl",
+            "-s",
+            "-H",
+            f"Authorization: Bearer {key}",
+            "-w",
+            "\n%{http_code}",
+            f"http://127.0.0.1:{port}{path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    body, _, code = out.stdout.rpartition("\n")
+    return int(code), json.loads(body)
+
+
+def test_any_worker_answers_for_users_held_by_another(
+    broker_process: BrokerProcess, tmp_path: Path
+) -> None:
+    """Two workers share the profile table's partitions. Users' events come from librdkafka
+    producers with its default partitioner (CRC32) and with Kafka's (murmur2): whichever
+    worker a request reaches answers 200 with the user's profile; 404 only for a user no
+    worker holds."""
+    from stream_aimass.testing import pipeline_lag, produce_with_librdkafka
+
+    bootstrap = broker_process.bootstrap
+    workers = [
+        start_worker("enrich", bootstrap, tmp_path / f"w{n}", f"w{n}", env=ENV) for n in range(2)
+    ]
+    try:
+        for worker in workers:
+            wait_ready(worker)
+        expected: dict[str, int] = {}
+        for partitioner in ("consistent_random", "murmur2_random"):
+            messages = []
+            for u in range(12):
+                user = f"{partitioner[:3]}-{u}"
+                expected[user] = 1 + u % 3
+                for i in range(expected[user]):
+                    value = orjson.dumps(
+                        {
+                            "event_id": f"{user}-{i}",
+                            "tenant": "acme",
+                            "user_id": user,
+                            "item_id": f"item-{i}",
+                            "type": "view",
+                            "ts": T0 + i,
+                        }
+                    )
+                    messages.append((f"acme:{user}".encode(), value))
+            produce_with_librdkafka(bootstrap, "aimass.events", messages, partitioner=partitioner)
+        deadline = time.monotonic() + 120
+        while pipeline_lag(bootstrap)["aimass"] > 0:  # the events agents' group (no sink here)
+            assert time.monotonic() < deadline, pipeline_lag(bootstrap)
+            time.sleep(1)
+        for user, count in expected.items():
+            for worker in workers:
+                body = poll(
+                    worker,
+                    f"/v1/recommendations/acme/{user}?k=3",
+                    lambda status, body: status == 200,
+                    timeout=60,
+                )
+                assert body["profile"]["events"] == count, (user, worker.port)
+        for worker in workers:
+            status, body = _curl(worker.port, "/v1/recommendations/acme/nobody?k=3")
+            assert status == 404 and "unknown user" in body["error"], body
+            status, body = _curl(worker.port, "/v1/recommendations/acme/con-4?k=3")
+            assert status == 200 and body["profile"]["events"] == 2, body
+    finally:
+        for worker in workers:
+            if worker.process.poll() is None:
+                worker.sigterm()

@@ -211,10 +211,24 @@ def test_a_redelivered_document_is_billed_once(client: Any) -> None:
     assert {k: (r["documents"], r["events"]) for k, r in got.items()} == {
         k: (r["documents"], r["events"]) for k, r in want.items()
     }
-    # Sums are not distinct: the re-delivered documents' tokens and compute time count again
-    # (documented in 0006_usage.sql; documents FINAL has the exact figures).
+    # Tokens and compute time are billed once per document version (the usage_documents
+    # ledger, 0009_versions.sql): the re-delivered copies add nothing.
     acme_h1 = got[("acme", H1)]
-    assert (acme_h1["tokens"], acme_h1["compute_ms"]) == (2 * (10 + 20), 2 * (12.5 + 0.25))
+    assert (acme_h1["tokens"], acme_h1["compute_ms"]) == (10 + 20, 12.5 + 0.25)
+    assert got == want
+
+
+def test_an_updated_document_bills_each_version_once(client: Any) -> None:
+    """A new version is new work (billed); its re-delivery is not (billed once)."""
+    insert(client, "documents", document_rows(DOCS[:1]), "documents|aimass.enriched:0:0")
+    rec = orjson.loads(enriched(*DOCS[0]))
+    rec["source"]["offset"] = 2  # the update: the next message of the same document
+    rec["tokens"] = 11
+    update = document_row(orjson.dumps(rec), "aimass.enriched", 0, 5)
+    insert(client, "documents", [update], "documents|aimass.enriched:0:5")
+    insert(client, "documents", [update], "documents|aimass.enriched:0:9")  # re-delivered
+    acme_h1 = normalised(usage(client))[("acme", H1)]
+    assert (acme_h1["documents"], acme_h1["tokens"]) == (1, 10 + 11)
 
 
 def test_usage_filters_by_tenant_and_time(client: Any) -> None:

@@ -314,7 +314,7 @@ def test_a_dead_letter_send_is_retried_too(broker: EmbeddedBroker) -> None:
         try:
             svc.tracker.add(TP, 0)
             broker.fail_requests(API_PRODUCE, [ERR_TOPIC_AUTHORIZATION_FAILED] * 2)
-            svc._publish_dead(dead, TP)
+            svc._publish_dead(dead, TP, 0)
             await asyncio.gather(*svc._publishing)
         finally:
             await svc.producer.stop()

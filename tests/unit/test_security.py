@@ -327,6 +327,7 @@ CLIENT_CLASSES = {
 FACTORIES = {
     ("kafka.py", "make_consumer"),
     ("kafka.py", "make_producer"),
+    ("kafka.py", "make_confluent_producer"),
     ("topics.py", "make_admin_client"),
     ("pipeline.py", "make_faust_app"),
 }

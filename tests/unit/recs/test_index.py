@@ -185,6 +185,42 @@ def test_tombstone_key_with_colons_in_item_id() -> None:
     assert len(index) == 0
 
 
+def versioned(item_id: str, vector: Any, ts_ms: int, offset: int, explicit: int | None = None):
+    """An item vector of a document produced at Kafka time ``ts_ms`` and ``offset``."""
+    v = item(item_id, vector)
+    source = {"topic": "aimass.documents", "partition": 0, "offset": offset, "timestamp_ms": ts_ms}
+    return ItemVector(**{**{f: getattr(v, f) for f in v.__slots__}, "source": source,
+                         "version": explicit})  # fmt: skip
+
+
+def test_an_older_version_read_later_does_not_replace_a_newer_one() -> None:
+    """Re-delivery or batching can publish an older version after a newer one."""
+    index = ItemIndex()
+    assert index.apply(b"acme:a", versioned("a", E[1], T0 + 10, 7).to_json()) == "upserted"
+    assert index.apply(b"acme:a", versioned("a", E[0], T0, 3).to_json()) == "skipped"
+    np.testing.assert_allclose(index.vector("acme", "a"), E[1])
+    assert index.stale == 1
+    # Same millisecond: the later offset wins; an explicit version beats both.
+    assert index.apply(b"acme:a", versioned("a", E[2], T0 + 10, 8).to_json()) == "upserted"
+    assert index.apply(b"acme:a", versioned("a", E[3], T0, 0, explicit=T0 + 11).to_json()) == (
+        "upserted"
+    )
+    np.testing.assert_allclose(index.vector("acme", "a"), E[3])
+
+
+def test_a_re_delivered_vector_older_than_its_tombstone_stays_deleted() -> None:
+    index = ItemIndex()
+    index.apply(b"acme:b", versioned("b", E[1], T0, 1).to_json())
+    index.apply(b"acme:a", versioned("a", E[0], T0 + 5, 2).to_json())
+    assert index.apply(b"acme:a", None, T0 + 100, 40) == "deleted"
+    assert index.apply(b"acme:a", versioned("a", E[0], T0 + 5, 2).to_json()) == "skipped"
+    assert index.vector("acme", "a") is None
+    # A newer document version brings the item back; an old tombstone cannot delete it again.
+    assert index.apply(b"acme:a", versioned("a", E[2], T0 + 200, 3).to_json()) == "upserted"
+    assert index.apply(b"acme:a", None, T0 + 100, 40) == "skipped"
+    np.testing.assert_allclose(index.vector("acme", "a"), E[2])
+
+
 @pytest.mark.parametrize("key", [None, b"", b"acme", b"acme:", b":a"])
 def test_tombstone_without_usable_key_raises(key: bytes | None) -> None:
     index = ItemIndex()

@@ -229,14 +229,29 @@ def test_arrival_order_does_not_change_the_vector(seed: int) -> None:
 
 def test_replayed_offset_is_not_applied_twice() -> None:
     cfg = config()
-    profile = apply_event(None, event("a", T0, offset=5), E[0], cfg)
+    # Kafka timestamps need not follow offsets (producers set them): 4 is newer than 5.
+    profile = apply_event(None, event("b", T0 + 1, offset=4), E[1], cfg)
     assert profile is not None
+    assert apply_event(profile, event("a", T0, offset=5), E[0], cfg) is profile
     before = profile.to_bytes()
-    # The same delivery again, and an older offset of the same partition, change nothing.
+    # The same deliveries again, in any order, change nothing.
     assert apply_event(profile, event("a", T0, offset=5), E[0], cfg) is None
     assert apply_event(profile, event("b", T0 + 1, offset=4), E[1], cfg) is None
     assert profile.to_bytes() == before
     assert profile.applied(0, 5) and profile.applied(0, 4) and not profile.applied(0, 6)
+
+
+def test_reused_offsets_of_a_new_topic_incarnation_are_applied() -> None:
+    """A restarted broker or a recreated topic starts at offset 0 again: its events carry
+    later Kafka timestamps than anything applied, and must not pass for replays."""
+    cfg = config()
+    profile = apply_event(None, event("a", T0, offset=40), E[0], cfg)
+    assert profile is not None
+    after = apply_event(profile, event("b", T0 + 60_000, offset=0), E[1], cfg)
+    assert after is profile and profile.events == 2
+    # ... and that incarnation's own replays are still recognised.
+    assert apply_event(profile, event("b", T0 + 60_000, offset=0), E[1], cfg) is None
+    assert Profile.from_bytes(profile.to_bytes()).offset_ts == {0: T0 + 60_000}
 
 
 def test_other_partition_offsets_are_independent() -> None:

@@ -34,7 +34,6 @@ from stream_aimass.sinks.clickhouse import (
     RowError,
     classification_rows,
     dead_letter_row,
-    dedup_token,
     document_row,
     entity_mention_rows,
 )
@@ -74,7 +73,9 @@ def enriched(**document_fields: Any) -> EnrichedDocument:
 
 
 # Keys the producer added later; records written before them lack them.
-NEWER_KEYS = ("compute_ms", "models", "classifications", "entities", "entities_model")
+NEWER_KEYS = (
+    "compute_ms", "models", "classifications", "entities", "entities_model", "version",
+)  # fmt: skip
 
 
 def legacy(value: bytes) -> bytes:
@@ -121,13 +122,14 @@ def test_document_row_has_the_columns_in_order_with_right_values() -> None:
         utc(ENRICHED_AT_MS),
         0.0,
         {},
+        (SRC_TS_MS << 64) | 4711,  # the version: the source's Kafka timestamp, then offset
     ]
 
 
 def test_document_columns_keep_source_ts_where_the_sink_finds_it() -> None:
     row = document_row(enriched().to_json(), "t", 0, 0)
     assert row[DOCUMENT_COLUMNS.index("source_ts")] == utc(SRC_TS_MS)
-    assert DOCUMENT_COLUMNS[-2:] == ["compute_ms", "models"]
+    assert DOCUMENT_COLUMNS[-3:] == ["compute_ms", "models", "version"]
 
 
 def test_document_row_carries_compute_ms_and_models() -> None:
@@ -329,6 +331,7 @@ def test_classification_rows_one_row_per_classifier_in_column_order() -> None:
         5,
         99,
         utc(ENRICHED_AT_MS),
+        (SRC_TS_MS << 64) | 4711,
     ]
     multi = row_dict(rows[1], CLASSIFICATION_COLUMNS)
     assert (multi["classifier"], multi["multi_label"]) == ("topics", 1)
@@ -478,6 +481,7 @@ def test_entity_mention_rows_one_row_per_mention_in_column_order() -> None:
         5,
         99,
         utc(ENRICHED_AT_MS),
+        (SRC_TS_MS << 64) | 4711,
     ]
 
 
@@ -835,28 +839,6 @@ def test_scores_a_float32_cannot_hold_are_row_errors(score: float) -> None:
         entity_mention_rows(with_entities(apple(score=score)), "aimass.enriched", 0, 0)
 
 
-# --------------------------------------------------------------------------- dedup_token
-
-
-def test_dedup_token_is_deterministic() -> None:
-    a = dedup_token("documents", "aimass.enriched", 3, 100, 199)
-    assert a == dedup_token("documents", "aimass.enriched", 3, 100, 199)
-    assert a == "documents:aimass.enriched:3:100-199"
-
-
-def test_dedup_token_differs_for_different_inputs() -> None:
-    base = ("documents", "aimass.enriched", 3, 100, 199)
-    variants = [
-        ("dead_letters", "aimass.enriched", 3, 100, 199),
-        ("documents", "aimass.dlq", 3, 100, 199),
-        ("documents", "aimass.enriched", 4, 100, 199),
-        ("documents", "aimass.enriched", 3, 101, 199),
-        ("documents", "aimass.enriched", 3, 100, 200),
-    ]
-    tokens = {dedup_token(*base)} | {dedup_token(*v) for v in variants}
-    assert len(tokens) == 1 + len(variants)
-
-
 # --------------------------------------------------------------------------- ClickHouseWriter
 
 
@@ -891,7 +873,7 @@ def make_batch() -> InsertBatch:
         table="documents",
         columns=("tenant", "doc_id"),
         rows=[["acme", "doc-1"], ["acme", "doc-2"]],
-        token=dedup_token("documents", "aimass.enriched", 0, 10, 11),
+        token="documents|aimass.enriched:0:10-11|test",
     )
 
 
@@ -906,7 +888,7 @@ def test_insert_succeeds_first_time() -> None:
     assert call["rows"] == [["acme", "doc-1"], ["acme", "doc-2"]]
     assert call["column_names"] == ["tenant", "doc_id"]
     assert call["settings"] == {
-        "insert_deduplication_token": "documents:aimass.enriched:0:10-11",
+        "insert_deduplication_token": "documents|aimass.enriched:0:10-11|test",
         "deduplicate_blocks_in_dependent_materialized_views": 1,
     }
     assert sleep.delays == []

@@ -116,6 +116,8 @@ def test_item_row_has_a_value_for_every_column() -> None:
         "source_partition": 2,
         "source_offset": 40,
         "updated_at": utc(UPDATED_MS),
+        # The version of the document the vector came from (its Kafka timestamp, offset).
+        "version": (1 << 64) | 12,
     }
 
 
@@ -151,6 +153,7 @@ def test_a_tombstone_marks_the_item_deleted(value: bytes | None) -> None:
         "source_partition": 5,
         "source_offset": 99,
         "updated_at": utc(KAFKA_TS_MS),  # the tombstone's Kafka timestamp
+        "version": (KAFKA_TS_MS << 64) | 99,  # ordered by the tombstone's own message
     }
 
 
@@ -367,12 +370,12 @@ def test_the_sink_stores_items_and_recommendations_and_dead_letters_broken_ones(
     rows, columns, settings = tables["items"]
     assert columns == ITEM_COLUMNS
     assert [(r[1], r[8]) for r in rows] == [("doc-7-0000001", 0), ("doc-3", 1), ("doc-9", 0)]
-    assert settings["insert_deduplication_token"] == "items|aimass.item-vectors:1:10-13"
+    assert settings["insert_deduplication_token"].startswith("items|aimass.item-vectors:1:10-13|")
     rows, columns, settings = tables["recommendations"]
     assert columns == RECOMMENDATION_COLUMNS
     assert [(r[2], r[14]) for r in rows] == [("evt-1", 20)]
     token = settings["insert_deduplication_token"]
-    assert token == "recommendations|aimass.recommendations:4:20-20"
+    assert token.startswith("recommendations|aimass.recommendations:4:20-20|")
     dead = {(r[0], r[2]): r for r in tables["dead_letters"][0]}
     assert set(dead) == {(VECTORS, 12), (RECS, 21)}
     tombstone = dead[(VECTORS, 12)]

@@ -1,0 +1,49 @@
+"""``stream-aimass topics create`` against a running broker whose topics exist already."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from stream_aimass.cli import app
+from stream_aimass.embedded import EmbeddedBroker
+from stream_aimass.settings import Settings
+from stream_aimass.topics import TopicSpec, configured_topics, topic_mismatches
+
+pytestmark = pytest.mark.integration
+
+runner = CliRunner()
+
+
+def test_topics_that_exist_as_configured_are_reported_as_existing() -> None:
+    with EmbeddedBroker() as broker:
+        broker.create_topics((t.name, t.partitions) for t in configured_topics(Settings()))
+        result = runner.invoke(app, ["topics", "create", "--bootstrap", broker.bootstrap])
+    assert result.exit_code == 0, result.output
+    assert result.output.count(": exists") == len(configured_topics(Settings()))
+
+
+def test_a_topic_with_other_partitions_is_a_mismatch_and_the_command_fails() -> None:
+    with EmbeddedBroker() as broker:
+        for t in configured_topics(Settings()):
+            broker.create_topic(t.name, 3 if t.name == "aimass.documents" else t.partitions)
+        result = runner.invoke(app, ["topics", "create", "--bootstrap", broker.bootstrap])
+    assert result.exit_code == 1, result.output
+    assert "aimass.documents: mismatch: 3 partitions, not 6" in result.output
+    assert "aimass.events: exists" in result.output
+    assert "1 topic(s) failed or differ" in result.output
+
+
+def test_config_differences_are_mismatches_too() -> None:
+    spec = TopicSpec("aimass.item-vectors", 6, 1, -1, "compact", "tenant:item_id")
+    assert topic_mismatches(spec, 6, 3, {"cleanup.policy": "compact", "retention.ms": "-1"}) == []
+    assert topic_mismatches(spec, 6, 1, None) == []  # the cluster did not describe it
+    assert topic_mismatches(spec, 12, 1, {"cleanup.policy": "delete"}) == [
+        "12 partitions, not 6",
+        "cleanup.policy=delete, not compact",
+    ]
+    three = TopicSpec("t", 6, 3, 1000, "delete", "")
+    assert topic_mismatches(three, 6, 1, {"retention.ms": "5"}) == [
+        "replication factor 1, below 3",
+        "retention.ms=5, not 1000",
+    ]
