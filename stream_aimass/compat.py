@@ -123,6 +123,10 @@ class _GuardedBatch:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._batch, name)
 
+    def __next__(self) -> Any:
+        # aiokafka reads a control batch's marker with next(batch): no decoding to guard.
+        return next(self._batch)
+
     def validate_crc(self) -> bool:
         # Checked when the records are read, so that a mismatch becomes the marker too.
         self._crc_wanted = True
@@ -234,7 +238,6 @@ def install_mock_broker_workarounds() -> None:
     A real Kafka cluster never gets this patch.
     """
     from aiokafka.consumer import group_coordinator
-    from aiokafka.errors import KafkaError
 
     rebalance = _require(group_coordinator, "CoordinatorGroupRebalance", "SyncGroup retries")
     if getattr(rebalance, "_aimass_patched", False):
@@ -242,6 +245,15 @@ def install_mock_broker_workarounds() -> None:
     original = _require(rebalance, "perform_group_join", "SyncGroup retries")
     if not inspect.iscoroutinefunction(original):
         raise CompatError("CoordinatorGroupRebalance.perform_group_join is no coroutine any more")
+
+    rebalance.perform_group_join = rejoin_on_invalid_request(original)
+    rebalance._aimass_patched = True
+    rebalance._aimass_original = original
+
+
+def rejoin_on_invalid_request(original: Any) -> Any:
+    """``perform_group_join`` that answers INVALID_REQUEST with "no assignment" (rejoin)."""
+    from aiokafka.errors import KafkaError
 
     async def perform_group_join(self: Any) -> Any:
         try:
@@ -252,9 +264,7 @@ def install_mock_broker_workarounds() -> None:
             log.warning("group %s: SyncGroup got INVALID_REQUEST; joining again", self.group_id)
             return None
 
-    rebalance.perform_group_join = perform_group_join
-    rebalance._aimass_patched = True
-    rebalance._aimass_original = original
+    return perform_group_join
 
 
 def mock_broker_workarounds_installed() -> bool:

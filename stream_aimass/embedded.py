@@ -18,6 +18,9 @@ from types import TracebackType
 from stream_aimass.kafka import register_embedded_broker
 
 _RD_KAFKA_PRODUCER = 0
+# The mock-cluster functions below are bound by hand (ctypes), with the signatures of these
+# librdkafka versions (pyproject pins confluent-kafka to the same range).
+SUPPORTED_LIBRDKAFKA = ((2, 5, 0), (3, 0, 0))
 
 # Kafka protocol API keys and error codes, for fault injection.
 API_PRODUCE = 0
@@ -51,8 +54,39 @@ def _find_librdkafka() -> str:
     )
 
 
+def librdkafka_version(lib: ctypes.CDLL) -> tuple[int, int, int]:
+    """The librdkafka version: ``rd_kafka_version()`` is 0xMMmmrrpp."""
+    lib.rd_kafka_version.restype = ctypes.c_int
+    lib.rd_kafka_version.argtypes = []
+    v = int(lib.rd_kafka_version())
+    return (v >> 24) & 0xFF, (v >> 16) & 0xFF, (v >> 8) & 0xFF
+
+
+def check_librdkafka(version: tuple[int, int, int], path: str = "librdkafka") -> None:
+    """Refuse a librdkafka outside the versions the ctypes bindings were written against."""
+    low, high = SUPPORTED_LIBRDKAFKA
+    if not low <= version < high:
+        shown = ".".join(map(str, version))
+        raise EmbeddedBrokerError(
+            f"{path} is version {shown}; the embedded broker binds librdkafka's mock-cluster "
+            f"API by hand for versions {'.'.join(map(str, low))} up to (not including) "
+            f"{'.'.join(map(str, high))}: install confluent-kafka>=2.5,<3"
+        )
+
+
 def _load() -> ctypes.CDLL:
-    lib = ctypes.CDLL(_find_librdkafka())
+    path = _find_librdkafka()
+    lib = ctypes.CDLL(path)
+    check_librdkafka(librdkafka_version(lib), path)
+    try:
+        return _bind(lib)
+    except AttributeError as exc:  # a function this librdkafka build does not export
+        raise EmbeddedBrokerError(
+            f"{path} lacks a mock-cluster function the embedded broker needs: {exc}"
+        ) from None
+
+
+def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     vp, cp, ci, sz = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_size_t
     lib.rd_kafka_conf_new.restype = vp
     lib.rd_kafka_conf_new.argtypes = []

@@ -21,8 +21,10 @@ log = logging.getLogger("stream_aimass.kafka")
 
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
 MOCK_CLUSTER_PREFIX = "mockCluster"
-# Bootstraps known to be the embedded broker (started in this process, or asked).
+# Bootstraps known to be the embedded broker (started in this process, or asked), and
+# bootstraps asked and found to be something else.
 _EMBEDDED_BOOTSTRAPS: set[str] = set()
+_OTHER_BOOTSTRAPS: set[str] = set()
 
 
 def cluster_id(settings: Settings, bootstrap: str, timeout_s: float = 5.0) -> str | None:
@@ -44,9 +46,14 @@ def is_embedded_broker(settings: Settings, bootstrap: str) -> bool:
     id starts with ``mockCluster``); False when it cannot be asked."""
     if bootstrap in _EMBEDDED_BOOTSTRAPS:
         return True
-    if (cluster_id(settings, bootstrap) or "").startswith(MOCK_CLUSTER_PREFIX):
+    if bootstrap in _OTHER_BOOTSTRAPS:
+        return False
+    found = cluster_id(settings, bootstrap)
+    if (found or "").startswith(MOCK_CLUSTER_PREFIX):
         _EMBEDDED_BOOTSTRAPS.add(bootstrap)
         return True
+    if found is not None:
+        _OTHER_BOOTSTRAPS.add(bootstrap)
     return False
 
 

@@ -227,6 +227,13 @@ def _source_version(rec: dict[str, Any], what: str) -> int:
     )
 
 
+def _enriched_record(value: bytes, problem: str) -> dict[str, Any]:
+    try:
+        return _obj(orjson.loads(value), "enriched record")
+    except (orjson.JSONDecodeError, TypeError) as exc:
+        raise RowError(f"enriched record {problem}: {type(exc).__name__}: {exc}") from exc
+
+
 @dataclass(slots=True)
 class EnrichedRows:
     """Every row one ``aimass.enriched`` record becomes (parsed once for all three tables)."""
@@ -242,10 +249,7 @@ def enriched_rows(value: bytes, topic: str, partition: int, offset: int) -> Enri
     Raises RowError, with the reason of the first table whose row cannot be built: a record is
     stored whole or not at all.
     """
-    try:
-        rec = _obj(orjson.loads(value), "enriched record")
-    except (orjson.JSONDecodeError, TypeError) as exc:
-        raise RowError(f"enriched record is malformed: {type(exc).__name__}: {exc}") from exc
+    rec = _enriched_record(value, "is malformed")
     return EnrichedRows(
         _document_row(rec, topic, partition, offset),
         _classification_rows(rec, topic, partition, offset),
@@ -255,11 +259,7 @@ def enriched_rows(value: bytes, topic: str, partition: int, offset: int) -> Enri
 
 def document_row(value: bytes, topic: str, partition: int, offset: int) -> list[Any]:
     """A ``documents`` row from an ``aimass.enriched`` record."""
-    try:
-        rec = _obj(orjson.loads(value), "enriched record")
-    except (orjson.JSONDecodeError, TypeError) as exc:
-        raise RowError(f"enriched record is malformed: {type(exc).__name__}: {exc}") from exc
-    return _document_row(rec, topic, partition, offset)
+    return _document_row(_enriched_record(value, "is malformed"), topic, partition, offset)
 
 
 def _document_row(rec: dict[str, Any], topic: str, partition: int, offset: int) -> list[Any]:
@@ -313,12 +313,7 @@ def classification_rows(value: bytes, topic: str, partition: int, offset: int) -
 
     A record without ``classifications`` (older producers) gives no rows.
     """
-    try:
-        rec = _obj(orjson.loads(value), "enriched record")
-    except (orjson.JSONDecodeError, TypeError) as exc:
-        raise RowError(
-            f"enriched record has malformed classifications: {type(exc).__name__}: {exc}"
-        ) from exc
+    rec = _enriched_record(value, "has malformed classifications")
     return _classification_rows(rec, topic, partition, offset)
 
 
@@ -384,12 +379,7 @@ def entity_mention_rows(value: bytes, topic: str, partition: int, offset: int) -
     A record without ``entities`` (older producers) gives no rows. A mention whose
     ``entity_id`` is null or empty is NIL: stored with ``entity_id`` '' and ``linked`` 0.
     """
-    try:
-        rec = _obj(orjson.loads(value), "enriched record")
-    except (orjson.JSONDecodeError, TypeError) as exc:
-        raise RowError(
-            f"enriched record has malformed entities: {type(exc).__name__}: {exc}"
-        ) from exc
+    rec = _enriched_record(value, "has malformed entities")
     return _entity_mention_rows(rec, topic, partition, offset)
 
 

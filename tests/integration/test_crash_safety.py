@@ -74,11 +74,20 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
     data_dir = tmp_path / "worker"
     kills: list[dict[str, Any]] = []
     started = time.monotonic()
+    # Documents sent again with a new title in later runs (updates): the last one must win.
+    latest: dict[str, str] = {d["id"]: str(d.get("title", "")) for d in docs}
+    sent: list[dict[str, Any]] = []
 
     for run, (doc_chunk, event_chunk) in enumerate(
         zip(_chunks(docs, runs), _chunks(events, runs), strict=True)
     ):
-        produce_documents(bootstrap, doc_chunk, [bad[run % len(bad)]])  # one per run
+        updates = [
+            {**d, "title": f"revision {run}.{n}"} for n, d in enumerate(rng.sample(sent, 15))
+        ] if sent else []  # fmt: skip
+        produce_documents(bootstrap, doc_chunk + updates, [bad[run % len(bad)]])  # one per run
+        for d in updates:
+            latest[d["id"]] = d["title"]
+        sent.extend(doc_chunk)
         produce_events(bootstrap, event_chunk)
         worker = start_worker("all", bootstrap, data_dir, f"run-{run}", env=ENV)
         try:
@@ -124,6 +133,9 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
     doc_ids = {r[0] for r in query_data_dir(data_dir, "SELECT doc_id FROM documents FINAL")}
     event_ids = {r[0] for r in query_data_dir(data_dir, "SELECT event_id FROM events FINAL")}
     recommendations = query_data_dir(data_dir, "SELECT count() FROM recommendations FINAL")[0][0]
+    titles = dict(query_data_dir(data_dir, "SELECT doc_id, title FROM documents FINAL"))
+    item_titles = dict(query_data_dir(data_dir, "SELECT item_id, title FROM items FINAL"))
+    rolled_back = {i: (titles.get(i), t) for i, t in latest.items() if titles.get(i) != t}
     print(
         f"RELIABILITY crash: runs={runs} kills={kills} documents={n_docs} events={n_events} "
         f"bad={bad_sent} stored_documents={documents[0]} stored_events={stored_events[0]} "
@@ -132,6 +144,8 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
         f"duplicate_rows_before_final={documents[2] - documents[0]}+"
         f"{stored_events[2] - stored_events[0]} profiles_checked={len(expected)} "
         f"profiles_wrong={len(wrong)} recommendations={recommendations} "
+        f"updates={sum(t.startswith('revision') for t in latest.values())} "
+        f"rolled_back={len(rolled_back)} "
         f"sigterm_exit_s={stop_s:.1f} wall_s={time.monotonic() - started:.0f}"
     )
     assert any(sum(k["uncommitted"].values()) for k in kills), "no kill landed mid-stream"
@@ -141,3 +155,5 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
     assert event_ids == {e["event_id"] for e in events}
     assert dead == bad_sent
     assert not wrong, f"profiles (applied, produced) off: {wrong}"
+    assert not rolled_back, f"updates rolled back (stored, last sent): {rolled_back}"
+    assert {i: item_titles.get(i) for i in latest} == latest

@@ -8,6 +8,8 @@ producer, and the texts are written here, not taken from the demo generator.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -363,11 +365,17 @@ def test_rows_clickhouse_refuses_for_good_become_dead_letters(
     stack = Stack.start(settings)
     try:
         docs = [
-            (f"acme:c{i}".encode(),
-             doc(f"c{i}", "acme", TEXTS[i % 10], title=("A title far too long " * 3) if i % 7 == 3
-                 else f"title {i}"))
+            (
+                f"acme:c{i}".encode(),
+                doc(
+                    f"c{i}",
+                    "acme",
+                    TEXTS[i % 10],
+                    title=("A title far too long " * 3) if i % 7 == 3 else f"title {i}",
+                ),
+            )
             for i in range(30)
-        ]  # fmt: skip
+        ]
         produce_with_librdkafka(stack.bootstrap, "aimass.documents", docs, codec="gzip")
         pipeline = Pipeline(settings, stack.bootstrap, "all", enricher=enricher, clickhouse=client)
         assert pipeline.sink is not None
@@ -391,3 +399,122 @@ def test_rows_clickhouse_refuses_for_good_become_dead_letters(
         assert "short_titles" in reason and "VIOLATED_CONSTRAINT" in reason, reason
         assert '"title":"A title far too long' in preview
     assert pipeline.metrics.value("aimass_rejected_rows_total", table="documents") == len(refused)
+
+
+@pytest.mark.skipif(
+    shutil.which("kcat") is None, reason="kcat is not installed (apt-get install kcat)"
+)
+def test_kcat_produces_in_and_reads_out(settings: Settings, enricher: Any) -> None:
+    """Documents produced with kcat (lz4, keyed), enriched records read back with kcat from a
+    worker writing snappy: the tool users reach for first, on both ends."""
+    settings = settings.model_copy(update={"compression_type": "snappy"})
+    stack = Stack.start(settings)
+    try:
+        client = open_clickhouse(settings)
+        lines = "".join(
+            f"acme:k{i}\t" + doc(f"k{i}", "acme", TEXTS[i % 10]).decode() + "\n" for i in range(15)
+        )
+        subprocess.run(
+            [
+                "kcat",
+                "-P",
+                "-b",
+                stack.bootstrap,
+                "-t",
+                "aimass.documents",
+                "-z",
+                "lz4",
+                "-K",
+                "\t",
+            ],
+            input=lines,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        pipeline = Pipeline(settings, stack.bootstrap, "all", enricher=enricher, clickhouse=client)
+        assert pipeline.sink is not None
+        sink = pipeline.sink
+        run_until(pipeline, lambda: sink.stored("documents") >= 15)
+        out = subprocess.run(
+            [
+                "kcat",
+                "-C",
+                "-b",
+                stack.bootstrap,
+                "-t",
+                "aimass.enriched",
+                "-o",
+                "beginning",
+                "-e",
+                "-q",
+                "-f",
+                "%k\t%s\n",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+    finally:
+        stack.close()
+    records = [line.split("\t", 1) for line in out.stdout.splitlines() if line]
+    assert sorted(k for k, _ in records) == sorted(f"acme:k{i}" for i in range(15))
+    assert all(orjson.loads(v)["embedding"]["dim"] == 384 for _, v in records)
+
+
+def test_a_consumer_that_keeps_failing_makes_the_worker_not_ready(
+    settings: Settings, enricher: Any
+) -> None:
+    """Fetches refused (TOPIC_AUTHORIZATION_FAILED, as a wrong ACL does): the consumers fail,
+    readiness says so and the metric counts the cause; once fetches work again, everything
+    is stored and the worker is ready."""
+    from stream_aimass.embedded import API_FETCH, ERR_TOPIC_AUTHORIZATION_FAILED
+
+    stack = Stack.start(settings)
+    assert stack.broker is not None
+    broker = stack.broker
+    try:
+        client = open_clickhouse(settings)
+        pipeline = Pipeline(settings, stack.bootstrap, "all", enricher=enricher, clickhouse=client)
+        assert pipeline.sink is not None
+        sink = pipeline.sink
+        seen: list[bool] = []
+
+        async def run() -> None:
+            await pipeline.start()
+            try:
+                deadline = time.monotonic() + 120
+                while not pipeline.ready:
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.1)
+                broker.fail_requests(API_FETCH, [ERR_TOPIC_AUTHORIZATION_FAILED] * 15)
+                docs = [
+                    (f"acme:f{i}".encode(), doc(f"f{i}", "acme", TEXTS[i % 10])) for i in range(20)
+                ]
+                await asyncio.to_thread(
+                    produce_with_librdkafka, stack.bootstrap, "aimass.documents", docs
+                )
+                while sink.stored("documents") < 20:
+                    seen.append(pipeline.ready)
+                    assert time.monotonic() < deadline, sink.stored("documents")
+                    await asyncio.sleep(0.05)
+                while not pipeline.ready:
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.1)
+            finally:
+                broker.clear_request_errors(API_FETCH)
+                await pipeline.stop_and_wait()
+
+        asyncio.run(run())
+    finally:
+        stack.close()
+    failures = sum(
+        pipeline.metrics.value(
+            "aimass_consumer_failures_total", role=role, cause="TopicAuthorizationFailedError"
+        )
+        for role in ("enrich", "sink", "recs")
+    )
+    assert failures > 0
+    assert False in seen, "readiness never showed the failing consumers"
+    assert rows(client, "SELECT count() FROM documents FINAL") == [(20,)]

@@ -525,3 +525,78 @@ def test_every_generated_document_decodes() -> None:
         assert result.lang == obj["lang"]
         assert result.meta == obj["meta"]
         assert result.source == source
+
+
+# --------------------------------------------------------------------- small input gaps
+
+
+@pytest.mark.parametrize("tenant", [".", "..", "...", ".hidden", "a..b", "..acme", "acme.."])
+def test_dot_only_and_path_like_tenants_are_rejected(tenant: str) -> None:
+    result = make_decoder().decode(encode(doc(tenant=tenant)), SOURCE)
+    assert isinstance(result, DeadLetter), tenant
+    assert result.stage == STAGE_VALIDATE
+    assert "tenant" in result.reason and "'..'" in result.reason
+
+
+@pytest.mark.parametrize("tenant", ["acme", "eu.acme-1", "a.b.c", "acme.", "_x", "A-9"])
+def test_ordinary_tenants_with_dots_are_accepted(tenant: str) -> None:
+    assert isinstance(make_decoder().decode(encode(doc(tenant=tenant)), SOURCE), Document)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["\u200b", "\u200b\u200c\u200d\u2060", "\ufeff", " \u200b\n\t\u00a0", "\u2028\u2029", "\u00ad"],
+)
+def test_a_text_of_only_invisible_characters_is_empty(text: str) -> None:
+    result = make_decoder().decode(encode(doc(text=text)), SOURCE)
+    assert isinstance(result, DeadLetter)
+    assert result.reason.startswith("field 'text' is empty")
+
+
+@pytest.mark.parametrize("text", ["\u200bx", "é", "🤒", "\u0301a", "日本"])
+def test_a_text_with_anything_visible_is_kept(text: str) -> None:
+    result = make_decoder().decode(encode(doc(text=text)), SOURCE)
+    assert isinstance(result, Document) and result.text == text
+
+
+@pytest.mark.parametrize(
+    ("raw", "where"),
+    [
+        (b'{"id": "a", "text": "\xff"}', "byte 0xff at offset 21: invalid start byte"),
+        (b'{"id": "\xed\xa0\x80"}', "byte 0xed at offset 8: invalid continuation byte"),
+        (b'{"id": "caf\xc3"}', "byte 0xc3 at offset 11: invalid continuation byte"),
+    ],
+)
+def test_invalid_utf8_says_which_byte_and_where(raw: bytes, where: str) -> None:
+    result = make_decoder().decode(raw, SOURCE)
+    assert isinstance(result, DeadLetter) and result.stage == STAGE_DECODE
+    assert result.reason == f"message is not valid UTF-8: {where}"
+    assert "surrogates" not in result.reason
+
+
+def test_a_utf8_byte_order_mark_is_not_part_of_the_document() -> None:
+    raw = b"\xef\xbb\xbf" + encode(doc())
+    result = make_decoder().decode(raw, SOURCE)
+    assert isinstance(result, Document) and result.id == "doc-1"
+
+
+@pytest.mark.parametrize(
+    ("version", "ok"),
+    [(None, True), (0, True), (7, True), (2**63 - 1, True), (2**63, False), (-1, False),
+     (True, False), ("3", False), (1.5, False)],
+)  # fmt: skip
+def test_the_optional_version_field(version: Any, ok: bool) -> None:
+    result = make_decoder().decode(encode(doc(version=version)), SOURCE)
+    if ok:
+        assert isinstance(result, Document) and result.version == version
+    else:
+        assert isinstance(result, DeadLetter) and "'version'" in result.reason
+
+
+def test_row_versions_order_by_explicit_version_then_kafka_time_then_offset() -> None:
+    from stream_aimass.records import row_version
+
+    assert row_version(None, 1000, 5) < row_version(None, 1000, 6) < row_version(None, 1001, 0)
+    assert row_version(3, 1000, 0) > row_version(2, 9_999_999, 99)
+    assert row_version(None, -1, 4) == row_version(None, 0, 4)  # no Kafka timestamp
+    assert row_version(2**63 - 1, 0, 2**63) < 2**128

@@ -990,3 +990,63 @@ def test_insert_sync_passes_the_token() -> None:
 def test_inserts_ask_materialized_views_to_deduplicate_too() -> None:
     # Without it a retried insert is dropped by documents but counted again in usage_hourly.
     assert INSERT_SETTINGS == {"deduplicate_blocks_in_dependent_materialized_views": 1}
+
+
+# --------------------------------------------------------------------- permanent rejections
+
+
+def test_rejections_are_told_from_failures_worth_retrying() -> None:
+    from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
+
+    from stream_aimass.sinks.clickhouse import is_rejection
+
+    rejected = [
+        DatabaseError(
+            "Code: 469. DB::Exception: Constraint `c` is violated. (VIOLATED_CONSTRAINT)"
+        ),
+        DatabaseError("Code: 53. DB::Exception: Type mismatch. (TYPE_MISMATCH)"),
+        DatabaseError("Code: 395. DB::Exception: throwIf. (FUNCTION_THROW_IF_VALUE_IS_NON_ZERO)"),
+        DataError("Invalid None value in non-Nullable column, column name: `k`"),
+        ValueError("invalid literal for int() with base 10: 'x'"),
+    ]
+    retried = [
+        DatabaseError("Code: 60. DB::Exception: Table r.nope does not exist. (UNKNOWN_TABLE)"),
+        DatabaseError("Code: 241. DB::Exception: Memory limit exceeded. (MEMORY_LIMIT_EXCEEDED)"),
+        DatabaseError("Code: 252. DB::Exception: Too many parts. (TOO_MANY_PARTS)"),
+        OperationalError("Error HTTPConnectionPool: connection refused"),
+        ConnectionError("not connected to ClickHouse yet"),
+        TimeoutError(),
+    ]
+    assert [is_rejection(e) for e in rejected] == [True] * len(rejected)
+    assert [is_rejection(e) for e in retried] == [False] * len(retried)
+
+
+class RejectingClient:
+    """Refuses every insert holding a row whose doc_id starts with 'bad' (a constraint)."""
+
+    def __init__(self) -> None:
+        self.stored: list[list[Any]] = []
+        self.tokens: list[str] = []
+
+    def insert(
+        self, table: str, rows: list[list[Any]], *, column_names: list[str], settings: Any
+    ) -> None:
+        if any(r[1].startswith("bad") for r in rows):
+            raise RuntimeError("Code: 469. DB::Exception: Constraint `ok` is violated")
+        self.stored.extend(rows)
+        self.tokens.append(settings["insert_deduplication_token"])
+
+
+def test_a_batch_is_split_until_the_refused_rows_are_alone() -> None:
+    client = RejectingClient()
+    rows = [["acme", f"bad-{i}" if i in (3, 4, 9) else f"d{i}"] for i in range(13)]
+    batch = InsertBatch("documents", ("tenant", "doc_id"), rows, "documents|x|t")
+    assert asyncio.run(ClickHouseWriter(client, sleep=RecordingSleep()).insert(batch)) is True
+    assert [i for i, _ in sorted(batch.rejected)] == [3, 4, 9]
+    assert all("Constraint `ok` is violated" in reason for _, reason in batch.rejected)
+    assert sorted(r[1] for r in client.stored) == sorted(
+        f"d{i}" for i in range(13) if i not in (3, 4, 9)
+    )
+    # Every part has a token of its own, the same on a retry.
+    assert len(set(client.tokens)) == len(client.tokens)
+    assert all(t.startswith("documents|x|t#") for t in client.tokens)
