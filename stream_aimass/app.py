@@ -7,7 +7,7 @@ instead of Faust agents: Faust's per-message cost (~70 µs) is too high for a mo
 eats thousands of documents a second.
 
 The ``/v1/`` endpoints need a per-tenant API key when ``api_auth_enabled`` (see
-:mod:`stream_aimass.auth`); the ops endpoints (``/healthz``, ``/readyz``, ``/metrics``) stay
+:mod:`stream_aimass.web.auth`); the ops endpoints (``/healthz``, ``/readyz``, ``/metrics``) stay
 open.
 
 Read top to bottom, this is the whole process: stack -> pipeline -> web.
@@ -23,11 +23,11 @@ from typing import Any
 import faust
 import mode
 
-from stream_aimass.auth import ApiKeyAuth, ApiKeyConfigError, Denied
 from stream_aimass.pipeline import Pipeline, Role, Stack, make_faust_app, serves_recs
-from stream_aimass.recs import lookup
-from stream_aimass.recs.service import RecsService, validate_request
+from stream_aimass.recs.service import RecsService
 from stream_aimass.settings import Settings
+from stream_aimass.web.auth import ApiKeyAuth, ApiKeyConfigError
+from stream_aimass.web.routes import register_routes
 
 log = logging.getLogger("stream_aimass.app")
 
@@ -77,10 +77,6 @@ class PipelineService(mode.Service):  # type: ignore[misc]
         return self.pipeline is not None and self.pipeline.ready
 
 
-def _denied(web: Any, denied: Denied) -> Any:
-    return web.json(denied.body, status=denied.status, headers=dict(denied.headers))
-
-
 def build_app(
     settings: Settings, stack: Stack, role: Role, auth: ApiKeyAuth | None = None
 ) -> faust.App:
@@ -117,65 +113,7 @@ def build_app(
         finally:
             loop.close()
 
-    @app.page("/healthz")
-    async def healthz(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok", "role": role})
-
-    @app.page("/readyz")
-    async def readyz(web: Any, request: Any) -> Any:
-        ok = service.ready
-        assigned = service.pipeline.assigned() if service.pipeline is not None else {}
-        body = {"ready": ok, "role": role, "assigned": assigned}
-        return web.json(body, status=200 if ok else 503)
-
-    @app.page("/v1/models")
-    async def models(web: Any, request: Any) -> Any:
-        denied = auth.check(request.headers, None)
-        if denied is not None:
-            return _denied(web, denied)
-        # What serves the document path right now: encoder, topic head, classifier versions.
-        pipeline = service.pipeline
-        if pipeline is None or pipeline.enrich is None:
-            return web.json({"role": role, "models": None}, status=404 if pipeline else 503)
-        return web.json({"role": role, **pipeline.enrich.enricher.describe()})
-
-    @app.page("/v1/recommendations/{tenant}/{user_id}")
-    async def recommendations(web: Any, request: Any, tenant: str, user_id: str) -> Any:
-        # Before routing: a request another worker answers is checked here first (and again
-        # there: Faust forwards the headers).
-        denied = auth.check(request.headers, tenant)
-        if denied is not None:
-            return _denied(web, denied)
-        if recs is None:
-            return web.json({"error": f"role {role!r} serves no recommendations"}, status=404)
-        if not recs.ready:
-            return web.json(
-                {"error": "the recommendation path is not ready (the item index is loading, "
-                 "or its reader is reconnecting); retry"},
-                status=503,
-                headers={"Retry-After": "1"},
-            )  # fmt: skip
-        try:
-            k = int(request.query.get("k", str(settings.recs_k)))
-        except ValueError:
-            return web.json({"error": validate_request(tenant, user_id, None)}, status=400)
-        error = validate_request(tenant, user_id, k)
-        if error is not None:
-            return web.json({"error": error}, status=400)
-        cold_start = request.query.get("cold_start", "").lower() in ("1", "true", "yes")
-        # Profiles are partitioned: this worker's store, else the workers holding the rest.
-        answer = await lookup.recommendations(recs, app, tenant, user_id, k, cold_start, request)
-        if isinstance(answer.body, str):
-            return web.text(answer.body, content_type="application/json", status=answer.status)
-        return web.json(answer.body, status=answer.status, headers=answer.headers)
-
-    @app.page("/metrics")
-    async def metrics(web: Any, request: Any) -> Any:
-        if service.pipeline is None:
-            return web.text("", content_type="text/plain", status=503)
-        body = service.pipeline.metrics.render().decode()
-        return web.text(body, content_type="text/plain; version=0.0.4")
-
+    register_routes(app, settings=settings, role=role, service=service, recs=recs, auth=auth)
     return app
 
 

@@ -5,7 +5,6 @@ Errors are data: nothing here raises on bad input.
 
 from __future__ import annotations
 
-import re
 import time
 import unicodedata
 from collections.abc import Callable
@@ -14,18 +13,22 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 
-from stream_aimass.compat import UnreadableBatch
-from stream_aimass.records import MAX_EXPLICIT_VERSION, DeadLetter, Document, Event, Source
+from stream_aimass.records import (
+    MAX_EXPLICIT_VERSION,
+    TENANT_RE,
+    TENANT_RULE,
+    DeadLetter,
+    Document,
+    Event,
+    Source,
+    UnreadableBatch,
+)
 
 R = TypeVar("R")
 
 STAGE_DECODE = "decode"
 STAGE_VALIDATE = "validate"
 
-# Tenants name ClickHouse roles, users and row policies, and appear in paths and keys: no
-# dot-only or path-like names ('.', '..', '.hidden', 'a..b').
-TENANT_RE = re.compile(r"(?!\.)(?!.*\.\.)[A-Za-z0-9_.-]{1,128}")
-TENANT_RULE = "must match ^[A-Za-z0-9_.-]{1,128}$, not start with '.' and not contain '..'"
 # Characters that show nothing: a text made only of these (and whitespace) is empty.
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Cn", "Zs", "Zl", "Zp"})
 _BOM = b"\xef\xbb\xbf"

@@ -15,17 +15,19 @@ from typing import Any, Literal
 
 import faust
 
-from stream_aimass import compat
-from stream_aimass.clickhouse import get_client, migrate
-from stream_aimass.embedded import EmbeddedBroker
-from stream_aimass.enrich import DocumentEnricher, EnrichService
-from stream_aimass.kafka import adapt_to_broker
+from stream_aimass.clickhouse.client import get_client
+from stream_aimass.clickhouse.migrations import migrate
+from stream_aimass.enrich.enricher import DocumentEnricher
+from stream_aimass.enrich.service import EnrichService
+from stream_aimass.kafka import compat
+from stream_aimass.kafka.clients import adapt_to_broker
+from stream_aimass.kafka.embedded import EmbeddedBroker
+from stream_aimass.kafka.topics import configured_topics, load_specs
 from stream_aimass.models.encoder import resolve_device
 from stream_aimass.observability import Metrics
 from stream_aimass.recs.service import RecsService
 from stream_aimass.settings import Settings
-from stream_aimass.sink import SinkService
-from stream_aimass.topics import configured_topics, load_specs
+from stream_aimass.sink.service import SinkService
 
 log = logging.getLogger("stream_aimass.pipeline")
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 
 # Dead letters keep the raw message whole up to this size (Kafka's default message limit is
@@ -18,6 +20,12 @@ MAX_DLQ_REASON_CHARS = 4096
 # The largest explicit ``version`` a document may carry: the row version keeps it in the high
 # 64 bits of a UInt128, the source offset in the low 64.
 MAX_EXPLICIT_VERSION = 2**63 - 1
+
+
+# Tenants name ClickHouse roles, users and row policies, and appear in paths and keys: no
+# dot-only or path-like names ('.', '..', '.hidden', 'a..b').
+TENANT_RE = re.compile(r"(?!\.)(?!.*\.\.)[A-Za-z0-9_.-]{1,128}")
+TENANT_RULE = "must match ^[A-Za-z0-9_.-]{1,128}$, not start with '.' and not contain '..'"
 
 
 def row_version(explicit: int | None, timestamp_ms: int, offset: int) -> int:
@@ -140,7 +148,7 @@ class EnrichedDocument:
 
     @property
     def key(self) -> bytes:
-        return f"{self.document.tenant}:{self.document.id}".encode()
+        return record_key(self.document.tenant, self.document.id)
 
     def to_json(self) -> bytes:
         doc = self.document
@@ -189,18 +197,27 @@ class DeadLetter:
     error_type: str = ""
     key: bytes | None = None
 
+    @property
+    def kept_reason(self) -> str:
+        """The reason as the record keeps it (cut at MAX_DLQ_REASON_CHARS)."""
+        if len(self.reason) > MAX_DLQ_REASON_CHARS:
+            return self.reason[:MAX_DLQ_REASON_CHARS] + " [truncated]"
+        return self.reason
+
+    @property
+    def kept_raw(self) -> bytes:
+        """The raw bytes as the record keeps them (a prefix past MAX_DLQ_RAW_BYTES)."""
+        return self.raw[:MAX_DLQ_RAW_BYTES]
+
     def to_json(self) -> bytes:
         """The ``aimass.dlq`` record: at most about 750 KB whatever the input was."""
-        reason = self.reason
-        if len(reason) > MAX_DLQ_REASON_CHARS:
-            reason = reason[:MAX_DLQ_REASON_CHARS] + " [truncated]"
         key = self.key[:MAX_DLQ_KEY_BYTES] if self.key else None
         return orjson.dumps(
             {
                 "stage": self.stage,
-                "reason": reason,
+                "reason": self.kept_reason,
                 "error_type": self.error_type,
-                "raw_b64": base64.b64encode(self.raw[:MAX_DLQ_RAW_BYTES]).decode("ascii"),
+                "raw_b64": base64.b64encode(self.kept_raw).decode("ascii"),
                 "raw_bytes": len(self.raw),
                 "raw_truncated": len(self.raw) > MAX_DLQ_RAW_BYTES,
                 "key_b64": base64.b64encode(key).decode("ascii") if key else None,
@@ -214,3 +231,140 @@ class DeadLetter:
     def dlq_key(self) -> bytes:
         s = self.source
         return f"{s.topic}:{s.partition}:{s.offset}".encode()
+
+
+class ItemVectorError(ValueError):
+    """An item-vector record that cannot be used (the reason is the message)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ItemVector:
+    """One item as published on ``aimass.item-vectors`` (key ``tenant:item_id``)."""
+
+    tenant: str
+    item_id: str
+    kind: str
+    ts_ms: int
+    vector: np.ndarray  # float32, unit norm
+    model: ModelRef
+    updated_at_ms: int
+    title: str = ""
+    category: str = ""
+    source: dict[str, Any] = field(default_factory=dict)
+    version: int | None = None  # the source document's own ``version`` field, if any
+
+    @property
+    def key(self) -> bytes:
+        return item_key(self.tenant, self.item_id)
+
+    def row_version(self, offset: int = 0) -> int:
+        """The order of this item's versions (see ``row_version``): from the document it came
+        from; a record without a source (an older producer, or vectors published by hand) by
+        its ``updated_at_ms``, then its own message's ``offset``."""
+        ts, off = self.source.get("timestamp_ms"), self.source.get("offset")
+        if isinstance(ts, int) and isinstance(off, int):
+            return row_version(self.version, ts, off)
+        return row_version(self.version, self.updated_at_ms, offset)
+
+    def to_json(self) -> bytes:
+        halves = self.vector.astype("<f2")
+        return orjson.dumps(
+            {
+                "tenant": self.tenant,
+                "item_id": self.item_id,
+                "kind": self.kind,
+                "title": self.title,
+                "category": self.category,
+                "ts": self.ts_ms,
+                "embedding": {
+                    "dtype": "float16",
+                    "dim": int(halves.shape[0]),
+                    "b64": base64.b64encode(halves.tobytes()).decode("ascii"),
+                },
+                "model": {"name": self.model.name, "version": self.model.version},
+                "source": self.source,
+                "version": self.version,
+                "updated_at_ms": self.updated_at_ms,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> ItemVector:
+        try:
+            obj = orjson.loads(raw)
+            embedding = obj["embedding"]
+            if embedding.get("dtype") != "float16":
+                raise ItemVectorError(f"embedding dtype {embedding.get('dtype')!r} is not float16")
+            vector = np.frombuffer(base64.b64decode(embedding["b64"]), dtype="<f2")
+            if vector.shape[0] != int(embedding["dim"]):
+                raise ItemVectorError("embedding length does not match its dim")
+            model = obj["model"]
+            version = obj.get("version")
+            if version is not None and (
+                not isinstance(version, int) or isinstance(version, bool) or version < 0
+            ):
+                raise ItemVectorError(f"version {version!r} is not a non-negative integer")
+            return cls(
+                tenant=str(obj["tenant"]),
+                item_id=str(obj["item_id"]),
+                kind=str(obj.get("kind", "document")),
+                ts_ms=int(obj["ts"]),
+                vector=vector.astype(np.float32),
+                model=ModelRef(str(model["name"]), str(model["version"])),
+                updated_at_ms=int(obj.get("updated_at_ms", 0)),
+                title=str(obj.get("title", "")),
+                category=str(obj.get("category", "")),
+                source=dict(obj.get("source") or {}),
+                version=version,
+            )
+        except ItemVectorError:
+            raise
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ItemVectorError(f"bad item vector: {type(exc).__name__}: {exc}") from exc
+
+
+def record_key(tenant: str, ident: str) -> bytes:
+    """The one key format of every keyed topic: ``tenant:id`` (documents, enriched records,
+    items and item vectors) and ``tenant:user_id`` (events, profiles, recommendations)."""
+    return f"{tenant}:{ident}".encode()
+
+
+def item_key(tenant: str, item_id: str) -> bytes:
+    return record_key(tenant, item_id)
+
+
+def split_key(key: bytes | None) -> tuple[str, str] | None:
+    """``(tenant, item_id)`` from a ``tenant:item_id`` key (split on the first ':'), or None."""
+    if not key:
+        return None
+    try:
+        tenant, sep, item_id = key.decode("utf-8").partition(":")
+    except UnicodeDecodeError:
+        return None
+    return (tenant, item_id) if sep and tenant and item_id else None
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableBatch:
+    """A record batch the consumer could not decode, as its marker record describes it.
+
+    The marker has the batch's last offset (committing past it moves on), no key and no
+    value; its headers say which offsets it covered, why, and hold the raw batch.
+    """
+
+    first_offset: int
+    last_offset: int
+    codec: str
+    reason: str
+    raw: bytes
+
+    @property
+    def records(self) -> int:
+        return self.last_offset - self.first_offset + 1
+
+    def describe(self) -> str:
+        return (
+            f"record batch at offsets {self.first_offset}-{self.last_offset} ({self.records} "
+            f"records, codec {self.codec}) cannot be read: {self.reason}; its records are "
+            "skipped, raw_b64 holds the batch as fetched"
+        )

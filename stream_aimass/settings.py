@@ -624,3 +624,13 @@ def settings_table(current: Settings | None = None) -> list[dict[str, str]]:
             }
         )
     return rows
+
+
+def settings_markdown() -> str:
+    """The configuration table of docs/configuration.md: every setting, env var, default."""
+    lines = ["| setting | env var | default | description |", "|---|---|---|---|"]
+    lines += [
+        f"| `{r['name']}` | `{r['env']}` | `{r['default']}` | {r['description']} |"
+        for r in settings_table()
+    ]
+    return "\n".join(lines) + "\n"

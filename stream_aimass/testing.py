@@ -24,7 +24,12 @@ from typing import Any
 import orjson
 from aiokafka import TopicPartition
 
-from stream_aimass.kafka import group_lag, make_confluent_producer, make_consumer, make_producer
+from stream_aimass.kafka.clients import (
+    group_lag,
+    make_confluent_producer,
+    make_consumer,
+    make_producer,
+)
 from stream_aimass.settings import Settings
 
 # Small batches make a stream of a few hundred documents span many batches, so a kill
@@ -348,7 +353,7 @@ def query_data_dir(data_dir: Path, sql: str) -> list[list[Any]]:
     code = (
         "import json, sys\n"
         "from stream_aimass.settings import Settings\n"
-        "from stream_aimass.clickhouse import get_client\n"
+        "from stream_aimass.clickhouse.client import get_client\n"
         "c = get_client(Settings(data_dir=sys.argv[1]))\n"
         "print(json.dumps([list(r) for r in c.query(sys.argv[2]).result_rows], default=str))\n"
     )

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from stream_aimass.clickhouse import load_migrations
+from stream_aimass.clickhouse.migrations import load_migrations
 
 TS_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 EVENT_TYPES = ("view", "click", "like", "purchase")

@@ -9,7 +9,7 @@
   (``config.json`` with ``id2label`` + safetensors), run as its own pass.
 
 Every detector returns character spans with a label; word pieces are aligned back to whole
-words and BIO decoding never emits a broken span (:mod:`stream_aimass.models.spans`).
+words and BIO decoding never emits a broken span (:mod:`stream_aimass.entities.spans`).
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from stream_aimass.entities.aliases import AliasIndex
+from stream_aimass.entities.spans import char_spans, piece_shapes, text_piece_shapes
 from stream_aimass.models.classify import load_head
 from stream_aimass.models.encoder import Encoder, ModelLoadError, Tokenized, check_model_dir
 from stream_aimass.models.library import resolve_model
-from stream_aimass.models.spans import char_spans, piece_shapes, text_piece_shapes
 from stream_aimass.records import ModelRef
 
 log = logging.getLogger("stream_aimass.entities")

@@ -19,127 +19,24 @@ reads; both hold :attr:`TenantItems.lock` while they touch a tenant.
 
 from __future__ import annotations
 
-import base64
 import math
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import orjson
 
-from stream_aimass.records import ModelRef, row_version
+from stream_aimass.records import (
+    ItemVector,
+    ItemVectorError,
+    row_version,
+    split_key,
+)
 
 KINDS = ("document", "catalogue")
 # Popularity uses forward decay: a weight w at time t adds w * 2 ** ((t - base) / half_life)
 # and counts are read back decayed to "now". The base moves before the exponent grows large.
 _MAX_EXPONENT = 60.0
-
-
-class ItemVectorError(ValueError):
-    """An item-vector record that cannot be used (the reason is the message)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ItemVector:
-    """One item as published on ``aimass.item-vectors`` (key ``tenant:item_id``)."""
-
-    tenant: str
-    item_id: str
-    kind: str
-    ts_ms: int
-    vector: np.ndarray  # float32, unit norm
-    model: ModelRef
-    updated_at_ms: int
-    title: str = ""
-    category: str = ""
-    source: dict[str, Any] = field(default_factory=dict)
-    version: int | None = None  # the source document's own ``version`` field, if any
-
-    @property
-    def key(self) -> bytes:
-        return item_key(self.tenant, self.item_id)
-
-    def row_version(self, offset: int = 0) -> int:
-        """The order of this item's versions (see ``row_version``): from the document it came
-        from; a record without a source (an older producer, or vectors published by hand) by
-        its ``updated_at_ms``, then its own message's ``offset``."""
-        ts, off = self.source.get("timestamp_ms"), self.source.get("offset")
-        if isinstance(ts, int) and isinstance(off, int):
-            return row_version(self.version, ts, off)
-        return row_version(self.version, self.updated_at_ms, offset)
-
-    def to_json(self) -> bytes:
-        halves = self.vector.astype("<f2")
-        return orjson.dumps(
-            {
-                "tenant": self.tenant,
-                "item_id": self.item_id,
-                "kind": self.kind,
-                "title": self.title,
-                "category": self.category,
-                "ts": self.ts_ms,
-                "embedding": {
-                    "dtype": "float16",
-                    "dim": int(halves.shape[0]),
-                    "b64": base64.b64encode(halves.tobytes()).decode("ascii"),
-                },
-                "model": {"name": self.model.name, "version": self.model.version},
-                "source": self.source,
-                "version": self.version,
-                "updated_at_ms": self.updated_at_ms,
-            }
-        )
-
-    @classmethod
-    def from_json(cls, raw: bytes) -> ItemVector:
-        try:
-            obj = orjson.loads(raw)
-            embedding = obj["embedding"]
-            if embedding.get("dtype") != "float16":
-                raise ItemVectorError(f"embedding dtype {embedding.get('dtype')!r} is not float16")
-            vector = np.frombuffer(base64.b64decode(embedding["b64"]), dtype="<f2")
-            if vector.shape[0] != int(embedding["dim"]):
-                raise ItemVectorError("embedding length does not match its dim")
-            model = obj["model"]
-            version = obj.get("version")
-            if version is not None and (
-                not isinstance(version, int) or isinstance(version, bool) or version < 0
-            ):
-                raise ItemVectorError(f"version {version!r} is not a non-negative integer")
-            return cls(
-                tenant=str(obj["tenant"]),
-                item_id=str(obj["item_id"]),
-                kind=str(obj.get("kind", "document")),
-                ts_ms=int(obj["ts"]),
-                vector=vector.astype(np.float32),
-                model=ModelRef(str(model["name"]), str(model["version"])),
-                updated_at_ms=int(obj.get("updated_at_ms", 0)),
-                title=str(obj.get("title", "")),
-                category=str(obj.get("category", "")),
-                source=dict(obj.get("source") or {}),
-                version=version,
-            )
-        except ItemVectorError:
-            raise
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ItemVectorError(f"bad item vector: {type(exc).__name__}: {exc}") from exc
-
-
-def item_key(tenant: str, item_id: str) -> bytes:
-    return f"{tenant}:{item_id}".encode()
-
-
-def split_key(key: bytes | None) -> tuple[str, str] | None:
-    """``(tenant, item_id)`` from a ``tenant:item_id`` key (split on the first ':'), or None."""
-    if not key:
-        return None
-    try:
-        tenant, sep, item_id = key.decode("utf-8").partition(":")
-    except UnicodeDecodeError:
-        return None
-    return (tenant, item_id) if sep and tenant and item_id else None
 
 
 class TenantItems:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from stream_aimass.records import Event
+from stream_aimass.records import Event, record_key
 
 # Events on not-yet-indexed items remembered per profile (the oldest are dropped first).
 MAX_PENDING = 16
@@ -153,7 +153,7 @@ class Profile:
 
 def profile_key(tenant: str, user_id: str) -> bytes:
     """The table key, which is also the events topic's message key: ``tenant:user_id``."""
-    return f"{tenant}:{user_id}".encode()
+    return record_key(tenant, user_id)
 
 
 def _add(

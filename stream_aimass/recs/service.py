@@ -36,19 +36,19 @@ import orjson
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
-from stream_aimass.compat import unreadable_batch
-from stream_aimass.decode import TENANT_RE, TENANT_RULE, EventDecoder
-from stream_aimass.kafka import Outgoing, deliver, make_consumer, make_producer
+from stream_aimass.decode import EventDecoder
+from stream_aimass.kafka.clients import make_consumer, make_producer
+from stream_aimass.kafka.compat import unreadable_batch
+from stream_aimass.kafka.deliver import Outgoing, deliver
+from stream_aimass.kafka.topics import load_specs
 from stream_aimass.observability import Metrics
-from stream_aimass.records import DeadLetter, Event, Source
+from stream_aimass.records import TENANT_RE, TENANT_RULE, DeadLetter, Event, ItemVectorError, Source
 from stream_aimass.recs import item_index, profile_config, scoring_config
-from stream_aimass.recs.index import ItemVectorError
 from stream_aimass.recs.profiles import Profile, apply_event, profile_key, resolve_pending
 from stream_aimass.recs.scoring import MODEL_NAME, Scored, Scorer, ScoreRequest
 from stream_aimass.recs.table_store import rebuild_stale_store
 from stream_aimass.retry import sleep_unless
 from stream_aimass.settings import Settings
-from stream_aimass.topics import load_specs
 
 log = logging.getLogger("stream_aimass.recs")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from aiokafka import TopicPartition
 
-from stream_aimass.kafka import cluster_id, make_consumer
+from stream_aimass.kafka.clients import cluster_id, make_consumer
 from stream_aimass.settings import Settings
 
 log = logging.getLogger("stream_aimass.recs")

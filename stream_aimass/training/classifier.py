@@ -21,6 +21,11 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
+from stream_aimass.evaluation.classifier import (
+    classification_report,
+    predict_labels,
+    tune_thresholds,
+)
 from stream_aimass.models.classify import ENCODER_SUBDIR, TrainedClassifier, save_head
 from stream_aimass.models.encoder import (
     Encoder,
@@ -30,11 +35,6 @@ from stream_aimass.models.encoder import (
 )
 from stream_aimass.models.library import ModelInfo, publish, staging_dir
 from stream_aimass.training.data import LabelledTexts, check_trainable
-from stream_aimass.training.metrics import (
-    classification_report,
-    predict_labels,
-    tune_thresholds,
-)
 
 if TYPE_CHECKING:
     import torch

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from stream_aimass.entities.spans import SHAPE_FEATURES, bio_spans, piece_shapes
+from stream_aimass.evaluation.ner import ner_report
 from stream_aimass.models.classify import ENCODER_SUBDIR, save_head
 from stream_aimass.models.encoder import (
     Encoder,
@@ -31,11 +33,9 @@ from stream_aimass.models.encoder import (
     weights_version,
 )
 from stream_aimass.models.library import ModelInfo, publish, staging_dir
-from stream_aimass.models.spans import SHAPE_FEATURES, bio_spans, piece_shapes
 from stream_aimass.training.classifier import SilentReporter, TrainingReporter, length_bucketed
 from stream_aimass.training.conll import Sentence, detect_scheme, entity_types, to_bio2
 from stream_aimass.training.data import DataError
-from stream_aimass.training.ner_metrics import ner_report
 
 if TYPE_CHECKING:
     import torch

@@ -38,7 +38,7 @@ def settings(chdb_path: Path, tmp_path: Path) -> Settings:
 
 @pytest.fixture(scope="session")
 def enricher() -> Any:
-    from stream_aimass.enrich import DocumentEnricher
+    from stream_aimass.enrich.enricher import DocumentEnricher
 
     return DocumentEnricher.from_settings(Settings())
 

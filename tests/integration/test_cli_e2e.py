@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from stream_aimass.corpus import bad_messages
 from stream_aimass.testing import cli
+from stream_aimass.tools.corpus import bad_messages
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -8,23 +8,18 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from stream_aimass.clickhouse import (
-    get_client,
-    load_migrations,
-    migrate,
-    query_names,
-    run_named_query,
-)
+from stream_aimass.clickhouse.client import get_client
+from stream_aimass.clickhouse.migrations import load_migrations, migrate
+from stream_aimass.clickhouse.queries import query_names, run_named_query
 from stream_aimass.records import Category, Document, EnrichedDocument, ModelRef, Source
 from stream_aimass.settings import Settings
-from stream_aimass.sinks.clickhouse import (
+from stream_aimass.sink.rows import (
     CLASSIFICATION_COLUMNS,
     DOCUMENT_COLUMNS,
-    ClickHouseWriter,
-    InsertBatch,
     classification_rows,
     document_row,
 )
+from stream_aimass.sink.writer import ClickHouseWriter, InsertBatch
 
 pytestmark = pytest.mark.integration
 

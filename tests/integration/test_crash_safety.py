@@ -24,7 +24,6 @@ from typing import Any
 
 import pytest
 
-from stream_aimass.corpus import bad_messages, generate_documents, generate_events
 from stream_aimass.testing import (
     BrokerProcess,
     WorkerProcess,
@@ -36,6 +35,7 @@ from stream_aimass.testing import (
     wait_drained,
     wait_ready,
 )
+from stream_aimass.tools.corpus import bad_messages, generate_documents, generate_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -17,14 +17,12 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from stream_aimass.clickhouse import get_client, load_migrations, migrate, run_named_query
+from stream_aimass.clickhouse.client import get_client
+from stream_aimass.clickhouse.migrations import load_migrations, migrate
+from stream_aimass.clickhouse.queries import run_named_query
 from stream_aimass.settings import Settings
-from stream_aimass.sinks.clickhouse import (
-    ENTITY_MENTION_COLUMNS,
-    ClickHouseWriter,
-    InsertBatch,
-    entity_mention_rows,
-)
+from stream_aimass.sink.rows import ENTITY_MENTION_COLUMNS, entity_mention_rows
+from stream_aimass.sink.writer import ClickHouseWriter, InsertBatch
 
 pytestmark = pytest.mark.integration
 
@@ -354,7 +352,7 @@ def cli_settings(settings: Settings, chdb_path: Path, monkeypatch: pytest.Monkey
 def test_query_top_entities_json(
     client: Any, settings: Settings, chdb_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from stream_aimass.cli import app
+    from stream_aimass.cli.main import app
 
     insert(client, mention_rows(DOCS), "entity_mentions|aimass.enriched:0:0-4")
     common = cli_settings(settings, chdb_path, monkeypatch)
@@ -383,7 +381,7 @@ def test_query_top_entities_json(
 def test_query_entity_trend_json(
     client: Any, settings: Settings, chdb_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from stream_aimass.cli import app
+    from stream_aimass.cli.main import app
 
     insert(client, mention_rows(DOCS), "entity_mentions|aimass.enriched:0:0-4")
     common = cli_settings(settings, chdb_path, monkeypatch)
@@ -406,7 +404,7 @@ def test_query_entity_trend_json(
 def test_entity_trend_without_an_entity_is_a_clear_error(
     entity: str | None, tmp_path: Path
 ) -> None:
-    from stream_aimass.cli import app
+    from stream_aimass.cli.main import app
 
     args = ["query", "entity-trend", "--data-dir", str(tmp_path)]
     if entity is not None:
@@ -419,7 +417,7 @@ def test_entity_trend_without_an_entity_is_a_clear_error(
 def test_queries_without_an_entity_parameter_ignore_the_option(
     client: Any, settings: Settings, chdb_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from stream_aimass.cli import app
+    from stream_aimass.cli.main import app
 
     common = cli_settings(settings, chdb_path, monkeypatch)
     args = ["query", "top-entities", "--entity", APPLE, "--json", *common]

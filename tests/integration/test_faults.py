@@ -21,15 +21,15 @@ import pytest
 import torch
 from clickhouse_connect.driver.exceptions import OperationalError
 
-from stream_aimass.corpus import bad_messages, generate_documents, generate_events
-from stream_aimass.embedded import API_PRODUCE, ERR_TOPIC_AUTHORIZATION_FAILED
-from stream_aimass.enrich import DocumentEnricher, Enriched, Pending
-from stream_aimass.kafka import group_lag
+from stream_aimass.enrich.enricher import DocumentEnricher, Enriched, Pending
+from stream_aimass.kafka.clients import group_lag
+from stream_aimass.kafka.embedded import API_PRODUCE, ERR_TOPIC_AUTHORIZATION_FAILED
 from stream_aimass.models.encoder import Encoder
 from stream_aimass.pipeline import Pipeline, Stack, open_clickhouse
 from stream_aimass.settings import Settings
-from stream_aimass.sink import SinkService
+from stream_aimass.sink.service import SinkService
 from stream_aimass.testing import free_port, produce_async
+from stream_aimass.tools.corpus import bad_messages, generate_documents, generate_events
 
 pytestmark = pytest.mark.integration
 

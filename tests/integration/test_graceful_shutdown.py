@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from stream_aimass.corpus import generate_documents, generate_events
 from stream_aimass.testing import (
     BrokerProcess,
     committed,
@@ -22,6 +21,7 @@ from stream_aimass.testing import (
     wait_drained,
     wait_ready,
 )
+from stream_aimass.tools.corpus import generate_documents, generate_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

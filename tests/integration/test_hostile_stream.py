@@ -27,12 +27,12 @@ import pytest
 from hostile_messages import BIG_SHAPES, KAFKA_TIMESTAMPS, Hostile, collect, hostile_messages
 from hypothesis import strategies as st
 
-from stream_aimass.corpus import generate_documents, generate_events
 from stream_aimass.decode import DocumentDecoder, EventDecoder, ItemDecoder
-from stream_aimass.kafka import group_lag, make_producer
+from stream_aimass.kafka.clients import group_lag, make_producer
 from stream_aimass.pipeline import Pipeline, Stack, open_clickhouse
 from stream_aimass.records import MAX_DLQ_RAW_BYTES, DeadLetter, Event, Source
 from stream_aimass.settings import Settings
+from stream_aimass.tools.corpus import generate_documents, generate_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

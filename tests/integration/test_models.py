@@ -12,13 +12,13 @@ from typing import Any
 import orjson
 import pytest
 
-from stream_aimass.clickhouse import run_named_query
-from stream_aimass.corpus import generate_documents
-from stream_aimass.enrich import DocumentEnricher
-from stream_aimass.models.reload import current_specs, write_classifier_file
+from stream_aimass.clickhouse.queries import run_named_query
+from stream_aimass.enrich.enricher import DocumentEnricher
+from stream_aimass.enrich.reload import current_specs, write_classifier_file
 from stream_aimass.pipeline import Pipeline, Stack, open_clickhouse
 from stream_aimass.settings import Settings
 from stream_aimass.testing import produce_documents, read_topic
+from stream_aimass.tools.corpus import generate_documents
 from stream_aimass.training.classifier import TrainConfig, train_classifier
 from stream_aimass.training.data import LabelledTexts
 

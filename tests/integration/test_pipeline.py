@@ -10,11 +10,11 @@ import jsonschema
 import orjson
 import pytest
 
-from stream_aimass.corpus import bad_messages, generate_documents, generate_events
+from stream_aimass.kafka.topics import load_schema
 from stream_aimass.pipeline import Pipeline, Stack, open_clickhouse
 from stream_aimass.settings import Settings
 from stream_aimass.testing import produce, produce_documents, read_topic
-from stream_aimass.topics import load_schema
+from stream_aimass.tools.corpus import bad_messages, generate_documents, generate_events
 
 pytestmark = pytest.mark.integration
 

@@ -337,7 +337,7 @@ def test_the_last_produced_version_of_a_document_wins_everywhere(
     assert indexed is not None and len(indexed) == 3 * n
     assert sorted(indexed.titles) == sorted(["v3"] * 2 * n + ["v4"] * n)
     # Entity mentions of the current versions only: Apple everywhere, Microsoft nowhere.
-    from stream_aimass.clickhouse import ALL_TIME, run_named_query
+    from stream_aimass.clickhouse.queries import ALL_TIME, run_named_query
 
     top = run_named_query(
         client, "top-entities", {"tenant": "", "from": ALL_TIME[0], "to": ALL_TIME[1]}
@@ -469,7 +469,7 @@ def test_a_consumer_that_keeps_failing_makes_the_worker_not_ready(
     """Fetches refused (TOPIC_AUTHORIZATION_FAILED, as a wrong ACL does): the consumers fail,
     readiness says so and the metric counts the cause; once fetches work again, everything
     is stored and the worker is ready."""
-    from stream_aimass.embedded import API_FETCH, ERR_TOPIC_AUTHORIZATION_FAILED
+    from stream_aimass.kafka.embedded import API_FETCH, ERR_TOPIC_AUTHORIZATION_FAILED
 
     stack = Stack.start(settings)
     assert stack.broker is not None

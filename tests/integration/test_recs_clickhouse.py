@@ -17,21 +17,21 @@ from typing import Any
 import orjson
 import pytest
 
-from stream_aimass.clickhouse import get_client, migrate, run_named_query
-from stream_aimass.kafka import make_producer
+from stream_aimass.clickhouse.client import get_client
+from stream_aimass.clickhouse.migrations import migrate
+from stream_aimass.clickhouse.queries import run_named_query
+from stream_aimass.kafka.clients import make_producer
 from stream_aimass.pipeline import Pipeline, Stack, open_clickhouse
 from stream_aimass.records import Event, Source
 from stream_aimass.settings import Settings
-from stream_aimass.sinks.clickhouse import (
-    EVENT_COLUMNS,
+from stream_aimass.sink.item_rows import (
     ITEM_COLUMNS,
     RECOMMENDATION_COLUMNS,
-    ClickHouseWriter,
-    InsertBatch,
-    event_row,
     item_row,
     recommendation_row,
 )
+from stream_aimass.sink.rows import EVENT_COLUMNS, event_row
+from stream_aimass.sink.writer import ClickHouseWriter, InsertBatch
 
 pytestmark = pytest.mark.integration
 

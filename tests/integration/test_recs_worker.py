@@ -15,7 +15,6 @@ from typing import Any
 import orjson
 import pytest
 
-from stream_aimass.corpus import generate_documents
 from stream_aimass.testing import (
     BrokerProcess,
     WorkerProcess,
@@ -24,6 +23,7 @@ from stream_aimass.testing import (
     start_worker,
     wait_ready,
 )
+from stream_aimass.tools.corpus import generate_documents
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -18,11 +18,10 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from stream_aimass.cli import app
-from stream_aimass.clickhouse import MIGRATION_STEPS_TABLE, MIGRATIONS_TABLE, get_client, migrate
-from stream_aimass.corpus import generate_documents
-from stream_aimass.settings import Settings
-from stream_aimass.tenants import (
+from stream_aimass.cli.main import app
+from stream_aimass.clickhouse.client import get_client
+from stream_aimass.clickhouse.migrations import MIGRATION_STEPS_TABLE, MIGRATIONS_TABLE, migrate
+from stream_aimass.clickhouse.tenants import (
     ALL_TENANTS_POLICY,
     CHDB_SKIPPED,
     password_sha256,
@@ -31,6 +30,7 @@ from stream_aimass.tenants import (
     tables_without_tenant,
     tenant_tables,
 )
+from stream_aimass.settings import Settings
 from stream_aimass.testing import (
     BrokerProcess,
     WorkerProcess,
@@ -40,6 +40,7 @@ from stream_aimass.testing import (
     start_worker,
     wait_ready,
 )
+from stream_aimass.tools.corpus import generate_documents
 
 pytestmark = pytest.mark.integration
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from stream_aimass.cli import app
-from stream_aimass.embedded import EmbeddedBroker
+from stream_aimass.cli.main import app
+from stream_aimass.kafka.embedded import EmbeddedBroker
+from stream_aimass.kafka.topics import TopicSpec, configured_topics, topic_mismatches
 from stream_aimass.settings import Settings
-from stream_aimass.topics import TopicSpec, configured_topics, topic_mismatches
 
 pytestmark = pytest.mark.integration
 

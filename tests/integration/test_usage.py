@@ -17,17 +17,13 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from stream_aimass.clickhouse import get_client, migrate, run_named_query
+from stream_aimass.clickhouse.client import get_client
+from stream_aimass.clickhouse.migrations import migrate
+from stream_aimass.clickhouse.queries import run_named_query
 from stream_aimass.records import Event, Source
 from stream_aimass.settings import Settings
-from stream_aimass.sinks.clickhouse import (
-    DOCUMENT_COLUMNS,
-    EVENT_COLUMNS,
-    ClickHouseWriter,
-    InsertBatch,
-    document_row,
-    event_row,
-)
+from stream_aimass.sink.rows import DOCUMENT_COLUMNS, EVENT_COLUMNS, document_row, event_row
+from stream_aimass.sink.writer import ClickHouseWriter, InsertBatch
 
 pytestmark = pytest.mark.integration
 
@@ -279,7 +275,7 @@ def cli_settings(settings: Settings, chdb_path: Path, monkeypatch: pytest.Monkey
 def test_query_usage_json(
     client: Any, settings: Settings, chdb_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from stream_aimass.cli import app
+    from stream_aimass.cli.main import app
 
     insert(client, "documents", document_rows(DOCS), "documents|aimass.enriched:0:0-4")
     insert(client, "events", event_rows(EVENTS), "events|aimass.events:0:0-3")
@@ -305,7 +301,7 @@ def test_query_usage_json(
 def test_queries_without_parameters_ignore_the_options(
     client: Any, settings: Settings, chdb_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from stream_aimass.cli import app
+    from stream_aimass.cli.main import app
 
     insert(client, "documents", document_rows(DOCS), "documents|aimass.enriched:0:0-4")
     common = cli_settings(settings, chdb_path, monkeypatch)
@@ -324,7 +320,7 @@ def test_queries_without_parameters_ignore_the_options(
     ],
 )
 def test_bad_time_bounds_are_clear_errors(args: list[str], message: str, tmp_path: Path) -> None:
-    from stream_aimass.cli import app
+    from stream_aimass.cli.main import app
 
     result = runner.invoke(app, ["query", "usage", *args, "--data-dir", str(tmp_path)])
     assert result.exit_code == 2

@@ -11,7 +11,6 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stream_aimass.corpus import bad_messages, generate_documents
 from stream_aimass.testing import (
     BrokerProcess,
     WorkerProcess,
@@ -23,6 +22,7 @@ from stream_aimass.testing import (
     wait_drained,
     wait_ready,
 )
+from stream_aimass.tools.corpus import bad_messages, generate_documents
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

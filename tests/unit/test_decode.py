@@ -8,7 +8,6 @@ from typing import Any
 import orjson
 import pytest
 
-from stream_aimass.corpus import bad_messages, generate_documents
 from stream_aimass.decode import (
     MAX_META_DEPTH,
     STAGE_DECODE,
@@ -19,6 +18,7 @@ from stream_aimass.decode import (
     validate_document,
 )
 from stream_aimass.records import DeadLetter, Document, Source
+from stream_aimass.tools.corpus import bad_messages, generate_documents
 
 NOW_MS = 123
 MAX_BYTES = 262_144

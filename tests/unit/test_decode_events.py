@@ -5,10 +5,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from stream_aimass.corpus import generate_documents, generate_events
 from stream_aimass.decode import EventDecoder
 from stream_aimass.records import DeadLetter, Event, Source
-from stream_aimass.sinks.clickhouse import EVENT_COLUMNS, event_row
+from stream_aimass.sink.rows import EVENT_COLUMNS, event_row
+from stream_aimass.tools.corpus import generate_documents, generate_events
 
 SOURCE = Source("aimass.events", 1, 42, 1_700_000_000_000)
 GOOD = {

@@ -37,39 +37,41 @@ from hypothesis import strategies as st
 from stream_aimass.decode import (
     STAGE_DECODE,
     STAGE_VALIDATE,
-    TENANT_RE,
     DocumentDecoder,
     EventDecoder,
     ItemDecoder,
 )
 from stream_aimass.records import (
     MAX_DLQ_RAW_BYTES,
+    TENANT_RE,
     Category,
     DeadLetter,
     Document,
     EnrichedDocument,
     Event,
+    ItemVector,
     ModelRef,
     Source,
 )
-from stream_aimass.recs.index import ItemVector
 from stream_aimass.settings import Settings
-from stream_aimass.sinks.clickhouse import (
+from stream_aimass.sink.item_rows import (
+    ITEM_COLUMNS,
+    RECOMMENDATION_COLUMNS,
+    item_row,
+    recommendation_row,
+)
+from stream_aimass.sink.rows import (
     CLASSIFICATION_COLUMNS,
     DEAD_LETTER_COLUMNS,
     DOCUMENT_COLUMNS,
     ENTITY_MENTION_COLUMNS,
     EVENT_COLUMNS,
-    ITEM_COLUMNS,
-    RECOMMENDATION_COLUMNS,
     RowError,
     classification_rows,
     dead_letter_row,
     document_row,
     entity_mention_rows,
     event_row,
-    item_row,
-    recommendation_row,
 )
 
 # (CI, --long) message counts per test: the --long total is well over 10,000.

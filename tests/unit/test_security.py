@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 import stream_aimass
-from stream_aimass.clickhouse import ClickHouseConfigError, get_client, server_client_kwargs
+from stream_aimass.clickhouse.client import ClickHouseConfigError, get_client, server_client_kwargs
 from stream_aimass.settings import SecurityConfigError, Settings, redact_dsn, settings_table
 
 SASL_SECRET = "SENTINEL-kafka-sasl-4b1e"
@@ -194,7 +194,7 @@ def test_redact_dsn(dsn: str, shown: str) -> None:
 
 
 def test_settings_command_never_prints_secrets(tmp_path: Path) -> None:
-    from stream_aimass.cli import app
+    from stream_aimass.cli.main import app
 
     env = {
         "AIMASS_KAFKA_BOOTSTRAP": "kafka:9093",
@@ -325,10 +325,10 @@ CLIENT_CLASSES = {
 }  # fmt: skip
 # Where they may be constructed: the factories, which apply the security settings.
 FACTORIES = {
-    ("kafka.py", "make_consumer"),
-    ("kafka.py", "make_producer"),
-    ("kafka.py", "make_confluent_producer"),
-    ("topics.py", "make_admin_client"),
+    ("kafka/clients.py", "make_consumer"),
+    ("kafka/clients.py", "make_producer"),
+    ("kafka/clients.py", "make_confluent_producer"),
+    ("kafka/topics.py", "make_admin_client"),
     ("pipeline.py", "make_faust_app"),
 }
 

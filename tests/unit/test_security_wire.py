@@ -24,9 +24,9 @@ import pytest
 from aiokafka.errors import KafkaError
 from clickhouse_connect.driver.exceptions import Error as ClickHouseError
 
-from stream_aimass.kafka import make_consumer, make_producer
+from stream_aimass.kafka.clients import make_consumer, make_producer
+from stream_aimass.kafka.topics import admin_client_config, make_admin_client
 from stream_aimass.settings import SecurityConfigError, Settings
-from stream_aimass.topics import admin_client_config, make_admin_client
 
 USER = "svc-aimass"
 PASSWORD = "pw-Kafka-7f3a"
@@ -588,7 +588,7 @@ def _basic_auth(headers: dict[str, str]) -> str:
 def test_clickhouse_https_sends_the_settings_credentials(
     pki: Pki, fake_clickhouse: FakeClickHouse
 ) -> None:
-    from stream_aimass.clickhouse import get_client
+    from stream_aimass.clickhouse.client import get_client
 
     settings = Settings(
         clickhouse_dsn=f"https://dsn-user:dsn%40pw@127.0.0.1:{fake_clickhouse.port}/analytics",
@@ -607,7 +607,7 @@ def test_clickhouse_https_sends_the_settings_credentials(
 def test_clickhouse_https_uses_the_dsn_credentials_url_decoded(
     pki: Pki, fake_clickhouse: FakeClickHouse
 ) -> None:
-    from stream_aimass.clickhouse import get_client
+    from stream_aimass.clickhouse.client import get_client
 
     settings = Settings(
         clickhouse_dsn=f"https://dsn-user:p%40ss%3Aw%2Ford@127.0.0.1:{fake_clickhouse.port}/db",
@@ -620,7 +620,7 @@ def test_clickhouse_https_uses_the_dsn_credentials_url_decoded(
 
 @pytest.mark.filterwarnings("ignore:Unverified HTTPS request")
 def test_clickhouse_https_verifies_the_server(pki: Pki, fake_clickhouse: FakeClickHouse) -> None:
-    from stream_aimass.clickhouse import get_client
+    from stream_aimass.clickhouse.client import get_client
 
     dsn = f"https://u:pw@127.0.0.1:{fake_clickhouse.port}/db"
     with pytest.raises(ClickHouseError):  # TLS: the test CA is not a system CA

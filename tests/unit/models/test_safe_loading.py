@@ -136,7 +136,7 @@ def test_hf_token_classifier_refuses_a_pickle_only_checkpoint(
 
 
 def test_train_command_gives_the_clear_error(tiny_encoder_dir: Path, tmp_path: Path) -> None:
-    from stream_aimass.cli import app
+    from stream_aimass.cli.main import app
 
     model_dir = pickle_only_copy(tiny_encoder_dir, tmp_path / "m")
     data = tmp_path / "train.csv"

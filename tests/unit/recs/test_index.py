@@ -11,9 +11,9 @@ import numpy as np
 import orjson
 import pytest
 
-from stream_aimass.records import ModelRef
+from stream_aimass.records import ItemVector, ItemVectorError, ModelRef, item_key
 from stream_aimass.recs import item_index
-from stream_aimass.recs.index import ItemIndex, ItemVector, ItemVectorError, TenantItems, item_key
+from stream_aimass.recs.index import ItemIndex, TenantItems
 from stream_aimass.settings import Settings
 
 T0 = 1_735_689_600_000  # 2025-01-01T00:00:00Z

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from stream_aimass.embedded import EmbeddedBroker
+from stream_aimass.kafka.embedded import EmbeddedBroker
 from stream_aimass.recs.lookup import ask_order, murmur2_partition, owners
 from stream_aimass.testing import produce_with_librdkafka, read_topic
 

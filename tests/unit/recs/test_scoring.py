@@ -9,9 +9,9 @@ import random
 import numpy as np
 import pytest
 
-from stream_aimass.records import Event, ModelRef, Source
+from stream_aimass.records import Event, ItemVector, ModelRef, Source
 from stream_aimass.recs import scoring_config
-from stream_aimass.recs.index import ItemIndex, ItemVector
+from stream_aimass.recs.index import ItemIndex
 from stream_aimass.recs.profiles import ProfileConfig, apply_event
 from stream_aimass.recs.scoring import Scored, Scorer, ScoreRequest, ScoringConfig
 from stream_aimass.settings import Settings

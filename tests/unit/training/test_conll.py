@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stream_aimass.models.spans import bio_spans
+from stream_aimass.entities.spans import bio_spans
 from stream_aimass.training.conll import (
     Sentence,
     detect_scheme,

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from stream_aimass.cli import app
+from stream_aimass.cli.main import app
 from stream_aimass.entities.ner import DetectorInput, TokenHeadDetector
+from stream_aimass.entities.spans import SHAPE_FEATURES
 from stream_aimass.models.encoder import Encoder
-from stream_aimass.models.spans import SHAPE_FEATURES
 from stream_aimass.training.conll import read_conll
 from stream_aimass.training.ner import NerConfig, train_ner
 
@@ -111,7 +111,7 @@ def test_the_worker_uses_the_ner_model_in_settings(
 ) -> None:
     from aiokafka import TopicPartition
 
-    from stream_aimass.enrich import DocumentEnricher, Pending
+    from stream_aimass.enrich.enricher import DocumentEnricher, Pending
     from stream_aimass.records import Document, Source
     from stream_aimass.settings import Settings
 

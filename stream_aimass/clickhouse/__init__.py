@@ -1,0 +1,1 @@
+"""ClickHouse: the client from a DSN, migrations, named queries, per-tenant readers."""

@@ -1,0 +1,315 @@
+"""The model step of the enrich role: one encoder pass per batch, every head, the records.
+
+:class:`DocumentEnricher` turns a batch of decoded, tokenized documents into serialised
+enriched records and item vectors, in input order; it runs in the service's model thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from aiokafka import TopicPartition
+
+from stream_aimass.enrich.reload import current_specs
+from stream_aimass.entities.extract import EntityExtractor
+from stream_aimass.entities.linking import LinkedEntity, LinkWeights
+from stream_aimass.models.classify import (
+    ClassifierSet,
+    HeadInput,
+    ZeroShotClassifier,
+    load_classifier_set,
+)
+from stream_aimass.models.encoder import Encoder, Tokenized
+from stream_aimass.observability import Metrics
+from stream_aimass.records import (
+    Category,
+    DeadLetter,
+    Document,
+    EnrichedDocument,
+    ItemVector,
+    ModelRef,
+)
+from stream_aimass.settings import Settings
+
+log = logging.getLogger("stream_aimass.enrich")
+
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class Pending:
+    """A decoded document waiting for the model, with its token ids."""
+
+    document: Document
+    ids: list[int]
+    tp: TopicPartition
+    raw: bytes
+    key: bytes | None
+    offsets: list[tuple[int, int]] | None = None  # per piece, when entities are on
+    word_ids: list[int | None] | None = None
+    catalogue: bool = False  # a catalogue item (aimass.items): published as an item vector only
+
+
+def free_accelerator_memory(exc: BaseException) -> None:
+    """After an out-of-memory error on CUDA, hand cached blocks back before smaller retries."""
+    import torch
+
+    oom = (torch.cuda.OutOfMemoryError, getattr(torch, "OutOfMemoryError", MemoryError))
+    if isinstance(exc, oom) and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+@dataclass(frozen=True, slots=True)
+class Enriched:
+    """What one document became: its enriched record and its item vector (or None)."""
+
+    record: bytes  # empty for a catalogue item (no enriched record)
+    item_vector: bytes | None = None
+
+
+class DocumentEnricher:
+    """The model side of the enrich role: encoder + heads, as one callable per batch.
+
+    ``topic`` is the zero-shot head behind ``categories``/``top_category``; ``classifiers``
+    are the configured extra classifiers, swapped whole by :meth:`swap` between batches.
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        topic: ZeroShotClassifier | None,
+        model_name: str,
+        classifiers: ClassifierSet | None = None,
+        models_dir: Path | None = None,
+        metrics: Metrics | None = None,
+        entities: EntityExtractor | None = None,
+    ) -> None:
+        self.encoder = encoder
+        self.entities = entities
+        self.topic = topic
+        self.model = ModelRef(model_name or encoder.name, encoder.version)
+        self.models_dir = models_dir or Path("models")
+        self.metrics = metrics
+        self.classifiers = classifiers or ClassifierSet(())
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DocumentEnricher:
+        encoder = Encoder(
+            settings.resolved_model_dir,
+            device=settings.device,
+            dtype=settings.dtype,
+            max_tokens=settings.max_tokens_per_document,
+            name=settings.model_name,
+            threads=settings.torch_threads,
+        )
+        encoder.warmup()
+        topic = (
+            ZeroShotClassifier(encoder, settings.labels, name="topic") if settings.labels else None
+        )
+        entities = None
+        if settings.entities_enabled:
+            entities = EntityExtractor.build(
+                encoder,
+                kb_path=settings.kb_path,
+                ner_model=settings.ner_model,
+                models_dir=settings.resolved_models_dir,
+                cache_dir=settings.data_dir / "cache",
+                weights=LinkWeights(nil_threshold=settings.link_nil_threshold),
+            )
+        enricher = cls(
+            encoder,
+            topic,
+            settings.model_name,
+            models_dir=settings.resolved_models_dir,
+            entities=entities,
+        )
+        enricher.swap(enricher.load_classifiers(current_specs(settings)))
+        return enricher
+
+    def load_classifiers(self, specs: dict[str, Any]) -> ClassifierSet:
+        """Load and warm up a classifier set (does not serve it: see :meth:`swap`)."""
+        return load_classifier_set(specs, self.encoder, self.models_dir)
+
+    def swap(self, new: ClassifierSet) -> ClassifierSet:
+        """Serve ``new`` from the next batch on; returns the set it replaces."""
+        old, self.classifiers = self.classifiers, new
+        if self.metrics is not None:
+            self.metrics.model_info.clear()
+            for c in new.classifiers:
+                self.metrics.model_info.labels(c.name, c.model.name, c.model.version).set(1)
+        return old
+
+    def tokenize(self, texts: list[str]) -> Tokenized:
+        """Token ids for the batcher; offsets and word ids too when entities are on."""
+        if self.entities is not None:
+            return self.encoder.tokenize_with_offsets(texts)
+        return Tokenized(self.encoder.tokenize(texts), [], [])
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "entities": self.entities.describe() if self.entities is not None else None,
+            "encoder": self.encoder.describe(),
+            "topic": self.topic.describe() if self.topic is not None else None,
+            "classifiers": self.classifiers.describe(),
+        }
+
+    def enrich(self, items: list[Pending], queued_ms: float) -> list[bytes]:
+        """Encode a batch and return the serialised enriched records, in input order."""
+        return [out.record for out in self.run(items, queued_ms, item_vectors=False)]
+
+    def run(
+        self, items: list[Pending], queued_ms: float, item_vectors: bool = True
+    ) -> list[Enriched]:
+        """Encode a batch: enriched records and (``item_vectors``) item vectors, in input order."""
+        # Read once: a swap during this batch takes effect from the next one.
+        classifiers = self.classifiers
+        t0 = time.perf_counter()
+        ids = [p.ids for p in items]
+        entities = self.entities
+        encoded = self.encoder.encode_ids(ids, token_states=entities is not None)
+        t1 = time.perf_counter()
+        texts = [p.document.text for p in items]
+        head_input = HeadInput(encoded.embeddings, ids, texts)
+        topic = self.topic
+        categories: list[tuple[Category, ...]] = [() for _ in items]
+        if topic is not None:
+            rounded = np.round(topic.scores(head_input), 4).tolist()
+            categories = [
+                tuple(
+                    Category(label, score) for label, score in zip(topic.labels, row, strict=True)
+                )
+                for row in rounded
+            ]
+        classified = classifiers.classify(head_input)
+        halves = encoded.embeddings.astype("<f2")
+        t2 = time.perf_counter()
+        linked: list[list[LinkedEntity]] = [[] for _ in items]
+        entities_model: dict[str, dict[str, str]] | None = None
+        if entities is not None:
+            tokenized = Tokenized(
+                ids, [p.offsets or [] for p in items], [p.word_ids or [] for p in items]
+            )
+            linked = entities.extract(texts, tokenized, encoded)
+            entities_model = entities.models()
+        t3 = time.perf_counter()
+        timings = {
+            "queue": round(queued_ms, 3),
+            "forward": round((t1 - t0) * 1000, 3),
+            "heads": round((t2 - t1) * 1000, 3),
+            "entities": round((t3 - t2) * 1000, 3),
+            "batch_size": float(len(items)),
+        }
+        models = {self.model.name: self.model.version}
+        if topic is not None:
+            models[topic.model.name] = topic.model.version
+        models.update(classifiers.models())
+        if entities_model is not None:
+            for part in entities_model.values():
+                models[part["name"]] = part["version"]
+        # Usage metering bills each document its share of the batch's model time by tokens.
+        total_tokens = max(1, sum(encoded.tokens))
+        model_ms = (t3 - t0) * 1000
+        now = _now_ms()
+        out = []
+        for row, item in enumerate(items):
+            vector = None
+            if item_vectors:
+                vector = self._item_vector(item, encoded.embeddings[row], categories[row], now)
+            if item.catalogue:  # published as an item vector only: no record to build
+                out.append(Enriched(b"", vector))
+                continue
+            enriched = EnrichedDocument(
+                document=item.document,
+                tokens=encoded.tokens[row],
+                categories=categories[row],
+                embedding=halves[row].tobytes(),
+                embedding_dim=self.encoder.dim,
+                model=self.model,
+                timings_ms=timings,
+                enriched_at_ms=now,
+                worker=WORKER_ID,
+                classifications=tuple(classified[row]),
+                compute_ms=round(model_ms * encoded.tokens[row] / total_tokens, 3),
+                models=models,
+                entities=tuple(linked[row]),
+                entities_model=entities_model,
+            )
+            out.append(Enriched(enriched.to_json(), vector))
+        return out
+
+    def _item_vector(
+        self, item: Pending, embedding: np.ndarray, categories: tuple[Category, ...], now: int
+    ) -> bytes:
+        doc = item.document
+        category = doc.meta.get("category")
+        if not isinstance(category, str):
+            category = max(categories, key=lambda c: c.score).label if categories else ""
+        return ItemVector(
+            tenant=doc.tenant,
+            item_id=doc.id,
+            kind="catalogue" if item.catalogue else "document",
+            ts_ms=doc.ts_ms,
+            vector=embedding,
+            model=self.model,
+            updated_at_ms=now,
+            title=doc.title,
+            category=category,
+            source=doc.source.to_dict(),
+            version=doc.version,
+        ).to_json()
+
+
+STAGE_ENRICH = "enrich"
+
+
+def run_isolating_failures(
+    enricher: DocumentEnricher,
+    items: list[Pending],
+    queued_ms: float,
+    item_vectors: bool,
+    *,
+    on_error: Callable[[BaseException], None] = lambda _: None,
+) -> list[Enriched | DeadLetter]:
+    """``enricher.run``; on a model error (a CUDA out-of-memory error included: the cache is
+    emptied first) split the batch in halves until the failing document is alone, which
+    becomes a dead letter (stage ``enrich``), so the rest of the batch goes through."""
+    try:
+        return list(enricher.run(items, queued_ms, item_vectors))
+    except Exception as exc:
+        on_error(exc)
+        free_accelerator_memory(exc)
+        if len(items) == 1:
+            item = items[0]
+            log.warning("document %s failed in the model: %s", item.document.id, exc)
+            return [
+                DeadLetter(
+                    stage=STAGE_ENRICH,
+                    reason=f"model failed on this document: {type(exc).__name__}: {exc}",
+                    raw=item.raw,
+                    source=item.document.source,
+                    failed_at_ms=_now_ms(),
+                    error_type=type(exc).__name__,
+                    key=item.key,
+                )
+            ]
+        log.info("model failed on a batch of %d (%s); splitting it", len(items), exc)
+        mid = len(items) // 2
+        first = run_isolating_failures(
+            enricher, items[:mid], queued_ms, item_vectors, on_error=on_error
+        )
+        rest = run_isolating_failures(
+            enricher, items[mid:], queued_ms, item_vectors, on_error=on_error
+        )
+        return first + rest

@@ -1,0 +1,1 @@
+"""Evaluations: classification and NER metrics, entity linking, recommendations, their plots."""

@@ -1,0 +1,1 @@
+"""The sink role: consume, build rows, insert idempotently, commit."""

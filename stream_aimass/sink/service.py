@@ -1,0 +1,462 @@
+"""Sink role: enriched documents (and their classifications and entity mentions), user events,
+item vectors, recommendations and dead letters into ClickHouse.
+
+Reads ``aimass.enriched``, ``aimass.events``, ``aimass.item-vectors`` (a tombstone marks the
+item deleted), ``aimass.recommendations`` and ``aimass.dlq``; commits after the insert. A
+record on an internal topic that cannot become a row is stored as a dead letter instead.
+
+Rows are buffered per table and flushed when a batch is full, when its oldest row has waited
+``sink_max_wait_ms``, or as soon as the sink has caught up with what was fetched, at most
+once per ``sink_min_interval_ms`` (each insert writes parts: a burst of records shares one).
+A flush inserts with a deduplication token that names its rows (their topic/partition/offset
+ranges and a digest of their source messages), then commits exactly those offsets. Rows
+ClickHouse refuses for good become dead letters; a marker of an unreadable batch too. While
+an insert fails the consumer is paused and retried with backoff: memory stays bounded (at
+most one fetch beyond a batch per table, see :meth:`SinkService.buffered_rows`) and the
+backlog waits in Kafka. The worker reports not ready meanwhile.
+
+Given a ``connect`` factory instead of a client, the service connects (and migrates) in
+:meth:`SinkService.run`, retrying with backoff while ClickHouse is unreachable, and only then
+joins the consumer group: a worker started before its ClickHouse stays up, not ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from stream_aimass.decode import EventDecoder, unreadable_dead_letter
+from stream_aimass.kafka.clients import make_consumer, replace_consumer, report_lag
+from stream_aimass.kafka.compat import unreadable_batch
+from stream_aimass.observability import Metrics
+from stream_aimass.records import DeadLetter, Source
+from stream_aimass.retry import Backoff, sleep_unless
+from stream_aimass.settings import Settings
+from stream_aimass.sink.item_rows import (
+    ITEM_COLUMNS,
+    RECOMMENDATION_COLUMNS,
+    item_row,
+    recommendation_row,
+)
+from stream_aimass.sink.rows import (
+    CLASSIFICATION_COLUMNS,
+    DEAD_LETTER_COLUMNS,
+    DOCUMENT_COLUMNS,
+    ENTITY_MENTION_COLUMNS,
+    EVENT_COLUMNS,
+    RowError,
+    dead_letter_row,
+    dead_letter_row_of,
+    enriched_rows,
+    event_row,
+)
+from stream_aimass.sink.writer import ClickHouseWriter, InsertBatch
+
+log = logging.getLogger("stream_aimass.sink")
+
+ROLE = "sink"
+STAGE_SINK = "sink"
+_SOURCE_TS = DOCUMENT_COLUMNS.index("source_ts")
+
+
+def message_digest(msg: Any) -> bytes:
+    """What identifies one Kafka message: its position, Kafka timestamp, key and value.
+
+    Offsets alone do not: they start again at 0 on a new broker or a recreated topic, and a
+    new message at a reused offset must never pass for a retry of an old one.
+    """
+    h = hashlib.blake2b(digest_size=16)
+    h.update(struct.pack(">qq", msg.offset, int(msg.timestamp)))
+    for part in (msg.key, msg.value):
+        if part is None:
+            h.update(b"\xff" * 8)
+        else:
+            h.update(struct.pack(">q", len(part)))
+            h.update(part)
+    return h.digest()
+
+
+@dataclass(slots=True)
+class TableBuffer:
+    table: str
+    columns: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
+    # The message each row came from (for a dead letter, should ClickHouse refuse the row).
+    sources: list[tuple[TopicPartition, Any]] = field(default_factory=list)
+    ranges: dict[TopicPartition, list[int]] = field(default_factory=dict)
+    first_at: float = 0.0
+    _content: Any = field(default_factory=lambda: hashlib.blake2b(digest_size=16))
+
+    def add(self, row: list[Any], tp: TopicPartition, msg: Any, now: float, digest: bytes) -> None:
+        """Buffer ``row``, derived from the message ``msg`` of ``tp`` whose
+        :func:`message_digest` is ``digest``."""
+        if not self.rows:
+            self.first_at = now
+        self.rows.append(row)
+        self.sources.append((tp, msg))
+        self._content.update(digest)
+        span = self.ranges.get(tp)
+        if span is None:
+            self.ranges[tp] = [msg.offset, msg.offset]
+        else:
+            span[1] = msg.offset
+
+    def token(self) -> str:
+        """The insert's deduplication token: ClickHouse drops an insert whose token it has
+        seen, so it must name these rows, not only where they came from. The offset ranges
+        are there for people reading the logs; the digest of the messages is what decides."""
+        parts = ",".join(
+            f"{tp.topic}:{tp.partition}:{a}-{b}"
+            for tp, (a, b) in sorted(
+                self.ranges.items(), key=lambda kv: (kv[0].topic, kv[0].partition)
+            )
+        )
+        return f"{self.table}|{parts}|{self._content.hexdigest()}"
+
+    def clear(self) -> None:
+        self.rows = []
+        self.sources = []
+        self.ranges = {}
+        self._content = hashlib.blake2b(digest_size=16)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, service: SinkService) -> None:
+        self.service = service
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.service.flush()
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info("sink assigned %s", sorted((tp.topic, tp.partition) for tp in assigned))
+
+
+class SinkService:
+    def __init__(
+        self,
+        settings: Settings,
+        bootstrap: str,
+        client: Any = None,
+        metrics: Metrics | None = None,
+        *,
+        connect: Callable[[], Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``client``: a connected ClickHouse client; or ``connect``: makes one (in run).
+        ``clock`` (monotonic seconds) times the flushes, as the batcher's does."""
+        if client is None and connect is None:
+            raise ValueError("SinkService needs a ClickHouse client or a connect factory")
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.metrics = metrics or Metrics()
+        self._connect = connect
+        self.writer = ClickHouseWriter(
+            client,
+            retry_max_s=settings.sink_retry_max_s,
+            sleep=self._sleep_unless_stopping,
+            on_retry=lambda *_: self.metrics.insert_failures.inc(),
+        )
+        self._documents = TableBuffer("documents", DOCUMENT_COLUMNS)
+        self._classifications = TableBuffer("classifications", CLASSIFICATION_COLUMNS)
+        self._entity_mentions = TableBuffer("entity_mentions", ENTITY_MENTION_COLUMNS)
+        self._dead = TableBuffer("dead_letters", DEAD_LETTER_COLUMNS)
+        self._events = TableBuffer("events", EVENT_COLUMNS)
+        self._items = TableBuffer("items", ITEM_COLUMNS)
+        self._recommendations = TableBuffer("recommendations", RECOMMENDATION_COLUMNS)
+        self._event_decoder = EventDecoder(settings.max_event_bytes)
+        self._buffers = (
+            self._documents,
+            self._classifications,
+            self._entity_mentions,
+            self._events,
+            self._items,
+            self._recommendations,
+            self._dead,
+        )
+        self._clock = clock
+        # The topic of a message decides which rows it becomes.
+        self._row_builders: dict[str, Callable[[TopicPartition, Any, float, bytes], None]] = {
+            settings.topic_enriched: self._buffer_enriched,
+            settings.topic_events: self._buffer_event,
+            settings.topic_dlq: self._buffer_dead_letter,
+            settings.topic_item_vectors: self._buffer_item,
+            settings.topic_recommendations: self._buffer_recommendation,
+        }
+        self._stopping = asyncio.Event()
+        self._stored: dict[str, int] = {}
+        self._flush_lock = asyncio.Lock()
+        self._last_flush = float("-inf")
+        self.consumer: Any = None
+        self.ready = False
+        self._consumer_failing = False
+        self.connect_failures = 0
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def buffered_rows(self) -> dict[str, int]:
+        """Rows held for each table, not yet acknowledged by ClickHouse (cheap)."""
+        return {buf.table: len(buf.rows) for buf in self._buffers}
+
+    async def _sleep_unless_stopping(self, seconds: float) -> None:
+        await sleep_unless(self._stopping, seconds)
+
+    async def _connect_with_retry(self) -> bool:
+        """Connect to ClickHouse with capped exponential backoff; False if stopped first."""
+        if self.writer.client is not None:
+            return True
+        assert self._connect is not None
+        loop = asyncio.get_running_loop()
+        backoff = Backoff(max_s=self.settings.sink_retry_max_s)
+        while not self._stopping.is_set():
+            try:
+                self.writer.client = await loop.run_in_executor(None, self._connect)
+                if self.connect_failures:
+                    log.info("connected to ClickHouse after %d failures", self.connect_failures)
+                return True
+            except Exception as exc:  # server down, DNS, auth...: retry, stay not ready
+                self.connect_failures += 1
+                self.metrics.clickhouse_connect_failures.inc()
+                delay = backoff.next_delay()
+                log.warning(
+                    "connecting to ClickHouse failed (attempt %d, retry in %.2fs): %s: %s",
+                    self.connect_failures,
+                    delay,
+                    type(exc).__name__,
+                    exc,
+                )
+                await self._sleep_unless_stopping(delay)
+        return False
+
+    def stored(self, table: str) -> int:
+        """Rows of ``table`` ClickHouse acknowledged since this service started."""
+        # A plain count: reading the metric collects the whole registry (progress loops
+        # poll this every few milliseconds).
+        return self._stored.get(table, 0)
+
+    def _new_consumer(self) -> Any:
+        return make_consumer(self.settings, self.bootstrap, self.settings.sink_group)
+
+    def _subscribe(self, consumer: Any) -> None:
+        consumer.subscribe(list(self._row_builders), listener=_Rebalance(self))
+
+    async def run(self) -> None:
+        s = self.settings
+        # Join the group only once rows can be stored: partitions held by a sink that cannot
+        # insert would sit idle while another worker could take them.
+        if not await self._connect_with_retry():
+            return
+        self.consumer = self._new_consumer()
+        await self.consumer.start()
+        self._subscribe(self.consumer)
+        self.ready = True
+        next_lag_report = self._clock()
+        try:
+            while not self._stopping.is_set():
+                if self._clock() >= next_lag_report:
+                    await report_lag(self.consumer, s.sink_group, self.metrics.consumer_lag)
+                    next_lag_report = self._clock() + 1.0
+                try:
+                    records = await self.consumer.getmany(
+                        timeout_ms=self._fetch_timeout_ms(), max_records=s.sink_batch_rows
+                    )
+                except KafkaError as exc:
+                    # Not ready until the new consumer fetches (see the enrich role).
+                    self.ready = False
+                    self._consumer_failing = True
+                    self.metrics.consumer_failures.labels(ROLE, type(exc).__name__).inc()
+                    # Buffered rows are uncommitted: they come back to the next owner.
+                    for buf in self._buffers:
+                        buf.clear()
+                    self.consumer = await replace_consumer(
+                        self.consumer, self._new_consumer, self._subscribe, exc
+                    )
+                    continue
+                if self._consumer_failing:
+                    self._consumer_failing = False
+                    self.ready = not self._stopping.is_set()
+                self._buffer(records)
+                if self._due(caught_up=not records):
+                    await self.flush()
+            await self.flush()
+        finally:
+            self.ready = False
+            await self.consumer.stop()
+
+    def _buffer(self, records: dict[TopicPartition, list[Any]]) -> None:
+        now = self._clock()
+        for tp, messages in records.items():
+            build = self._row_builders[tp.topic]
+            for msg in messages:
+                digest = message_digest(msg)
+                bad = unreadable_batch(msg)
+                if bad is not None:  # the marker of a batch no consumer could decode
+                    self.metrics.unreadable_batches.labels(ROLE, tp.topic).inc()
+                    dead = unreadable_dead_letter(bad, tp.topic, tp.partition, msg.timestamp)
+                    self._dead.add(dead_letter_row_of(dead), tp, msg, now, digest)
+                    continue
+                try:
+                    build(tp, msg, now, digest)
+                except RowError as exc:
+                    # A broken record on an internal topic is kept as a dead letter.
+                    dead = DeadLetter(
+                        stage=STAGE_SINK,
+                        reason=str(exc),
+                        raw=msg.value or b"",
+                        source=Source(tp.topic, tp.partition, msg.offset, int(msg.timestamp)),
+                        failed_at_ms=time.time_ns() // 1_000_000,
+                        error_type="RowError",
+                    )
+                    self._dead.add(dead_letter_row_of(dead), tp, msg, now, digest)
+
+    # One row builder per topic: each buffers what one message becomes, or raises RowError.
+
+    def _buffer_enriched(self, tp: TopicPartition, msg: Any, now: float, digest: bytes) -> None:
+        # Every row is built before any is buffered: a RowError leaves no half of the record.
+        rows = enriched_rows(msg.value, tp.topic, tp.partition, msg.offset)
+        self._documents.add(rows.document, tp, msg, now, digest)
+        for classification in rows.classifications:
+            self._classifications.add(classification, tp, msg, now, digest)
+        for mention in rows.mentions:
+            self._entity_mentions.add(mention, tp, msg, now, digest)
+
+    def _buffer_event(self, tp: TopicPartition, msg: Any, now: float, digest: bytes) -> None:
+        # Events come from users: a bad one is a dead letter of stage decode/validate.
+        source = Source(tp.topic, tp.partition, msg.offset, int(msg.timestamp))
+        result = self._event_decoder.decode(msg.value, source, msg.key)
+        if isinstance(result, DeadLetter):
+            self._dead.add(dead_letter_row_of(result), tp, msg, now, digest)
+        else:
+            self._events.add(event_row(result), tp, msg, now, digest)
+
+    def _buffer_dead_letter(self, tp: TopicPartition, msg: Any, now: float, digest: bytes) -> None:
+        self._dead.add(dead_letter_row(msg.value), tp, msg, now, digest)
+
+    def _buffer_item(self, tp: TopicPartition, msg: Any, now: float, digest: bytes) -> None:
+        row = item_row(msg.key, msg.value, tp.topic, tp.partition, msg.offset, msg.timestamp)
+        self._items.add(row, tp, msg, now, digest)
+
+    def _buffer_recommendation(
+        self, tp: TopicPartition, msg: Any, now: float, digest: bytes
+    ) -> None:
+        row = recommendation_row(msg.value, tp.topic, tp.partition, msg.offset)
+        self._recommendations.add(row, tp, msg, now, digest)
+
+    def _fetch_timeout_ms(self) -> int:
+        """How long the next fetch may wait: until a flush of the held rows could be due."""
+        s = self.settings
+        held = [buf.first_at for buf in self._buffers if buf.rows]
+        if not held:
+            return min(100, max(1, s.sink_max_wait_ms))
+        now = self._clock()
+        oldest_due = min(held) + s.sink_max_wait_ms / 1000 - now
+        interval_due = self._last_flush + s.sink_min_interval_ms / 1000 - now
+        return int(max(0.0, min(oldest_due, interval_due)) * 1000)
+
+    def _due(self, caught_up: bool = False) -> bool:
+        """A batch is full, a row waited ``sink_max_wait_ms``, or (``caught_up``: the last
+        fetch brought nothing new) rows are held and ``sink_min_interval_ms`` has passed."""
+        limit = self.settings.sink_batch_rows
+        wait = self.settings.sink_max_wait_ms / 1000
+        now = self._clock()
+        held = False
+        for buf in self._buffers:
+            if buf.rows:
+                held = True
+                if len(buf.rows) >= limit or now - buf.first_at >= wait:
+                    return True
+        interval = self.settings.sink_min_interval_ms / 1000
+        return held and caught_up and now - self._last_flush >= interval
+
+    async def flush(self) -> None:
+        """Insert everything buffered, then commit the offsets it came from."""
+        async with self._flush_lock:
+            self._last_flush = self._clock()
+            commit: dict[TopicPartition, int] = {}
+            for buf in self._buffers:
+                if not buf.rows:
+                    continue
+                batch = InsertBatch(buf.table, buf.columns, buf.rows, buf.token())
+                t0 = time.perf_counter()
+                ok = await self.writer.insert(batch, stopping=lambda: True)
+                if not ok:
+                    # ClickHouse refused: stop fetching (bounded memory) until it takes the
+                    # batch. On shutdown give up uncommitted: the records come back next start.
+                    assignment = self.consumer.assignment()
+                    self.consumer.pause(*assignment)
+                    self.ready = False
+                    try:
+                        ok = await self.writer.insert(batch, stopping=self._stopping.is_set)
+                    finally:
+                        self.consumer.resume(*assignment)
+                        self.ready = not self._stopping.is_set()
+                    if not ok:
+                        return
+                elapsed = time.perf_counter() - t0
+                self.metrics.observe_stage(ROLE, "insert", elapsed)
+                if batch.rejected:
+                    self._dead_letter_rejected(buf, batch.rejected)
+                stored = len(buf.rows) - len(batch.rejected)
+                self.metrics.rows_inserted.labels(buf.table).inc(stored)
+                self._stored[buf.table] = self._stored.get(buf.table, 0) + stored
+                self.metrics.records.labels(ROLE, "stored").inc(stored)
+                if buf.table == "documents":
+                    self._observe_end_to_end(buf.rows)
+                for tp, (_, last) in buf.ranges.items():
+                    commit[tp] = max(commit.get(tp, 0), last + 1)
+                buf.clear()
+            if commit:
+                await self._commit(commit)
+
+    def _dead_letter_rejected(self, buf: TableBuffer, rejected: list[tuple[int, str]]) -> None:
+        """Rows ClickHouse refused for good become dead letters (stage ``sink``) with the
+        reason and their source message, flushed with the dead letters of this round."""
+        now = self._clock()
+        for row, reason in rejected:
+            self.metrics.rejected_rows.labels(buf.table).inc()
+            tp, msg = buf.sources[row]
+            if buf is self._dead:
+                # A dead letter ClickHouse refuses cannot become one: the message is still in
+                # Kafka at these coordinates.
+                log.error(
+                    "dead_letters refused the dead letter of %s:%d:%d: %s",
+                    tp.topic, tp.partition, msg.offset, reason,
+                )  # fmt: skip
+                continue
+            dead = DeadLetter(
+                stage=STAGE_SINK,
+                reason=f"ClickHouse refused this record's row in {buf.table}: {reason}",
+                raw=msg.value or b"",
+                source=Source(tp.topic, tp.partition, msg.offset, int(msg.timestamp)),
+                failed_at_ms=time.time_ns() // 1_000_000,
+                error_type="InsertRejected",
+                key=msg.key,
+            )
+            self._dead.add(dead_letter_row_of(dead), tp, msg, now, message_digest(msg))
+
+    def _observe_end_to_end(self, rows: list[list[Any]]) -> None:
+        now = time.time()
+        histogram = self.metrics.end_to_end_seconds
+        for row in rows:
+            histogram.observe(max(0.0, now - row[_SOURCE_TS].timestamp()))
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        assigned = self.consumer.assignment()
+        mine = {tp: o for tp, o in offsets.items() if tp in assigned}
+        if not mine:
+            return
+        try:
+            t0 = time.perf_counter()
+            await self.consumer.commit(mine)
+            self.metrics.observe_stage(ROLE, "commit", time.perf_counter() - t0)
+        except Exception as exc:  # rebalanced meanwhile: rows are deduplicated on re-delivery
+            log.warning("sink commit failed, records will be re-delivered: %s", exc)

@@ -1,1 +1,0 @@
-"""Sinks: where enriched records and dead letters go (ClickHouse, Kafka)."""

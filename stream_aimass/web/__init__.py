@@ -1,0 +1,1 @@
+"""The worker's web endpoints and their API keys."""
