@@ -368,3 +368,45 @@ class UnreadableBatch:
             f"records, codec {self.codec}) cannot be read: {self.reason}; its records are "
             "skipped, raw_b64 holds the batch as fetched"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """One recommendation (topic ``aimass.recommendations``, key ``tenant:user_id``): the
+    top items for a user after their events ``trigger_event_ids`` (the last one is
+    ``trigger_event_id``), in rank order."""
+
+    tenant: str
+    user_id: str
+    trigger_event_ids: tuple[str, ...]
+    items: tuple[dict[str, Any], ...]  # item_id, score, rank, category
+    cold_start: bool
+    k: int
+    model: dict[str, str]
+    event: Source  # where the last trigger event was
+    event_ts_ms: int
+    ts_ms: int
+    worker: str = ""
+
+    @property
+    def key(self) -> bytes:
+        return record_key(self.tenant, self.user_id)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "tenant": self.tenant,
+                "user_id": self.user_id,
+                "trigger_event_id": self.trigger_event_ids[-1],
+                "trigger_event_ids": list(self.trigger_event_ids),
+                "items": list(self.items),
+                "cold_start": self.cold_start,
+                "k": self.k,
+                "model": self.model,
+                "latency_ms": max(0, self.ts_ms - self.event.timestamp_ms),
+                "ts": self.ts_ms,
+                "event_ts": self.event_ts_ms,
+                "source": self.event.to_dict(),
+                "worker": self.worker,
+            }
+        )

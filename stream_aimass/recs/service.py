@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
@@ -42,7 +41,15 @@ from stream_aimass.kafka.compat import unreadable_batch
 from stream_aimass.kafka.deliver import Outgoing, deliver
 from stream_aimass.kafka.topics import load_specs
 from stream_aimass.observability import Metrics
-from stream_aimass.records import TENANT_RE, TENANT_RULE, DeadLetter, Event, ItemVectorError, Source
+from stream_aimass.records import (
+    TENANT_RE,
+    TENANT_RULE,
+    DeadLetter,
+    Event,
+    ItemVectorError,
+    Recommendation,
+    Source,
+)
 from stream_aimass.recs import item_index, profile_config, scoring_config
 from stream_aimass.recs.profiles import Profile, apply_event, profile_key, resolve_pending
 from stream_aimass.recs.scoring import MODEL_NAME, Scored, Scorer, ScoreRequest
@@ -411,25 +418,20 @@ class RecsService:
         records = []
         for queued, result in zip(batch, scored, strict=True):
             event = queued.event
-            now = _now_ms()
-            value = orjson.dumps(
-                {
-                    "tenant": event.tenant,
-                    "user_id": event.user_id,
-                    "trigger_event_id": event.event_id,
-                    "trigger_event_ids": queued.triggers,
-                    "items": [item.to_dict(rank) for rank, item in enumerate(result.items, 1)],
-                    "cold_start": result.cold_start,
-                    "k": self.scorer.config.k,
-                    "model": self.model,
-                    "latency_ms": max(0, now - event.source.timestamp_ms),
-                    "ts": now,
-                    "event_ts": event.ts_ms,
-                    "source": event.source.to_dict(),
-                    "worker": WORKER_ID,
-                }
+            rec = Recommendation(
+                tenant=event.tenant,
+                user_id=event.user_id,
+                trigger_event_ids=tuple(queued.triggers),
+                items=tuple(item.to_dict(rank) for rank, item in enumerate(result.items, 1)),
+                cold_start=result.cold_start,
+                k=self.scorer.config.k,
+                model=self.model,
+                event=event.source,
+                event_ts_ms=event.ts_ms,
+                ts_ms=_now_ms(),
+                worker=WORKER_ID,
             )
-            records.append(Outgoing(topic, value, profile_key(event.tenant, event.user_id)))
+            records.append(Outgoing(topic, rec.to_json(), rec.key))
         self.metrics.observe_stage("recs", "produce", time.perf_counter() - t0)
 
         def retried(out: Outgoing) -> None:

@@ -258,3 +258,32 @@ def test_dead_letter_keeps_a_normal_key_whole() -> None:
 def test_dead_letter_truncates_a_huge_reason() -> None:
     obj = orjson.loads(make_dead(b"x", reason="r" * 1_000_000).to_json())
     assert obj["reason"] == "r" * MAX_DLQ_REASON_CHARS + " [truncated]"
+
+
+def test_a_recommendation_record_fits_its_schema_and_its_table() -> None:
+    from stream_aimass.kafka.topics import load_schema
+    from stream_aimass.records import Recommendation
+    from stream_aimass.sink.item_rows import RECOMMENDATION_COLUMNS, recommendation_row
+
+    event = Source("aimass.events", 4, 77, 1_767_225_600_000)
+    rec = Recommendation(
+        tenant="acme",
+        user_id="u-1",
+        trigger_event_ids=("e-1", "e-2"),
+        items=({"item_id": "d-9", "score": 0.8, "rank": 1, "category": "sports"},),
+        cold_start=False,
+        k=10,
+        model={"name": "aimass-recs", "version": "1a2b3c"},
+        event=event,
+        event_ts_ms=1_767_225_599_000,
+        ts_ms=1_767_225_600_250,
+        worker="host:1",
+    )
+    assert rec.key == b"acme:u-1"
+    value = orjson.loads(rec.to_json())
+    jsonschema.validate(value, load_schema("aimass.recommendations"))
+    assert (value["trigger_event_id"], value["latency_ms"]) == ("e-2", 250)
+    row = dict(
+        zip(RECOMMENDATION_COLUMNS, recommendation_row(rec.to_json(), "r", 0, 3), strict=True)
+    )
+    assert (row["user_id"], row["trigger_event_id"], row["item_ids"]) == ("u-1", "e-2", ["d-9"])
