@@ -117,6 +117,24 @@ def make_confluent_producer(settings: Settings, bootstrap: str, **conf: Any) -> 
     return Producer({"bootstrap.servers": bootstrap, **settings.confluent_client_options(), **conf})
 
 
+def make_confluent_consumer(settings: Settings, bootstrap: str, group_id: str, **conf: Any) -> Any:
+    """A librdkafka (confluent-kafka) consumer with the security settings, committing by
+    hand from the earliest offset; ``conf`` adds librdkafka properties."""
+    from confluent_kafka import Consumer
+
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": settings.fetch_max_wait_ms,
+            **settings.confluent_client_options(),
+            **conf,
+        }
+    )
+
+
 async def replace_consumer(
     old: AIOKafkaConsumer,
     factory: Callable[[], AIOKafkaConsumer],

@@ -328,6 +328,7 @@ FACTORIES = {
     ("kafka/clients.py", "make_consumer"),
     ("kafka/clients.py", "make_producer"),
     ("kafka/clients.py", "make_confluent_producer"),
+    ("kafka/clients.py", "make_confluent_consumer"),
     ("kafka/topics.py", "make_admin_client"),
     ("pipeline.py", "make_faust_app"),
 }

@@ -24,3 +24,27 @@ def test_stored_vectors_grow_for_longer_inputs_than_the_pool() -> None:
     out = stand_in([[0] * 20, [0] * 2], token_states=True)
     assert out.token_states is not None and out.token_states[0].shape == (20, 4)
     assert out.embeddings.shape == (2, 4)
+
+
+def test_the_stage_profile_times_every_stage() -> None:
+    from stream_aimass.tools.bench.stages import measure
+
+    figures = measure(documents=64)
+    assert set(figures) == {
+        "decode_us", "tokenize_us", "model_step_forward_free_us", "sink_rows_us", "total_us"
+    }  # fmt: skip
+    assert all(v > 0 for v in figures.values())
+    assert figures["total_us"] >= figures["model_step_forward_free_us"]
+
+
+def test_the_client_comparison_covers_both_clients_both_ways_in_every_codec() -> None:
+    from stream_aimass.tools.bench.clients import CODECS, measure
+
+    figures = measure(messages=300, rounds=1)
+    assert set(figures) == {
+        f"{way} {client} {codec}"
+        for way in ("produce", "consume")
+        for client in ("aiokafka", "confluent")
+        for codec in CODECS
+    }
+    assert all(len(v) == 1 and v[0] > 0 for v in figures.values())

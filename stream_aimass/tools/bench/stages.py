@@ -1,0 +1,105 @@
+"""CPU per document of each Python-side stage, the encoder's forward pass made free.
+
+``python -m stream_aimass.tools.bench.stages [--documents N] [--json]``: decode, tokenize (with
+offsets), the model step without its forward pass (heads, entities, records, item vectors;
+:class:`~.scenarios.StoredVectors` stands in for the pass) and the sink's row building, each
+timed on the same generated documents in this process (``time.process_time``: every thread's
+CPU, so the Rust tokenizer's own threads count). Each stage runs twice; the second figure is
+reported (the first pays for warm-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiokafka import TopicPartition
+
+from stream_aimass.decode import DocumentDecoder
+from stream_aimass.enrich.enricher import DocumentEnricher, Enriched, Pending
+from stream_aimass.records import Document, Source
+from stream_aimass.settings import Settings
+from stream_aimass.sink.rows import enriched_rows
+from stream_aimass.sink.service import message_digest
+from stream_aimass.tools.bench.scenarios import StoredVectors
+from stream_aimass.tools.corpus import generate_documents
+
+BATCH = 64
+
+
+class _Message:
+    def __init__(self, value: bytes, offset: int) -> None:
+        self.value, self.offset, self.timestamp, self.key, self.headers = value, offset, 1, b"k", ()
+
+
+def _cpu_us(fn: Callable[[], Any], n: int) -> tuple[float, Any]:
+    fn()  # warm-up
+    start = time.process_time()
+    result = fn()
+    return 1e6 * (time.process_time() - start) / n, result
+
+
+def measure(documents: int = 2048, seed: int = 5) -> dict[str, float]:
+    settings = Settings()
+    enricher = DocumentEnricher.from_settings(settings)
+    enricher.encoder.encode_ids = StoredVectors(enricher.encoder.dim)  # type: ignore[method-assign]
+    raws = [orjson.dumps(d) for d in generate_documents(documents, seed=seed)]
+    decoder = DocumentDecoder(settings.max_document_bytes)
+    tp = TopicPartition(settings.topic_documents, 0)
+
+    def decode() -> list[Document]:
+        out = []
+        for i, raw in enumerate(raws):
+            doc = decoder.decode(raw, Source(tp.topic, 0, i, 1_767_225_600_000 + i), b"k")
+            assert isinstance(doc, Document)
+            out.append(doc)
+        return out
+
+    figures: dict[str, float] = {}
+    figures["decode_us"], docs = _cpu_us(decode, documents)
+    figures["tokenize_us"], tok = _cpu_us(
+        lambda: enricher.tokenize([d.text for d in docs]), documents
+    )
+    items = [
+        Pending(d, tok.ids[i], tp, raws[i], b"k", tok.offsets[i], tok.word_ids[i])
+        for i, d in enumerate(docs)
+    ]
+
+    def model_step() -> list[Enriched]:
+        out: list[Enriched] = []
+        for start in range(0, documents, BATCH):
+            out.extend(enricher.run(items[start : start + BATCH], 1.0, item_vectors=True))
+        return out
+
+    figures["model_step_forward_free_us"], enriched = _cpu_us(model_step, documents)
+    messages = [_Message(e.record, i) for i, e in enumerate(enriched)]
+
+    def sink_rows() -> None:
+        for msg in messages:
+            message_digest(msg)
+            enriched_rows(msg.value, "aimass.enriched", 0, msg.offset)
+
+    figures["sink_rows_us"], _ = _cpu_us(sink_rows, documents)
+    figures["total_us"] = sum(figures.values())
+    return {k: round(v, 1) for k, v in figures.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--documents", type=int, default=2048)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    figures = measure(args.documents)
+    if args.json:
+        print(json.dumps(figures))
+        return
+    for name, value in figures.items():
+        print(f"{name:30s} {value:8.1f} us CPU/doc")
+
+
+if __name__ == "__main__":
+    main()
