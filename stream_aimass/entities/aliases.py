@@ -76,6 +76,8 @@ class AliasIndex:
         # Every proper prefix of a multi-token alias: a scan extends a match token by token
         # only while it is still the start of some alias.
         self._prefixes: set[tuple[str, ...]] = set()
+        # The first token of every alias: no other token can start a match.
+        self._first: set[str] = set()
         self.max_tokens = 1
         for index, entity in enumerate(kb.entities):
             for form in entity.surface_forms:
@@ -87,6 +89,7 @@ class AliasIndex:
                     self.forms[key].append((index, form))
                 self.by_tokens[toks] = key
                 self._prefixes.update(toks[:n] for n in range(1, len(toks)))
+                self._first.add(toks[0])
                 self.max_tokens = max(self.max_tokens, len(toks))
         self._sorted = sorted(self.forms)
 
@@ -144,16 +147,33 @@ class AliasIndex:
     def scan(self, text: str) -> list[AliasMatch]:
         """Leftmost-longest, non-overlapping alias matches in ``text``.
 
-        At each token the aliases starting there are found by walking forward while the
-        tokens so far are an alias or the start of one (one set lookup for most tokens);
-        the longest whose case fits the text wins, else the scan moves one token on.
+        Only tokens that begin some alias start a match: at each, the aliases starting there
+        are found by walking forward while the tokens so far are an alias or the start of
+        one; the longest whose case fits the text wins, else the scan moves one token on.
+        An ASCII text is lowered and split in C (``str.lower``, ``re.findall``): for ASCII,
+        that is the normalisation of every token.
         """
-        toks = tokens(text)
-        words = [t for _, _, t in toks]
-        by_tokens, prefixes = self.by_tokens, self._prefixes
+        if text.isascii():
+            lowered = text.lower()
+            words = _TOKEN.findall(lowered)
+            first = self._first
+            if not any(w in first for w in words):
+                return []
+            spans = [m.span() for m in _TOKEN.finditer(lowered)]
+        else:
+            toks = tokens(text)
+            words = [t for _, _, t in toks]
+            spans = [(a, b) for a, b, _ in toks]
+        return self._scan(text, spans, words)
+
+    def _scan(self, text: str, spans: list[tuple[int, int]], words: list[str]) -> list[AliasMatch]:
+        by_tokens, prefixes, first = self.by_tokens, self._prefixes, self._first
         out: list[AliasMatch] = []
-        i, count = 0, len(toks)
-        while i < count:
+        count = len(words)
+        resume = 0  # the first token after the last match
+        for i in [i for i, w in enumerate(words) if w in first]:
+            if i < resume:
+                continue
             found: list[tuple[int, str]] = []  # (length, alias key), shortest first
             key: tuple[str, ...] = ()
             for j in range(i, min(count, i + self.max_tokens)):
@@ -163,19 +183,14 @@ class AliasIndex:
                     found.append((j - i + 1, alias))
                 if key not in prefixes:
                     break
-            matched = None
             for n, alias in reversed(found):
-                start, end = toks[i][0], toks[i + n - 1][1]
+                start, end = spans[i][0], spans[i + n - 1][1]
                 surface = text[start:end]
                 cands = self._entities(alias, surface)
                 if cands:
-                    matched = AliasMatch(start, end, surface, cands)
-                    i += n
+                    out.append(AliasMatch(start, end, surface, cands))
+                    resume = i + n
                     break
-            if matched is None:
-                i += 1
-            else:
-                out.append(matched)
         return out
 
     def ambiguous(self) -> Iterable[str]:

@@ -152,3 +152,21 @@ def test_scan_matches_the_plain_algorithm(
 ) -> None:
     text = glue.join(words)
     assert scan_index.scan(text) == reference_scan(scan_index, text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    words=st.lists(
+        st.sampled_from([w for w in WORDS if w.isascii()])
+        | st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=8),
+        max_size=25,
+    ),
+    glue=st.sampled_from([" ", "  ", "", "\n", ", "]),
+)
+def test_the_ascii_fast_path_matches_the_plain_algorithm(
+    scan_index: AliasIndex, words: list[str], glue: str
+) -> None:
+    """ASCII texts are lowered and split in C: the same matches as token by token."""
+    text = glue.join(words)
+    assert text.isascii()
+    assert scan_index.scan(text) == reference_scan(scan_index, text)
