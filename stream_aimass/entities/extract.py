@@ -73,7 +73,10 @@ class EntityExtractor:
         """Linked entities per document, in text order."""
         states = encoded.token_states or []
         spans = self.detector.detect(DetectorInput(texts, tokenized, states))
-        out: list[list[LinkedEntity]] = []
+        mentions: list[Mention] = []
+        mention_vecs: list[np.ndarray | None] = []
+        context_vecs: list[np.ndarray | None] = []
+        counts: list[int] = []
         for row, doc_spans in enumerate(spans):
             text = texts[row]
             vectors = (
@@ -84,14 +87,23 @@ class EntityExtractor:
                 else [None] * len(doc_spans)
             )
             context: np.ndarray = encoded.embeddings[row]
-            linked = []
             for span, vector in zip(doc_spans, vectors, strict=True):
                 surface = text[span.start : span.end]
                 if span.candidates is not None:
                     candidates, exact = span.candidates, True
                 else:
                     candidates, exact = self.index.candidates_and_match(surface)
-                mention = Mention(span.start, span.end, surface, span.label, candidates, exact)
-                linked.append(self.linker.link(mention, vector, context))
-            out.append(linked)
+                mentions.append(
+                    Mention(span.start, span.end, surface, span.label, candidates, exact)
+                )
+                mention_vecs.append(vector)
+                context_vecs.append(context)
+            counts.append(len(doc_spans))
+        # Every mention of the batch is scored at once.
+        linked = self.linker.link_many(mentions, mention_vecs, context_vecs)
+        out: list[list[LinkedEntity]] = []
+        first = 0
+        for count in counts:
+            out.append(linked[first : first + count])
+            first += count
         return out

@@ -133,30 +133,73 @@ class EntityLinker:
         self, mention: Mention, mention_vec: np.ndarray | None, context_vec: np.ndarray | None
     ) -> np.ndarray:
         """s(m, e) for each candidate of ``mention`` (in candidate order)."""
+        return self._scores([mention], [mention_vec], [context_vec])[0]
+
+    def _scores(
+        self,
+        mentions: Sequence[Mention],
+        mention_vecs: Sequence[np.ndarray | None],
+        context_vecs: Sequence[np.ndarray | None],
+    ) -> list[np.ndarray]:
+        """s(m, e) for every candidate of every mention, computed for all of them at once:
+        one gather of entity vectors, one product per term (a batch's mentions, not one
+        small matrix product per mention)."""
         w = self.weights
-        cands = list(mention.candidates)
+        sizes = [len(m.candidates) for m in mentions]
+        cands = np.fromiter((c for m in mentions for c in m.candidates), dtype=np.int64)
+        if not len(cands):
+            return [np.zeros(0) for _ in mentions]
+        owner = np.repeat(np.arange(len(mentions)), sizes)
         ev = self.vectors[cands]
         total = np.zeros(len(cands), dtype=np.float64)
-        if mention_vec is not None and w.mention:
-            total += w.mention * (ev @ mention_vec)
-        if context_vec is not None and w.context:
-            total += w.context * (ev @ context_vec)
+        dim = self.vectors.shape[1]
+        for weight, vecs in ((w.mention, mention_vecs), (w.context, context_vecs)):
+            if not weight:
+                continue
+            have = np.array([v is not None for v in vecs])
+            if not have.any():
+                continue
+            stacked = np.stack([v if v is not None else np.zeros(dim) for v in vecs])
+            dots = np.einsum("ij,ij->i", ev, stacked[owner], dtype=np.float64)
+            total += weight * np.where(have[owner], dots, 0.0)
         pop = self.popularity[cands]
-        total += w.prior * np.log(pop / pop.sum())
-        wanted = label_type(mention.label)
-        if wanted is not None and w.type:
-            total += w.type * np.array([1.0 if self.types[c] == wanted else -1.0 for c in cands])
-        if mention.exact:
-            total += w.exact
-        return total
+        group_sum = np.bincount(owner, weights=pop, minlength=len(mentions))[owner]
+        total += w.prior * np.log(pop / group_sum)
+        if w.type:
+            wanted = [label_type(m.label) for m in mentions]
+            agree = np.fromiter(
+                (
+                    0.0 if wanted[o] is None else (1.0 if self.types[c] == wanted[o] else -1.0)
+                    for o, c in zip(owner.tolist(), cands.tolist(), strict=True)
+                ),
+                dtype=np.float64,
+                count=len(cands),
+            )
+            total += w.type * agree
+        exact = np.array([m.exact for m in mentions])
+        total += w.exact * exact[owner]
+        return np.split(total, np.cumsum(sizes)[:-1])
 
     def link(
         self, mention: Mention, mention_vec: np.ndarray | None, context_vec: np.ndarray | None
     ) -> LinkedEntity:
+        return self.link_many([mention], [mention_vec], [context_vec])[0]
+
+    def link_many(
+        self,
+        mentions: Sequence[Mention],
+        mention_vecs: Sequence[np.ndarray | None],
+        context_vecs: Sequence[np.ndarray | None],
+    ) -> list[LinkedEntity]:
+        """Each mention to its best candidate, or NIL (see the module docstring), scored
+        all at once."""
+        scored = self._scores(mentions, mention_vecs, context_vecs)
+        return [self._decide(m, s) for m, s in zip(mentions, scored, strict=True)]
+
+    def _decide(self, mention: Mention, s: np.ndarray) -> LinkedEntity:
         label = mention.label
         if not mention.candidates:
             return LinkedEntity(mention.text, mention.start, mention.end, label, None, None, 0.0)
-        s = self.scores(mention, mention_vec, context_vec)
         best = int(np.argmax(s))
         margin = float(s[best]) - self.weights.nil_threshold
         confidence = round(1.0 / (1.0 + math.exp(-4.0 * margin)), 4)
@@ -182,17 +225,16 @@ class EntityLinker:
 def mention_vectors(
     token_states: np.ndarray, offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]
 ) -> list[np.ndarray | None]:
-    """Unit mean of the token states of the pieces inside each character span."""
-    starts = np.array([a for a, _ in offsets])
-    ends = np.array([b for _, b in offsets])
-    real = ends > starts  # special tokens have (0, 0)
-    out: list[np.ndarray | None] = []
-    for start, end in spans:
-        inside = real & (starts < end) & (ends > start)
-        if not inside.any():
-            out.append(None)
-            continue
-        vec = token_states[: len(offsets)][inside].mean(axis=0)
-        norm = float(np.linalg.norm(vec))
-        out.append(vec / norm if norm > 0 else None)
-    return out
+    """Unit mean of the token states of the pieces inside each character span (all spans of
+    a document in one product)."""
+    if not spans:
+        return []
+    piece = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    span = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+    real = piece[:, 1] > piece[:, 0]  # special tokens have (0, 0)
+    inside = real[None, :] & (piece[None, :, 0] < span[:, 1:2]) & (piece[None, :, 1] > span[:, 0:1])
+    counts = inside.sum(axis=1)
+    states = token_states[: len(piece)]
+    means = (inside.astype(states.dtype) @ states) / np.maximum(counts, 1)[:, None]
+    norms = np.linalg.norm(means, axis=1)
+    return [means[i] / norms[i] if counts[i] and norms[i] > 0 else None for i in range(len(span))]
