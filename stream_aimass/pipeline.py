@@ -49,7 +49,7 @@ class Stack:
             return cls(settings, settings.kafka_bootstrap)
         # The embedded broker starts empty: table state from an earlier broker (profiles
         # with offsets this one has never had) would swallow the new events as replays.
-        shutil.rmtree(settings.data_dir / "faust", ignore_errors=True)
+        shutil.rmtree(settings.resolved_faust_dir, ignore_errors=True)
         broker = EmbeddedBroker()
         broker.create_topics((t.name, t.partitions) for t in configured_topics(settings))
         log.info("embedded Kafka-protocol broker at %s", broker.bootstrap)
@@ -69,7 +69,7 @@ def serves_recs(settings: Settings, role: Role) -> bool:
 def make_faust_app(settings: Settings, bootstrap: str, *, web: bool) -> faust.App:
     """The Faust app of a worker: lifecycle, web server, and the profile table."""
     # Faust creates its data dir without parents: a new --data-dir would crash the worker.
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.resolved_faust_dir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{bootstrap}",
@@ -85,7 +85,7 @@ def make_faust_app(settings: Settings, bootstrap: str, *, web: bool) -> faust.Ap
         store=settings.recs_store,
         broker_session_timeout=10,
         broker_heartbeat_interval=1,
-        datadir=str(settings.data_dir / "faust"),
+        datadir=str(settings.resolved_faust_dir),
         producer_compression_type=settings.aiokafka_compression,
         **settings.faust_client_options(),
     )

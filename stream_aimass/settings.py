@@ -202,7 +202,20 @@ class Settings(BaseSettings):
     dtype: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto: bf16 on CUDA or on CPUs with native bf16, else fp32."
     )
-    torch_threads: int = Field(0, ge=0, description="torch intra-op threads (0: torch default).")
+    torch_threads: int = Field(
+        0,
+        ge=0,
+        description="torch intra-op threads (0: torch default; with `enrich_processes` N > 1 "
+        "on CPU, each process gets the cores / N).",
+    )
+    enrich_processes: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Enrich processes a `worker --role enrich` runs, sharing the device, each "
+        "a member of the consumer group (`--processes`); 0: 1 on CPU, "
+        "4 on CUDA.",
+    )
     labels: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_LABELS),
         description="Zero-shot topic labels (`categories`, `top_category`): JSON object "
@@ -321,6 +334,11 @@ class Settings(BaseSettings):
         "lookups for users whose profiles it holds); empty: http://<web_host>:<web_port>, "
         "with the host name when web_host is 0.0.0.0.",
     )
+    faust_dir: Path | None = Field(
+        None,
+        description="Directory of the worker's Faust state (profile table store); default "
+        "`<data_dir>/faust`; with `--processes N`, process i uses `<faust dir>/process-<i>`.",
+    )
     log_level: str = Field("info", description="Log level.")
     api_auth_enabled: bool = Field(
         True,
@@ -375,6 +393,10 @@ class Settings(BaseSettings):
     @property
     def resolved_models_dir(self) -> Path:
         return self.models_dir if self.models_dir is not None else self.data_dir / "models"
+
+    @property
+    def resolved_faust_dir(self) -> Path:
+        return self.faust_dir if self.faust_dir is not None else self.data_dir / "faust"
 
     @property
     def resolved_classifiers_file(self) -> Path:
@@ -614,6 +636,8 @@ def settings_table(current: Settings | None = None) -> list[dict[str, str]]:
             shown_default = "bundled demo KB"
         elif name == "classifiers_file":
             shown_default = "<data_dir>/classifiers.json"
+        elif name == "faust_dir":
+            shown_default = "<data_dir>/faust"
         rows.append(
             {
                 "name": name,

@@ -78,6 +78,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free ports (``worker --processes`` takes port + i)."""
+    for _ in range(100):
+        first = free_port()
+        if first + count > 65536:
+            continue
+        try:
+            for port in range(first, first + count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
 def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "stream_aimass.cli", *args]
 
@@ -106,16 +122,20 @@ def start_worker(
     data_dir: Path,
     name: str,
     env: dict[str, str] | None = None,
+    *,
+    args: Sequence[str] = (),
+    port: int | None = None,
 ) -> WorkerProcess:
+    """A worker process of ``role``; ``args`` adds flags (e.g. ``--processes 2``)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     log = data_dir / f"{name}.log"
     env = {**os.environ, **WORKER_ENV, **(env or {})}
     with log.open("ab") as fh:
         proc = subprocess.Popen(
             cli(
                 "worker", "--role", role, "--bootstrap", bootstrap,
-                "--data-dir", str(data_dir), "--web-port", str(port),
+                "--data-dir", str(data_dir), "--web-port", str(port), *args,
             ),
             stdout=fh, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip

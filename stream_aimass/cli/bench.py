@@ -54,6 +54,18 @@ def bench(
     device: Annotated[
         str | None, typer.Option(help="auto | cpu | cuda (env AIMASS_DEVICE); every phase.")
     ] = None,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=64,
+            help="Roles phase: forward-free enrich processes sharing the device (1 always "
+            "runs too, for the per-process figures), then a sink process; 0: skip it.",
+        ),
+    ] = 1,
+    roles_documents: Annotated[
+        int, typer.Option(min=16, help="Documents of the roles phase's backlog.")
+    ] = 6000,
 ) -> None:
     """Measure pipeline vs model ceiling vs a naive loop, in one run (ratios, JSON, PNG)."""
     from stream_aimass.tools.bench import run_bench
@@ -77,7 +89,8 @@ def bench(
         result = run_bench(
             settings, documents, naive_documents, out_dir, console=console,
             steady_s=steady_seconds, heads=head_counts, recs_events=recs_events,
-            loads=fractions,
+            loads=fractions, roles_processes=[processes] if processes else [],
+            roles_documents=roles_documents,
         )  # fmt: skip
     except ModelLoadError as exc:
         raise fail(str(exc)) from None

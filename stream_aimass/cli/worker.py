@@ -85,6 +85,15 @@ def worker(
     web_host: Annotated[
         str | None, typer.Option(help="Bind address [env AIMASS_WEB_HOST].")
     ] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Enrich processes sharing the device, each on web port + i "
+            "[env AIMASS_ENRICH_PROCESSES; default 1 on CPU, 4 on CUDA].",
+        ),
+    ] = None,
 ) -> None:
     """Run a worker (Faust app) until SIGTERM: enrich, sink or both roles."""
     from stream_aimass.pipeline import ROLES
@@ -97,7 +106,20 @@ def worker(
         data_dir=data_dir,
         web_port=web_port,
         web_host=web_host,
+        enrich_processes=processes,
     )
+    from stream_aimass.cli.processes import (
+        check_processes,
+        default_processes,
+        die_with_parent,
+        run_processes,
+    )
+
+    die_with_parent()
+    count = default_processes(settings, role)
+    problem = check_processes(settings, role, count)
+    if problem is not None:
+        raise fail(problem)
     from stream_aimass.app import run_worker
     from stream_aimass.observability import configure_logging
     from stream_aimass.settings import SecurityConfigError
@@ -107,6 +129,8 @@ def worker(
     except SecurityConfigError as exc:
         raise fail(str(exc)) from None
     configure_logging(settings.log_level)
+    if count > 1:
+        raise typer.Exit(run_processes(settings, count))
     run_worker(settings, role)  # type: ignore[arg-type]
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,7 +108,8 @@ def entity_vectors(kb: KnowledgeBase, encoder: Any, cache_dir: Path | None) -> n
     vectors = np.vstack(chunks).astype(np.float32)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npy")
+        # Several enrich processes may embed the KB at once: each writes its own file.
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp.npy")
         np.save(tmp, vectors)
         tmp.replace(cache)
         log.info("embedded %d KB entities -> %s", len(kb), cache)

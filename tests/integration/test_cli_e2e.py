@@ -83,6 +83,10 @@ def test_bench_prints_the_documented_keys(tmp_path: Path) -> None:
         "0,2",
         "--recs-events",
         "300",
+        "--processes",
+        "2",
+        "--roles-documents",
+        "400",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout)
@@ -129,5 +133,24 @@ def test_bench_prints_the_documented_keys(tmp_path: Path) -> None:
     shares = [recs["scoring_share"], recs["produce_share"], recs["kafka_faust_share"]]
     assert all(0 <= v <= 1 for v in shares)
     assert recs["items"] >= 96  # the documents, plus the warm-up and steady ones
+    # Same texts, same dtype: the naive loop in the pipeline's own dtype too.
+    assert "backlog's texts" in figures["texts"]
+    same = figures["pipeline_docs_per_s"] / figures["naive_same_dtype_docs_per_s"]
+    assert figures["speedup_vs_naive_same_dtype"] == pytest.approx(same, rel=0.01)
+    assert figures["catch_up_s"] >= 0
+    # The roles in their own processes: 1 and 2 forward-free enrich processes, then a sink.
+    roles = figures["roles"]
+    assert [r["processes"] for r in roles["runs"]] == [1, 2]
+    for run in roles["runs"]:
+        assert run["documents"] == 400 and run["docs_per_s"] > 0
+        assert run["docs_per_s_per_process"] == pytest.approx(
+            run["docs_per_s"] / run["processes"], abs=0.2
+        )
+        assert run["enrich_cpu_us_per_doc"] > 0
+    assert set(figures["forward_free_processes_docs_per_s"]) == {"1", "2"}
+    assert figures["enrich_cpu_us_per_doc"] == roles["runs"][0]["enrich_cpu_us_per_doc"]
+    # Every document row and its side rows (classifications, mentions, item rows).
+    assert roles["sink_rows"] + roles["sink_rows_before_ready"] >= 400
+    assert figures["sink_cpu_us_per_row"] > 0 and figures["sink_rows_per_s"] > 0
     assert (out_dir / "bench.png").stat().st_size > 1000
     assert json.loads((out_dir / "bench.json").read_text()) == figures

@@ -31,6 +31,7 @@ from stream_aimass.enrich.enricher import DocumentEnricher
 from stream_aimass.pipeline import Pipeline, Stack, open_clickhouse
 from stream_aimass.settings import Settings
 from stream_aimass.tools.bench.report import latency, plot, quantiles
+from stream_aimass.tools.bench.roles import roles_phase
 from stream_aimass.tools.bench.runs import (
     STEADY_TENANT,
     WARMUP_DOCS,
@@ -38,6 +39,7 @@ from stream_aimass.tools.bench.runs import (
     naive_run,
     pipeline_run,
     recs_latency,
+    retag,
 )
 from stream_aimass.tools.bench.scenarios import (
     HEADS_DOCS,
@@ -59,6 +61,8 @@ def run_bench(
     heads: list[int] | None = None,
     recs_events: int = 5000,
     loads: list[float] | None = None,
+    roles_processes: list[int] | None = None,
+    roles_documents: int = 6000,
 ) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="aimass-bench-") as tmp:
@@ -113,27 +117,55 @@ def run_bench(
             backlog_tenants = sorted({str(d["tenant"]) for d in docs})
             backlog_p50, backlog_p99 = latency(client, backlog_tenants)
             p50, p95, p99 = quantiles(client, [STEADY_TENANT])
-            naive_docs = generate_documents(min(n_naive, n_documents), seed=103)
-            with console.status(f"naive loop: {len(naive_docs)} documents one by one, fp32"):
+            n_naive = min(n_naive, n_documents)
+            with console.status(f"naive loop: {n_naive} documents one by one, fp32"):
                 naive_enricher = DocumentEnricher.from_settings(
                     settings.model_copy(update={"dtype": "fp32"})
                 )
                 naive_rate = asyncio.run(
-                    naive_run(settings, stack.bootstrap, client, naive_docs, naive_enricher)
-                )
+                    naive_run(
+                        settings, stack.bootstrap, client,
+                        retag(docs, "bench-naive", n_naive), naive_enricher,
+                    )
+                )  # fmt: skip
                 naive_forward_rate = asyncio.run(
                     naive_run(
                         settings, stack.bootstrap, client,
-                        generate_documents(len(naive_docs), seed=105),
+                        retag(docs, "bench-naive-forward", n_naive),
                     )
                 )  # fmt: skip
+            with console.status(
+                f"naive loop: {n_naive} documents one by one, {enricher.encoder.dtype}"
+            ):
+                naive_same_rate = asyncio.run(
+                    naive_run(
+                        settings, stack.bootstrap, client,
+                        retag(docs, "bench-naive-same-dtype", n_naive), enricher,
+                        topic="aimass.bench-naive-same-dtype",
+                    )
+                )  # fmt: skip
+            roles: dict[str, Any] = {}
+            if roles_processes:
+                counts = sorted({1, *roles_processes})
+                count = roles_documents
+                with console.status(
+                    f"roles in their own processes: {count} documents through "
+                    f"{', '.join(map(str, counts))} forward-free enrich process(es), then a sink"
+                ):
+                    assert stack.broker is not None
+                    roles = roles_phase(
+                        settings, stack.broker, retag(docs, "bench-roles", count), counts,
+                        Path(tmp) / "roles",
+                    )  # fmt: skip
         finally:
             stack.close()
     encoder = enricher.encoder
     model_rate = sum(ceilings) / len(ceilings)
     result: dict[str, Any] = {
         "documents": n_documents,
-        "naive_documents": min(n_naive, n_documents),
+        "naive_documents": n_naive,
+        "texts": "every phase runs the backlog's texts (generated, seed 101), each phase "
+        "under its own tenant and ids",
         "model": encoder.name,
         "model_version": encoder.version,
         "device": encoder.device,
@@ -147,8 +179,10 @@ def run_bench(
         "pipeline_docs_per_s": round(pipeline_rate, 1),
         "naive_docs_per_s": round(naive_rate, 2),
         "naive_forward_only_docs_per_s": round(naive_forward_rate, 2),
+        "naive_same_dtype_docs_per_s": round(naive_same_rate, 2),
         "ratio": round(pipeline_rate / model_rate, 3),
         "speedup_vs_naive": round(pipeline_rate / naive_rate, 2),
+        "speedup_vs_naive_same_dtype": round(pipeline_rate / naive_same_rate, 2),
         "p50_ms": round(p50, 1),
         "p95_ms": round(p95, 1),
         "p99_ms": round(p99, 1),
@@ -160,7 +194,20 @@ def run_bench(
         "backlog_mean_batch_documents": batch_sizes.get("backlog", 0.0),
         "steady_mean_batch_documents": batch_sizes.get("steady", 0.0),
         "forward_free_docs_per_s": round(forward_free["docs_per_s"], 1),
+        "catch_up_s": forward_free.get("catch_up_s"),
     }
+    if roles:
+        result["roles"] = roles
+        runs = roles.get("runs") or []
+        if runs:
+            one = runs[0]
+            result["enrich_cpu_us_per_doc"] = one["enrich_cpu_us_per_doc"]
+            result["forward_free_processes_docs_per_s"] = {
+                str(r["processes"]): r["docs_per_s"] for r in runs
+            }
+        if "sink_cpu_us_per_row" in roles:
+            result["sink_cpu_us_per_row"] = roles["sink_cpu_us_per_row"]
+            result["sink_rows_per_s"] = roles["sink_rows_per_s"]
     if entity_rates:
         result["entities_docs_per_s"] = entity_rates
         result["entities_share_of_model_time"] = entity_share

@@ -15,14 +15,14 @@ from aiokafka import TopicPartition
 
 from stream_aimass.decode import DocumentDecoder
 from stream_aimass.enrich.enricher import DocumentEnricher
-from stream_aimass.kafka.clients import make_consumer, make_producer
+from stream_aimass.kafka.clients import group_lag, make_consumer, make_producer
 from stream_aimass.models.encoder import Encoder
 from stream_aimass.pipeline import Pipeline, Stack
 from stream_aimass.records import DeadLetter, Source
 from stream_aimass.settings import Settings
 from stream_aimass.sink.rows import DOCUMENT_COLUMNS, document_row
 from stream_aimass.tools.bench.scenarios import StoredVectors
-from stream_aimass.tools.corpus import generate_documents, generate_events
+from stream_aimass.tools.corpus import generate_events
 
 WARMUP_DOCS = 64
 
@@ -34,6 +34,12 @@ STEADY_TENANT = "bench-steady"
 
 
 FORWARD_FREE_TENANT = "bench-forward-free"
+
+
+def retag(docs: list[dict[str, Any]], tenant: str, count: int) -> list[dict[str, Any]]:
+    """``count`` documents with the texts of ``docs`` (cycled, in order) under ``tenant``
+    and new ids: every phase measures the same texts, each under its own tenant."""
+    return [{**docs[i % len(docs)], "id": f"{tenant}-{i}", "tenant": tenant} for i in range(count)]
 
 
 async def _produce(
@@ -77,6 +83,31 @@ async def _wait_rows(pipeline: Pipeline, count: int, timeout_s: float = 600.0) -
         await asyncio.sleep(0.01)
 
 
+async def wait_caught_up(
+    settings: Settings, bootstrap: str, pipeline: Pipeline, items: int, timeout_s: float = 600.0
+) -> float:
+    """Until every stage has caught up, not only the documents table: both roles have
+    committed everything on every input topic (side tables, item vectors and dead letters
+    stored) and the recommender holds ``items`` item vectors. Returns the seconds waited."""
+    s = settings
+    groups = {
+        s.enrich_group: [s.topic_documents, s.topic_items],
+        s.sink_group: [s.topic_enriched, s.topic_dlq, s.topic_item_vectors],
+    }
+    started = time.perf_counter()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        lag = 0
+        for group, topics in groups.items():
+            lag += sum((await group_lag(s, bootstrap, group, topics)).values())
+        indexed = pipeline.recs is None or len(pipeline.recs.index) >= items
+        if lag == 0 and indexed:
+            return time.perf_counter() - started
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"pipeline not caught up after {timeout_s:.0f} s (lag {lag})")
+        await asyncio.sleep(0.05)
+
+
 async def pipeline_run(
     settings: Settings,
     stack: Stack,
@@ -105,7 +136,12 @@ async def pipeline_run(
 
     ``ceiling`` (the model ceiling, measured on a thread) runs right before and right after
     the backlog phase, with the pipeline idle, and ``ceilings`` gets both: the ratio then
-    compares figures taken a few seconds apart, not minutes (shared machines drift).
+    compares figures taken a few seconds apart, not minutes (shared machines drift). The
+    "after" one waits until every stage has caught up (:func:`wait_caught_up`: side tables,
+    item vectors, the recommender's index), so it never shares the CPU with them;
+    ``forward_free["catch_up_s"]`` gets how long that took after the last document row.
+
+    Every phase runs the backlog's texts (:func:`retag`), each under its own tenant.
 
     ``forward_free`` gets ``docs_per_s`` of one more backlog, as large as the first, with the
     encoder's forward pass replaced by :class:`StoredVectors` (the last phase).
@@ -138,6 +174,9 @@ async def pipeline_run(
     pipeline.enrich.resume()
     await _wait_rows(pipeline, len(warmup) + len(docs))
     rate = len(docs) / (time.perf_counter() - started)
+    catch_up = await wait_caught_up(settings, stack.bootstrap, pipeline, len(docs))
+    if forward_free is not None:
+        forward_free["catch_up_s"] = round(catch_up, 2)
     if ceiling is not None and ceilings is not None:
         ceilings.append(await loop.run_in_executor(None, ceiling))
     backlog_batch = mean_since(mark)
@@ -148,7 +187,7 @@ async def pipeline_run(
     for fraction in sorted({0.5, *(loads or [])}):
         offered = rate * fraction
         tenant = STEADY_TENANT if fraction == 0.5 else f"bench-load-{round(fraction * 100)}"
-        phase = generate_documents(max(20, int(offered * steady_s)), seed=104, tenants=(tenant,))
+        phase = retag(docs, tenant, max(20, int(offered * steady_s)))
         mark = batches()
         t0 = time.perf_counter()
         await _produce(settings, stack.bootstrap, phase, rate=offered)
@@ -181,19 +220,20 @@ async def pipeline_run(
         # Last: its item vectors would otherwise be indexed while the recommendation phase
         # runs and delay those events.
         forward_free["docs_per_s"] = await _forward_free_backlog(
-            settings, stack, pipeline, len(docs), stored
+            settings, stack, pipeline, docs, stored
         )
     await pipeline.stop_and_wait()
     return rate, steady_rate
 
 
 async def _forward_free_backlog(
-    settings: Settings, stack: Stack, pipeline: Pipeline, count: int, stored: int
+    settings: Settings, stack: Stack, pipeline: Pipeline, texts: list[dict[str, Any]], stored: int
 ) -> float:
-    """Docs/s of a backlog of ``count`` documents with the forward pass made free."""
+    """Docs/s of a backlog of the texts of ``texts`` with the forward pass made free."""
     assert pipeline.enrich is not None
     encoder = pipeline.enrich.enricher.encoder
-    docs = generate_documents(count, seed=106, tenants=(FORWARD_FREE_TENANT,))
+    docs = retag(texts, FORWARD_FREE_TENANT, len(texts))
+    count = len(docs)
     pipeline.enrich.pause()
     await _produce(settings, stack.bootstrap, docs)
     # An instance attribute shadows the method for this phase only (the model thread is
@@ -302,19 +342,25 @@ async def naive_run(
     client: Any,
     docs: list[dict[str, Any]],
     enricher: DocumentEnricher | None = None,
+    *,
+    topic: str = "",
 ) -> float:
-    """Docs/s of the loop people write first, one message at a time in fp32 (on the bench's
+    """Docs/s of the loop people write first, one message at a time (on the bench's
     device): consume, decode, run the model, produce the enriched record and wait for its
     ack, insert its row, commit.
 
-    With ``enricher`` (an fp32 one) the model step is the pipeline's whole job: encoder,
+    With ``enricher`` the model step is the pipeline's whole job, in the enricher's dtype
+    (fp32 for ``speedup_vs_naive``, the pipeline's own for
+    ``speedup_vs_naive_same_dtype``): encoder,
     topic head, classifiers and entity stage, and the row is the pipeline's row. Without it,
     the model step is an encoder forward pass alone and nothing is produced: the loop that
     earlier versions of ``bench`` timed (``naive_forward_only_docs_per_s``).
     """
     from stream_aimass.enrich.enricher import Pending
 
-    topic = "aimass.bench-naive" if enricher is not None else "aimass.bench-naive-forward"
+    topic = topic or (
+        "aimass.bench-naive" if enricher is not None else "aimass.bench-naive-forward"
+    )
     encoder = None
     if enricher is None:
         encoder = Encoder(

@@ -48,3 +48,48 @@ def test_the_client_comparison_covers_both_clients_both_ways_in_every_codec() ->
         for codec in CODECS
     }
     assert all(len(v) == 1 and v[0] > 0 for v in figures.values())
+
+
+def test_every_phase_gets_the_same_texts_under_its_own_tenant_and_ids() -> None:
+    from stream_aimass.tools.bench.runs import retag
+    from stream_aimass.tools.corpus import generate_documents
+
+    docs = generate_documents(5, seed=101)
+    phase = retag(docs, "bench-x", 12)
+    assert [d["text"] for d in phase] == [docs[i % 5]["text"] for i in range(12)]
+    assert {d["tenant"] for d in phase} == {"bench-x"}
+    assert len({d["id"] for d in phase}) == 12
+    assert all(d["ts"] == docs[i % 5]["ts"] for i, d in enumerate(phase))
+
+
+def test_metric_sums_match_labels_and_skip_other_metrics() -> None:
+    from stream_aimass.tools.bench.roles import metric_sum
+
+    page = (
+        "# HELP aimass_rows_inserted_total Rows\n"
+        'aimass_rows_inserted_total{table="documents"} 40.0\n'
+        'aimass_rows_inserted_total{table="entity_mentions"} 12.0\n'
+        'aimass_rows_inserted_total_created{table="documents"} 1.7e9\n'
+        'aimass_records_total{outcome="enriched",role="enrich"} 7.0\n'
+    )
+    assert metric_sum(page, "aimass_rows_inserted_total") == 52.0
+    assert metric_sum(page, "aimass_rows_inserted_total", table="documents") == 40.0
+    assert metric_sum(page, "aimass_records_total", role="enrich", outcome="enriched") == 7.0
+    assert metric_sum(page, "aimass_records_total", role="sink") == 0.0
+
+
+def test_process_cpu_time_grows_with_work() -> None:
+    import os
+    import time
+
+    import pytest
+
+    from stream_aimass.tools.bench.roles import proc_cpu_s
+
+    if not os.path.exists("/proc/self/stat"):
+        pytest.skip("process CPU times come from Linux /proc")
+    before = proc_cpu_s(os.getpid())
+    end = time.process_time() + 0.3
+    while time.process_time() < end:
+        sum(range(1000))
+    assert proc_cpu_s(os.getpid()) - before >= 0.2
