@@ -155,6 +155,12 @@ class Settings(BaseSettings):
         "records, item vectors, dead letters, recommendations, Faust changelogs). Every "
         "codec is read whatever this says.",
     )
+    producer_client: Literal["librdkafka", "aiokafka"] = Field(
+        "librdkafka",
+        description="Client of the enrich role's producer (enriched records, item vectors, "
+        "dead letters): librdkafka (confluent-kafka; a fifth of aiokafka's CPU per record) "
+        "or aiokafka.",
+    )
 
     # Batching and limits
     batch_max_tokens: int = Field(4096, ge=16, description="Token budget per model batch.")

@@ -36,7 +36,12 @@ from stream_aimass.enrich.enricher import (
     run_isolating_failures,
 )
 from stream_aimass.enrich.reload import ClassifierWatcher
-from stream_aimass.kafka.clients import make_consumer, make_producer, replace_consumer, report_lag
+from stream_aimass.kafka.clients import (
+    make_consumer,
+    make_hot_producer,
+    replace_consumer,
+    report_lag,
+)
 from stream_aimass.kafka.compat import unreadable_batch
 from stream_aimass.kafka.deliver import Outgoing, deliver
 from stream_aimass.kafka.offsets import OffsetTracker
@@ -138,7 +143,7 @@ class EnrichService:
     async def run(self) -> None:
         s = self.settings
         self.consumer = self._new_consumer()
-        self.producer = make_producer(s, self.bootstrap)
+        self.producer = make_hot_producer(s, self.bootstrap)
         await self.producer.start()
         await self.consumer.start()
         self._subscribe(self.consumer)

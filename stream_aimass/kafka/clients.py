@@ -109,6 +109,17 @@ def make_producer(settings: Settings, bootstrap: str, **overrides: Any) -> AIOKa
     return AIOKafkaProducer(**options)
 
 
+def make_hot_producer(settings: Settings, bootstrap: str) -> Any:
+    """The enrich role's producer: librdkafka (:class:`RdKafkaProducer`) or aiokafka, as
+    ``producer_client`` says; the same acks, codec, size limit and security either way."""
+    if settings.producer_client == "aiokafka":
+        return make_producer(settings, bootstrap)
+    from stream_aimass.kafka.producer import RdKafkaProducer, rdkafka_conf
+
+    conf = rdkafka_conf(settings.compression_type, MAX_REQUEST_BYTES)
+    return RdKafkaProducer(lambda: make_confluent_producer(settings, bootstrap, **conf))
+
+
 def make_confluent_producer(settings: Settings, bootstrap: str, **conf: Any) -> Any:
     """A librdkafka (confluent-kafka) producer with the security settings; ``conf`` adds
     librdkafka properties (``compression.type``, ``linger.ms``, ...)."""

@@ -319,8 +319,19 @@ def test_the_last_produced_version_of_a_document_wins_everywhere(
         assert pipeline.sink is not None and pipeline.recs is not None
         sink, recs = pipeline.sink, pipeline.recs
         total = 3 * n * revisions
+
+        def index_read_everything() -> bool:
+            # The item index reads aimass.item-vectors on its own: stored rows say nothing
+            # of how far it has read. Every vector applied, each one upserted or skipped.
+            return recs.index.applied + recs.index.stale >= total
+
         run_until(
-            pipeline, lambda: sink.stored("documents") >= total and sink.stored("items") >= total
+            pipeline,
+            lambda: (
+                sink.stored("documents") >= total
+                and sink.stored("items") >= total
+                and index_read_everything()
+            ),
         )
     finally:
         stack.close()

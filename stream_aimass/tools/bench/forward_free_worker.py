@@ -18,7 +18,9 @@ _STORES: dict[int, StoredVectors] = {}
 
 
 def _stored_encode_ids(self: Encoder, ids: list[list[int]], *, token_states: bool = False) -> Any:
-    store = _STORES.setdefault(self.dim, StoredVectors(self.dim))
+    store = _STORES.get(self.dim)
+    if store is None:  # one pool per process: building it costs more than a batch
+        store = _STORES[self.dim] = StoredVectors(self.dim)
     batch: EncodedBatch = store(ids, token_states=token_states)
     return batch
 

@@ -37,7 +37,7 @@ from typing import Any
 
 import orjson
 
-from stream_aimass.kafka.clients import make_confluent_producer
+from stream_aimass.kafka.clients import make_confluent_consumer, make_confluent_producer
 from stream_aimass.kafka.embedded import EmbeddedBroker
 from stream_aimass.settings import Settings
 
@@ -163,6 +163,28 @@ def _wait(what: str, done: Any, procs: Sequence[RoleProcess], timeout_s: float) 
         time.sleep(0.05)
 
 
+class TopicEnds:
+    """The summed end offsets of topics, read by this process (the bench's), so that
+    watching for the end of a run costs the measured processes nothing."""
+
+    def __init__(self, bootstrap: str, topics: Sequence[str], group: str = "bench-ends") -> None:
+        from confluent_kafka import TopicPartition
+
+        # Never subscribes: it joins no group, it only reads offsets (``group``'s too).
+        self._consumer = make_confluent_consumer(Settings(), bootstrap, group)
+        self._tps = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
+
+    def total(self) -> int:
+        return sum(self._consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in self._tps)
+
+    def committed(self) -> int:
+        """The summed offsets ``group`` has committed on the topics."""
+        return sum(max(0, tp.offset) for tp in self._consumer.committed(self._tps, timeout=10))
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
 def _produce(bootstrap: str, topic: str, docs: Sequence[dict[str, Any]]) -> None:
     producer = make_confluent_producer(Settings(), bootstrap, **{"linger.ms": 5})
     for doc in docs:
@@ -210,20 +232,18 @@ def enrich_run(
 
         _wait(f"{processes} enrich processes not holding every partition", joined, procs,
               READY_TIMEOUT_S)  # fmt: skip
-        cpu0 = [p.cpu_s() for p in procs]
-        started = time.perf_counter()
-        _produce(broker.bootstrap, env["AIMASS_TOPIC_DOCUMENTS"], docs)
-
-        def enriched() -> float:
-            return sum(
-                p.metric("aimass_records_total", role="enrich", outcome=o)
-                for p in procs
-                for o in ("enriched", "dead_letter")
-            )
-
-        _wait("documents not enriched", lambda: enriched() >= len(docs), procs, DRAIN_TIMEOUT_S)
-        wall = time.perf_counter() - started
-        cpu = sum(p.cpu_s() - c for p, c in zip(procs, cpu0, strict=True))
+        # Each document ends as one enriched record or one dead letter.
+        ends = TopicEnds(broker.bootstrap, [env["AIMASS_TOPIC_ENRICHED"], env["AIMASS_TOPIC_DLQ"]])
+        try:
+            cpu0 = [p.cpu_s() for p in procs]
+            started = time.perf_counter()
+            _produce(broker.bootstrap, env["AIMASS_TOPIC_DOCUMENTS"], docs)
+            _wait("documents not enriched", lambda: ends.total() >= len(docs), procs,
+                  DRAIN_TIMEOUT_S)  # fmt: skip
+            wall = time.perf_counter() - started
+            cpu = sum(p.cpu_s() - c for p, c in zip(procs, cpu0, strict=True))
+        finally:
+            ends.close()
     finally:
         for p in procs:
             p.stop()
@@ -250,24 +270,23 @@ def sink_run(
         def rows() -> float:
             return sink.metric("aimass_rows_inserted_total")
 
-        # Ready means connected and assigned; CPU and rows from then on.
+        # Ready means connected and assigned; CPU and rows from then on. The sink commits
+        # an offset once ClickHouse has acknowledged the rows before it: drained when its
+        # commits reach the ends of its input topics (read here, not from its /metrics).
         _wait("sink not ready", lambda: bool(sink.readyz().get("ready")), [sink], READY_TIMEOUT_S)
-        cpu0, rows0, started = sink.cpu_s(), rows(), time.perf_counter()
-
-        def drained() -> bool:
-            return sink.metric("aimass_rows_inserted_total", table="documents") >= docs
-
-        _wait("sink not drained", drained, [sink], DRAIN_TIMEOUT_S)
-        # Side tables of the last documents follow within a flush: wait until rows settle.
-        last, still = rows(), time.perf_counter()
-        while time.perf_counter() - still < 1.0:
-            time.sleep(0.1)
-            now = rows()
-            if now != last:
-                last, still = now, time.perf_counter()
-        wall = still - started
-        cpu = sink.cpu_s() - cpu0
-        stored = last - rows0
+        inputs = [env[f"AIMASS_TOPIC_{t.upper()}"] for t in ("enriched", "dlq", "item_vectors")]
+        offsets = TopicEnds(broker.bootstrap, inputs, group=env["AIMASS_SINK_GROUP"])
+        try:
+            rows0 = rows()
+            cpu0, started = sink.cpu_s(), time.perf_counter()
+            target = offsets.total()
+            _wait("sink not drained", lambda: offsets.committed() >= target, [sink],
+                  DRAIN_TIMEOUT_S)  # fmt: skip
+            wall = time.perf_counter() - started
+            cpu = sink.cpu_s() - cpu0
+        finally:
+            offsets.close()
+        stored = rows() - rows0
     finally:
         sink.stop()
     return {

@@ -93,3 +93,17 @@ def test_process_cpu_time_grows_with_work() -> None:
     while time.process_time() < end:
         sum(range(1000))
     assert proc_cpu_s(os.getpid()) - before >= 0.2
+
+
+def test_the_forward_free_worker_builds_its_vector_pool_once() -> None:
+    from types import SimpleNamespace
+
+    from stream_aimass.tools.bench import forward_free_worker
+
+    encoder = SimpleNamespace(dim=24)
+    first = forward_free_worker._stored_encode_ids(encoder, [[1, 2, 3], [4]], token_states=True)  # type: ignore[arg-type]
+    pool = forward_free_worker._STORES[24]
+    second = forward_free_worker._stored_encode_ids(encoder, [[5, 6]])  # type: ignore[arg-type]
+    assert forward_free_worker._STORES[24] is pool
+    assert first.embeddings.shape == (2, 24) and second.embeddings.shape == (1, 24)
+    assert first.token_states is not None and first.token_states[0].shape == (3, 24)
