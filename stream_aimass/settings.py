@@ -312,6 +312,13 @@ class Settings(BaseSettings):
     # Sink
     sink_batch_rows: int = Field(5000, ge=1, description="Rows per ClickHouse insert.")
     sink_max_wait_ms: int = Field(200, ge=0, description="Longest a row waits for its insert.")
+    sink_backlog_wait_ms: int = Field(
+        1000,
+        ge=0,
+        description="Longest a row waits for its insert while a backlog waits behind it (the "
+        "last fetch left records on the broker): fewer, bigger inserts drain it faster. "
+        "Never shorter than `sink_max_wait_ms`.",
+    )
     sink_min_interval_ms: int = Field(
         200,
         ge=0,

@@ -6,14 +6,16 @@ item deleted), ``aimass.recommendations`` and ``aimass.dlq``; commits after the 
 record on an internal topic that cannot become a row is stored as a dead letter instead.
 
 Rows are buffered per table and flushed when a batch is full, when its oldest row has waited
-``sink_max_wait_ms``, or as soon as the sink has caught up with what was fetched, at most
-once per ``sink_min_interval_ms`` (each insert writes parts: a burst of records shares one).
-A flush inserts with a deduplication token that names its rows (their topic/partition/offset
-ranges and a digest of their source messages), then commits exactly those offsets. Rows
-ClickHouse refuses for good become dead letters; a marker of an unreadable batch too. While
-an insert fails the consumer is paused and retried with backoff: memory stays bounded (at
-most one fetch beyond a batch per table, see :meth:`SinkService.buffered_rows`) and the
-backlog waits in Kafka. The worker reports not ready meanwhile.
+``sink_max_wait_ms`` (``sink_backlog_wait_ms`` while a backlog waits behind it on the broker:
+fewer, bigger inserts drain it faster), or as soon as the sink has caught up with what was
+fetched, at most once per ``sink_min_interval_ms`` (each insert writes parts: a burst of
+records shares one). A flush inserts with a deduplication token that names its rows (their
+topic/partition/offset ranges and a digest of their source messages), then commits exactly
+those offsets. Rows ClickHouse refuses for good become dead letters; a marker of an
+unreadable batch too. While an insert fails the consumer is paused and retried with
+backoff: memory stays bounded (at most one fetch beyond a batch per table, see
+:meth:`SinkService.buffered_rows`) and the backlog waits in Kafka. The worker reports not
+ready meanwhile.
 
 Given a ``connect`` factory instead of a client, the service connects (and migrates) in
 :meth:`SinkService.run`, retrying with backoff while ClickHouse is unreachable, and only then
@@ -129,6 +131,33 @@ class TableBuffer:
         self._content = hashlib.blake2b(digest_size=16)
 
 
+class Round:
+    """One round of rows, a buffer per table: filled from fetches, then written as a whole
+    and its offsets committed. Dead letters come last: rows ClickHouse refuses in the other
+    tables join them, so they are stored before the round commits."""
+
+    def __init__(self) -> None:
+        self.documents = TableBuffer("documents", DOCUMENT_COLUMNS)
+        self.classifications = TableBuffer("classifications", CLASSIFICATION_COLUMNS)
+        self.entity_mentions = TableBuffer("entity_mentions", ENTITY_MENTION_COLUMNS)
+        self.events = TableBuffer("events", EVENT_COLUMNS)
+        self.items = TableBuffer("items", ITEM_COLUMNS)
+        self.recommendations = TableBuffer("recommendations", RECOMMENDATION_COLUMNS)
+        self.dead = TableBuffer("dead_letters", DEAD_LETTER_COLUMNS)
+        self.buffers = (
+            self.documents,
+            self.classifications,
+            self.entity_mentions,
+            self.events,
+            self.items,
+            self.recommendations,
+            self.dead,
+        )
+
+    def held(self) -> bool:
+        return any(buf.rows for buf in self.buffers)
+
+
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, service: SinkService) -> None:
         self.service = service
@@ -165,23 +194,9 @@ class SinkService:
             sleep=self._sleep_unless_stopping,
             on_retry=lambda *_: self.metrics.insert_failures.inc(),
         )
-        self._documents = TableBuffer("documents", DOCUMENT_COLUMNS)
-        self._classifications = TableBuffer("classifications", CLASSIFICATION_COLUMNS)
-        self._entity_mentions = TableBuffer("entity_mentions", ENTITY_MENTION_COLUMNS)
-        self._dead = TableBuffer("dead_letters", DEAD_LETTER_COLUMNS)
-        self._events = TableBuffer("events", EVENT_COLUMNS)
-        self._items = TableBuffer("items", ITEM_COLUMNS)
-        self._recommendations = TableBuffer("recommendations", RECOMMENDATION_COLUMNS)
+        self._round = Round()
+        self._writing: Round | None = None  # the round a flush is inserting
         self._event_decoder = EventDecoder(settings.max_event_bytes)
-        self._buffers = (
-            self._documents,
-            self._classifications,
-            self._entity_mentions,
-            self._events,
-            self._items,
-            self._recommendations,
-            self._dead,
-        )
         self._clock = clock
         # The topic of a message decides which rows it becomes.
         self._row_builders: dict[str, Callable[[TopicPartition, Any, float, bytes], None]] = {
@@ -195,6 +210,8 @@ class SinkService:
         self._stored: dict[str, int] = {}
         self._flush_lock = asyncio.Lock()
         self._last_flush = float("-inf")
+        # The last fetch left records on the broker: a backlog waits behind the held rows.
+        self._behind = False
         self.consumer: Any = None
         self.ready = False
         self._consumer_failing = False
@@ -203,9 +220,18 @@ class SinkService:
     def stop(self) -> None:
         self._stopping.set()
 
+    @property
+    def _buffers(self) -> tuple[TableBuffer, ...]:
+        """The buffers of the round being filled."""
+        return self._round.buffers
+
     def buffered_rows(self) -> dict[str, int]:
         """Rows held for each table, not yet acknowledged by ClickHouse (cheap)."""
-        return {buf.table: len(buf.rows) for buf in self._buffers}
+        held = {buf.table: len(buf.rows) for buf in self._buffers}
+        if self._writing is not None:
+            for buf in self._writing.buffers:
+                held[buf.table] += len(buf.rows)
+        return held
 
     async def _sleep_unless_stopping(self, seconds: float) -> None:
         await sleep_unless(self._stopping, seconds)
@@ -275,8 +301,7 @@ class SinkService:
                     self._consumer_failing = True
                     self.metrics.consumer_failures.labels(ROLE, type(exc).__name__).inc()
                     # Buffered rows are uncommitted: they come back to the next owner.
-                    for buf in self._buffers:
-                        buf.clear()
+                    self._round = Round()
                     self.consumer = await replace_consumer(
                         self.consumer, self._new_consumer, self._subscribe, exc
                     )
@@ -285,12 +310,22 @@ class SinkService:
                     self._consumer_failing = False
                     self.ready = not self._stopping.is_set()
                 self._buffer(records)
+                self._behind = self._backlog_behind(records)
                 if self._due(caught_up=not records):
                     await self.flush()
             await self.flush()
         finally:
             self.ready = False
             await self.consumer.stop()
+
+    def _backlog_behind(self, records: dict[TopicPartition, list[Any]]) -> bool:
+        """Whether the broker holds records of these partitions beyond what was fetched."""
+        for tp, messages in records.items():
+            if messages:
+                highwater = self.consumer.highwater(tp)
+                if highwater is not None and highwater > messages[-1].offset + 1:
+                    return True
+        return False
 
     def _buffer(self, records: dict[TopicPartition, list[Any]]) -> None:
         now = self._clock()
@@ -302,7 +337,7 @@ class SinkService:
                 if bad is not None:  # the marker of a batch no consumer could decode
                     self.metrics.unreadable_batches.labels(ROLE, tp.topic).inc()
                     dead = unreadable_dead_letter(bad, tp.topic, tp.partition, msg.timestamp)
-                    self._dead.add(dead_letter_row_of(dead), tp, msg, now, digest)
+                    self._round.dead.add(dead_letter_row_of(dead), tp, msg, now, digest)
                     continue
                 try:
                     build(tp, msg, now, digest)
@@ -316,40 +351,51 @@ class SinkService:
                         failed_at_ms=time.time_ns() // 1_000_000,
                         error_type="RowError",
                     )
-                    self._dead.add(dead_letter_row_of(dead), tp, msg, now, digest)
+                    self._round.dead.add(dead_letter_row_of(dead), tp, msg, now, digest)
 
     # One row builder per topic: each buffers what one message becomes, or raises RowError.
 
     def _buffer_enriched(self, tp: TopicPartition, msg: Any, now: float, digest: bytes) -> None:
         # Every row is built before any is buffered: a RowError leaves no half of the record.
         rows = enriched_rows(msg.value, tp.topic, tp.partition, msg.offset)
-        self._documents.add(rows.document, tp, msg, now, digest)
+        r = self._round
+        r.documents.add(rows.document, tp, msg, now, digest)
         for classification in rows.classifications:
-            self._classifications.add(classification, tp, msg, now, digest)
+            r.classifications.add(classification, tp, msg, now, digest)
         for mention in rows.mentions:
-            self._entity_mentions.add(mention, tp, msg, now, digest)
+            r.entity_mentions.add(mention, tp, msg, now, digest)
 
     def _buffer_event(self, tp: TopicPartition, msg: Any, now: float, digest: bytes) -> None:
         # Events come from users: a bad one is a dead letter of stage decode/validate.
         source = Source(tp.topic, tp.partition, msg.offset, int(msg.timestamp))
         result = self._event_decoder.decode(msg.value, source, msg.key)
         if isinstance(result, DeadLetter):
-            self._dead.add(dead_letter_row_of(result), tp, msg, now, digest)
+            self._round.dead.add(dead_letter_row_of(result), tp, msg, now, digest)
         else:
-            self._events.add(event_row(result), tp, msg, now, digest)
+            self._round.events.add(event_row(result), tp, msg, now, digest)
 
     def _buffer_dead_letter(self, tp: TopicPartition, msg: Any, now: float, digest: bytes) -> None:
-        self._dead.add(dead_letter_row(msg.value), tp, msg, now, digest)
+        self._round.dead.add(dead_letter_row(msg.value), tp, msg, now, digest)
 
     def _buffer_item(self, tp: TopicPartition, msg: Any, now: float, digest: bytes) -> None:
         row = item_row(msg.key, msg.value, tp.topic, tp.partition, msg.offset, msg.timestamp)
-        self._items.add(row, tp, msg, now, digest)
+        self._round.items.add(row, tp, msg, now, digest)
 
     def _buffer_recommendation(
         self, tp: TopicPartition, msg: Any, now: float, digest: bytes
     ) -> None:
         row = recommendation_row(msg.value, tp.topic, tp.partition, msg.offset)
-        self._recommendations.add(row, tp, msg, now, digest)
+        self._round.recommendations.add(row, tp, msg, now, digest)
+
+    def _wait_s(self) -> float:
+        """How long the oldest held row may wait for its insert, now."""
+        s = self.settings
+        wait_ms = (
+            max(s.sink_max_wait_ms, s.sink_backlog_wait_ms)
+            if self._behind
+            else (s.sink_max_wait_ms)
+        )
+        return wait_ms / 1000
 
     def _fetch_timeout_ms(self) -> int:
         """How long the next fetch may wait: until a flush of the held rows could be due."""
@@ -358,15 +404,16 @@ class SinkService:
         if not held:
             return min(100, max(1, s.sink_max_wait_ms))
         now = self._clock()
-        oldest_due = min(held) + s.sink_max_wait_ms / 1000 - now
+        oldest_due = min(held) + self._wait_s() - now
         interval_due = self._last_flush + s.sink_min_interval_ms / 1000 - now
         return int(max(0.0, min(oldest_due, interval_due)) * 1000)
 
     def _due(self, caught_up: bool = False) -> bool:
-        """A batch is full, a row waited ``sink_max_wait_ms``, or (``caught_up``: the last
-        fetch brought nothing new) rows are held and ``sink_min_interval_ms`` has passed."""
+        """A batch is full, a row waited ``sink_max_wait_ms`` (``sink_backlog_wait_ms`` while
+        the last fetch left records on the broker), or (``caught_up``: the last fetch brought
+        nothing new) rows are held and ``sink_min_interval_ms`` has passed."""
         limit = self.settings.sink_batch_rows
-        wait = self.settings.sink_max_wait_ms / 1000
+        wait = self._wait_s()
         now = self._clock()
         held = False
         for buf in self._buffers:
@@ -381,50 +428,61 @@ class SinkService:
         """Insert everything buffered, then commit the offsets it came from."""
         async with self._flush_lock:
             self._last_flush = self._clock()
-            commit: dict[TopicPartition, int] = {}
-            for buf in self._buffers:
-                if not buf.rows:
-                    continue
-                batch = InsertBatch(buf.table, buf.columns, buf.rows, buf.token())
-                t0 = time.perf_counter()
-                ok = await self.writer.insert(batch, stopping=lambda: True)
-                if not ok:
-                    # ClickHouse refused: stop fetching (bounded memory) until it takes the
-                    # batch. On shutdown give up uncommitted: the records come back next start.
-                    assignment = self.consumer.assignment()
-                    self.consumer.pause(*assignment)
-                    self.ready = False
-                    try:
-                        ok = await self.writer.insert(batch, stopping=self._stopping.is_set)
-                    finally:
-                        self.consumer.resume(*assignment)
-                        self.ready = not self._stopping.is_set()
-                    if not ok:
-                        return
-                elapsed = time.perf_counter() - t0
-                self.metrics.observe_stage(ROLE, "insert", elapsed)
-                if batch.rejected:
-                    self._dead_letter_rejected(buf, batch.rejected)
-                stored = len(buf.rows) - len(batch.rejected)
-                self.metrics.rows_inserted.labels(buf.table).inc(stored)
-                self._stored[buf.table] = self._stored.get(buf.table, 0) + stored
-                self.metrics.records.labels(ROLE, "stored").inc(stored)
-                if buf.table == "documents":
-                    self._observe_end_to_end(buf.rows)
-                for tp, (_, last) in buf.ranges.items():
-                    commit[tp] = max(commit.get(tp, 0), last + 1)
-                buf.clear()
-            if commit:
-                await self._commit(commit)
+            self._writing, self._round = self._round, Round()
+            try:
+                await self._write(self._writing)
+            finally:
+                self._writing = None
 
-    def _dead_letter_rejected(self, buf: TableBuffer, rejected: list[tuple[int, str]]) -> None:
+    async def _write(self, r: Round) -> None:
+        """Insert a round's rows, table by table, then commit the offsets they came from.
+        If ClickHouse fails while the service is stopping, nothing is committed."""
+        commit: dict[TopicPartition, int] = {}
+        for buf in r.buffers:
+            if not buf.rows:
+                continue
+            batch = InsertBatch(buf.table, buf.columns, buf.rows, buf.token())
+            t0 = time.perf_counter()
+            ok = await self.writer.insert(batch, stopping=lambda: True)
+            if not ok:
+                # ClickHouse refused: stop fetching (bounded memory) until it takes the
+                # batch. On shutdown give up uncommitted: the records come back next start.
+                assignment = self.consumer.assignment()
+                self.consumer.pause(*assignment)
+                self.ready = False
+                try:
+                    ok = await self.writer.insert(batch, stopping=self._stopping.is_set)
+                finally:
+                    self.consumer.resume(*assignment)
+                    self.ready = not self._stopping.is_set()
+                if not ok:
+                    return
+            elapsed = time.perf_counter() - t0
+            self.metrics.observe_stage(ROLE, "insert", elapsed)
+            if batch.rejected:
+                self._dead_letter_rejected(r, buf, batch.rejected)
+            stored = len(buf.rows) - len(batch.rejected)
+            self.metrics.rows_inserted.labels(buf.table).inc(stored)
+            self._stored[buf.table] = self._stored.get(buf.table, 0) + stored
+            self.metrics.records.labels(ROLE, "stored").inc(stored)
+            if buf.table == "documents":
+                self._observe_end_to_end(buf.rows)
+            for tp, (_, last) in buf.ranges.items():
+                commit[tp] = max(commit.get(tp, 0), last + 1)
+            buf.clear()
+        if commit:
+            await self._commit(commit)
+
+    def _dead_letter_rejected(
+        self, r: Round, buf: TableBuffer, rejected: list[tuple[int, str]]
+    ) -> None:
         """Rows ClickHouse refused for good become dead letters (stage ``sink``) with the
-        reason and their source message, flushed with the dead letters of this round."""
+        reason and their source message, written with the dead letters of round ``r``."""
         now = self._clock()
         for row, reason in rejected:
             self.metrics.rejected_rows.labels(buf.table).inc()
             tp, msg = buf.sources[row]
-            if buf is self._dead:
+            if buf is r.dead:
                 # A dead letter ClickHouse refuses cannot become one: the message is still in
                 # Kafka at these coordinates.
                 log.error(
@@ -441,7 +499,7 @@ class SinkService:
                 error_type="InsertRejected",
                 key=msg.key,
             )
-            self._dead.add(dead_letter_row_of(dead), tp, msg, now, message_digest(msg))
+            r.dead.add(dead_letter_row_of(dead), tp, msg, now, message_digest(msg))
 
     def _observe_end_to_end(self, rows: list[list[Any]]) -> None:
         now = time.time()

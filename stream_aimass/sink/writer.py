@@ -89,16 +89,41 @@ class ClickHouseWriter:
         self._sleep = sleep
         self._on_retry = on_retry
         self.failures = 0
+        # (table, columns) -> the columns' ClickHouse types, read once per client: without
+        # them clickhouse-connect asks DESCRIBE TABLE before every insert.
+        self._types: dict[tuple[str, tuple[str, ...]], Any] = {}
+        self._types_of: Any = None
+
+    def _column_types(self, table: str, columns: tuple[str, ...]) -> Any:
+        """The columns' types, described once per client and table (None: the client cannot
+        say, and inserts by column name)."""
+        if self._types_of is not self.client:
+            self._types, self._types_of = {}, self.client
+        key = (table, columns)
+        types = self._types.get(key)
+        if types is None:
+            describe = getattr(self.client, "create_insert_context", None)
+            if describe is None:
+                return None
+            types = self._types[key] = describe(table, list(columns)).column_types
+        return types
 
     def insert_sync(self, batch: InsertBatch) -> None:
         if self.client is None:
             raise ConnectionError("not connected to ClickHouse yet")
-        self.client.insert(
-            batch.table,
-            batch.rows,
-            column_names=list(batch.columns),
-            settings={**INSERT_SETTINGS, "insert_deduplication_token": batch.token},
-        )
+        columns = tuple(batch.columns)
+        try:
+            self.client.insert(
+                batch.table,
+                batch.rows,
+                column_names=list(columns),
+                column_types=self._column_types(batch.table, columns),
+                settings={**INSERT_SETTINGS, "insert_deduplication_token": batch.token},
+            )
+        except Exception:
+            # The table may have changed (a migration, a recreated table): describe it again.
+            self._types.pop((batch.table, columns), None)
+            raise
 
     async def insert(
         self, batch: InsertBatch, stopping: Callable[[], bool] = lambda: False

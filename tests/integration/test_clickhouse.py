@@ -196,3 +196,21 @@ def test_every_named_query_runs(settings: Settings) -> None:
     (usage,) = run_named_query(client, "usage", QUERY_PARAMETERS["usage"]).as_dicts()
     assert (usage["tenant"], usage["documents"], usage["tokens"]) == ("acme", 1, 3)
     assert (usage["events"], usage["recommendations"], usage["compute_ms"]) == (0, 0, 12.5)
+
+
+@pytest.mark.parametrize("rows", [1, 7])
+def test_the_writer_inserts_with_the_types_it_described_once(settings: Settings, rows: int) -> None:
+    """The column types read once per table give the rows the client's own DESCRIBE does."""
+    client = get_client(settings)
+    client.command(
+        "CREATE TABLE described (tenant LowCardinality(String), doc_id String, "
+        "n Array(Float32)) ENGINE = MergeTree ORDER BY doc_id"
+    )
+    writer = ClickHouseWriter(client)
+    for i in range(2):
+        data = [["acme", f"d{i}-{j}", [0.5, float(j)]] for j in range(rows)]
+        writer.insert_sync(InsertBatch("described", ("tenant", "doc_id", "n"), data, f"tok{i}"))
+    stored = client.query("SELECT tenant, doc_id, n FROM described ORDER BY doc_id").result_rows
+    assert [list(r) for r in stored] == [
+        ["acme", f"d{i}-{j}", [0.5, float(j)]] for i in range(2) for j in range(rows)
+    ]

@@ -13,7 +13,13 @@ class RecordingClient:
         self.inserts: list[tuple[str, list[list[Any]], list[str], dict[str, Any]]] = []
 
     def insert(
-        self, table: str, rows: list[list[Any]], *, column_names: list[str], settings: Any
+        self,
+        table: str,
+        rows: list[list[Any]],
+        *,
+        column_names: list[str],
+        settings: Any,
+        column_types: Any = None,
     ) -> None:
         self.inserts.append((table, list(rows), column_names, settings))
 
@@ -22,6 +28,19 @@ class FakeConsumer:
     def __init__(self, *assigned: TopicPartition) -> None:
         self.assigned = set(assigned)
         self.commits: list[dict[TopicPartition, int]] = []
+        # What the last fetch said each partition's end is (aiokafka's highwater()).
+        self.highwaters: dict[TopicPartition, int] = {}
+
+        self.paused: set[TopicPartition] = set()
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return self.highwaters.get(tp)
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.paused.update(tps)
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self.paused.difference_update(tps)
 
     def assignment(self) -> set[TopicPartition]:
         return self.assigned

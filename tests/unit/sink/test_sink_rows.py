@@ -851,7 +851,13 @@ class FlakyClient:
         self.calls: list[dict[str, Any]] = []
 
     def insert(
-        self, table: str, rows: list[list[Any]], *, column_names: list[str], settings: Any
+        self,
+        table: str,
+        rows: list[list[Any]],
+        *,
+        column_names: list[str],
+        settings: Any,
+        column_types: Any = None,
     ) -> None:
         self.calls.append(
             {"table": table, "rows": rows, "column_names": column_names, "settings": settings}
@@ -1030,7 +1036,13 @@ class RejectingClient:
         self.tokens: list[str] = []
 
     def insert(
-        self, table: str, rows: list[list[Any]], *, column_names: list[str], settings: Any
+        self,
+        table: str,
+        rows: list[list[Any]],
+        *,
+        column_names: list[str],
+        settings: Any,
+        column_types: Any = None,
     ) -> None:
         if any(r[1].startswith("bad") for r in rows):
             raise RuntimeError("Code: 469. DB::Exception: Constraint `ok` is violated")

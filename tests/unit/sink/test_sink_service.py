@@ -249,6 +249,82 @@ def test_caught_up_rows_go_at_once_but_at_most_once_per_interval(tmp_path: Path)
     assert sink._due(caught_up=False)
 
 
+def test_a_backlog_behind_the_rows_makes_them_wait_for_a_bigger_insert(tmp_path: Path) -> None:
+    """While the last fetch left records on the broker, the time limit is
+    sink_backlog_wait_ms: under a backlog every fetch brings rows, and inserting every
+    sink_max_wait_ms would write many small parts."""
+    now = [100.0]
+    settings = Settings(data_dir=tmp_path, sink_max_wait_ms=200, sink_backlog_wait_ms=1000)
+    sink = SinkService(settings, "unused:9092", RecordingClient(), clock=lambda: now[0])
+    consumer = FakeConsumer(ENRICHED)
+    sink.consumer = consumer
+    fetched = {ENRICHED: [Message(record(f"d{i}"), i) for i in range(3)]}
+    consumer.highwaters[ENRICHED] = 50  # 47 more records wait on the broker
+    sink._buffer(fetched)
+    assert sink._backlog_behind(fetched)
+    sink._behind = True
+    now[0] += 0.3
+    assert not sink._due()  # past sink_max_wait_ms, but a backlog waits behind
+    now[0] += 0.7
+    assert sink._due()
+    consumer.highwaters[ENRICHED] = 3  # the fetch reached the end: caught up
+    assert not sink._backlog_behind(fetched)
+    sink._behind = False
+    assert sink._due()
+    assert not sink._backlog_behind({})
+
+
+def test_the_backlog_wait_is_never_shorter_than_the_ordinary_one(tmp_path: Path) -> None:
+    now = [100.0]
+    settings = Settings(data_dir=tmp_path, sink_max_wait_ms=500, sink_backlog_wait_ms=100)
+    sink = SinkService(settings, "unused:9092", RecordingClient(), clock=lambda: now[0])
+    sink._buffer({ENRICHED: [Message(record("d1"), 1)]})
+    sink._behind = True
+    now[0] += 0.2
+    assert not sink._due()
+    now[0] += 0.3
+    assert sink._due()
+
+
+class DownClient(RecordingClient):
+    """Refuses every insert like an unreachable server while ``down``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+
+    def insert(self, table: str, rows: list[list[Any]], **kwargs: Any) -> None:
+        if self.down:
+            raise ConnectionError("Connection refused (test)")
+        super().insert(table, rows, **kwargs)
+
+
+def test_rows_a_failing_flush_holds_are_still_counted_as_held(tmp_path: Path) -> None:
+    """While ClickHouse is down the rows being retried are held: buffered_rows says so, the
+    consumer is paused, the sink is not ready, nothing is committed."""
+    client = DownClient()
+    sink = SinkService(Settings(data_dir=tmp_path, sink_retry_max_s=0.02), "unused:9092", client)
+    consumer = FakeConsumer(ENRICHED)
+    sink.consumer = consumer
+    sink.ready = True
+
+    async def scenario() -> None:
+        sink._buffer({ENRICHED: [Message(record(f"d{i}", [intent()]), i) for i in range(4)]})
+        flush = asyncio.create_task(sink.flush())
+        while sink.writer.failures < 3:
+            await asyncio.sleep(0.01)
+        assert sink.buffered_rows()["documents"] == 4
+        assert sink.buffered_rows()["classifications"] == 4
+        assert consumer.paused == {ENRICHED} and not sink.ready
+        assert consumer.commits == []
+        client.down = False
+        await flush
+
+    asyncio.run(scenario())
+    assert sum(sink.buffered_rows().values()) == 0
+    assert consumer.commits == [{ENRICHED: 4}] and consumer.paused == set() and sink.ready
+
+
 def _tokens(tmp_path: Path, messages: list[Message]) -> dict[str, str]:
     sink, client, _ = service(tmp_path)
     sink._buffer({ENRICHED: messages})
