@@ -119,6 +119,13 @@ class Metrics:
             ["role", "topic"],
             registry=r,
         )
+        self.records_lost = Counter(
+            "aimass_records_lost_total",
+            "Records the broker deleted (retention) before this role read them, by role and "
+            "topic: each loss is also logged as an error",
+            ["role", "topic"],
+            registry=r,
+        )
         self.recs_publish_failures = Counter(
             "aimass_recs_publish_failures_total",
             "Failed attempts to publish a recommendation (each is retried until stopping)",

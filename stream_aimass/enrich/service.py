@@ -45,6 +45,8 @@ from stream_aimass.kafka.clients import (
 from stream_aimass.kafka.compat import unreadable_batch
 from stream_aimass.kafka.deliver import Outgoing, deliver
 from stream_aimass.kafka.offsets import OffsetTracker
+from stream_aimass.kafka.retention import LossWatch
+from stream_aimass.kafka.retention import report as report_losses
 from stream_aimass.observability import Metrics
 from stream_aimass.records import DeadLetter, Source, record_key
 from stream_aimass.retry import sleep_unless
@@ -65,6 +67,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.service = service
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.service.losses.forget(revoked)
         await self.service.drain(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
@@ -114,6 +117,7 @@ class EnrichService:
             else None
         )
         self.tracker = OffsetTracker()
+        self.losses = LossWatch()  # records the broker deleted before they were fetched
         self.metrics = metrics or Metrics()
         enricher.metrics = self.metrics
         enricher.swap(enricher.classifiers)  # publish the serving models as metrics
@@ -226,12 +230,15 @@ class EnrichService:
                 self.ready = False
                 self.metrics.consumer_failures.labels(ROLE, type(exc).__name__).inc()
                 self.tracker.forget_all()
+                self.losses.forget()
                 self.consumer = await replace_consumer(
                     self.consumer, self._new_consumer, self._subscribe, exc
                 )
                 continue
             self.ready = True
             if records:
+                lost = await self.losses.check(self.consumer, records)
+                report_losses(lost, ROLE, self.metrics.records_lost)
                 t0 = time.perf_counter()
                 docs = self._decode(records)
                 self._timed("decode", time.perf_counter() - t0)

@@ -39,6 +39,8 @@ from aiokafka.errors import KafkaError
 from stream_aimass.decode import EventDecoder, unreadable_dead_letter
 from stream_aimass.kafka.clients import make_consumer, replace_consumer, report_lag
 from stream_aimass.kafka.compat import unreadable_batch
+from stream_aimass.kafka.retention import LossWatch, Lost
+from stream_aimass.kafka.retention import report as report_losses
 from stream_aimass.observability import Metrics
 from stream_aimass.records import DeadLetter, Source
 from stream_aimass.retry import Backoff, sleep_unless
@@ -67,6 +69,7 @@ log = logging.getLogger("stream_aimass.sink")
 
 ROLE = "sink"
 STAGE_SINK = "sink"
+STAGE_RETENTION = "retention"
 _SOURCE_TS = DOCUMENT_COLUMNS.index("source_ts")
 
 
@@ -163,6 +166,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.service = service
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.service.losses.forget(revoked)
         await self.service.flush()
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
@@ -212,6 +216,7 @@ class SinkService:
         self._last_flush = float("-inf")
         # The last fetch left records on the broker: a backlog waits behind the held rows.
         self._behind = False
+        self.losses = LossWatch()  # records the broker deleted before they were fetched
         self.consumer: Any = None
         self.ready = False
         self._consumer_failing = False
@@ -302,6 +307,7 @@ class SinkService:
                     self.metrics.consumer_failures.labels(ROLE, type(exc).__name__).inc()
                     # Buffered rows are uncommitted: they come back to the next owner.
                     self._round = Round()
+                    self.losses.forget()
                     self.consumer = await replace_consumer(
                         self.consumer, self._new_consumer, self._subscribe, exc
                     )
@@ -309,6 +315,8 @@ class SinkService:
                 if self._consumer_failing:
                     self._consumer_failing = False
                     self.ready = not self._stopping.is_set()
+                if records:
+                    self._lost(await self.losses.check(self.consumer, records), records)
                 self._buffer(records)
                 self._behind = self._backlog_behind(records)
                 if self._due(caught_up=not records):
@@ -317,6 +325,24 @@ class SinkService:
         finally:
             self.ready = False
             await self.consumer.stop()
+
+    def _lost(self, lost: list[Lost], records: dict[TopicPartition, list[Any]]) -> None:
+        """Records deleted before they were read: an error, a count, and a dead letter
+        (stage ``retention``) stored with the first record after the gap."""
+        report_losses(lost, ROLE, self.metrics.records_lost)
+        now = self._clock()
+        for gone in lost:
+            tp = TopicPartition(gone.topic, gone.partition)
+            msg = records[tp][0]
+            dead = DeadLetter(
+                stage=STAGE_RETENTION,
+                reason=gone.describe(ROLE),
+                raw=b"",
+                source=Source(gone.topic, gone.partition, gone.start, int(msg.timestamp)),
+                failed_at_ms=time.time_ns() // 1_000_000,
+                error_type="RecordsLost",
+            )
+            self._round.dead.add(dead_letter_row_of(dead), tp, msg, now, message_digest(msg))
 
     def _backlog_behind(self, records: dict[TopicPartition, list[Any]]) -> bool:
         """Whether the broker holds records of these partitions beyond what was fetched."""

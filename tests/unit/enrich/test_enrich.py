@@ -423,3 +423,54 @@ def test_a_paused_enrich_role_fetches_nothing_until_resumed(broker: EmbeddedBrok
 
     asyncio.run(main())
     assert sum(enricher.calls) == n
+
+
+def test_documents_deleted_before_the_enrich_role_read_them_are_reported(
+    broker: EmbeddedBroker,
+) -> None:
+    """An enrich group that falls ~5 MiB behind on the embedded broker loses what it
+    deletes: the role logs it and counts it in aimass_records_lost_total."""
+    from stream_aimass.testing import produce_with_librdkafka
+
+    s = Settings(recs_enabled=False)
+    broker.create_topics([(s.topic_documents, 1)])
+    docs = generate_documents(44, seed=8)
+    for doc in docs[3:]:
+        doc["text"] = "news " * 40_000  # 200 kB each, under max_document_bytes
+
+    def produce(batch: list[dict[str, Any]]) -> None:
+        messages = [(None, orjson.dumps(d)) for d in batch]
+        produce_with_librdkafka(broker.bootstrap, s.topic_documents, messages,
+                                **{"linger.ms": 0, "batch.num.messages": 1})  # fmt: skip
+
+    def low_watermark() -> int:
+        from confluent_kafka import Consumer
+        from confluent_kafka import TopicPartition as CTP
+
+        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "low"})
+        try:
+            return int(c.get_watermark_offsets(CTP(s.topic_documents, 0), timeout=10)[0])
+        finally:
+            c.close()
+
+    async def run(svc: EnrichService, n: int) -> None:
+        task = asyncio.create_task(svc.run())
+        deadline = time.monotonic() + 90
+        while svc.metrics.value("aimass_records_total", role="enrich", outcome="enriched") < n:
+            assert time.monotonic() < deadline and not task.done()
+            await asyncio.sleep(0.02)
+        svc.stop()
+        await task
+
+    produce(docs[:3])
+    first = EnrichService(s, broker.bootstrap, SlowEnricher())
+    asyncio.run(run(first, 3))
+    produce(docs[3:])
+    low = low_watermark()
+    assert low > 3, "the broker kept everything: the test needs more data"
+    second = EnrichService(s, broker.bootstrap, SlowEnricher())
+    asyncio.run(run(second, 44 - low))
+    assert (
+        second.metrics.value("aimass_records_lost_total", role="enrich", topic=s.topic_documents)
+        == low - 3
+    )
