@@ -216,6 +216,14 @@ class Settings(BaseSettings):
         description="torch intra-op threads (0: torch default; with `enrich_processes` N > 1 "
         "on CPU, each process gets the cores / N).",
     )
+    tokenize_threads: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Threads the enrich role tokenizes a fetch on, off the event loop: each "
+        "takes a contiguous share of the documents (the Rust tokenizer releases the GIL). "
+        "More help only with cores to spare beside the model.",
+    )
     enrich_processes: int = Field(
         0,
         ge=0,

@@ -47,6 +47,7 @@ from stream_aimass.kafka.deliver import Outgoing, deliver
 from stream_aimass.kafka.offsets import OffsetTracker
 from stream_aimass.kafka.retention import LossWatch
 from stream_aimass.kafka.retention import report as report_losses
+from stream_aimass.models.encoder import Tokenized
 from stream_aimass.observability import Metrics
 from stream_aimass.records import DeadLetter, Source, record_key
 from stream_aimass.retry import sleep_unless
@@ -126,7 +127,9 @@ class EnrichService:
         self._clock = clock
         self._stopping = asyncio.Event()
         self._model_pool = ThreadPoolExecutor(1, thread_name_prefix="aimass-model")
-        self._cpu_pool = ThreadPoolExecutor(1, thread_name_prefix="aimass-tokenize")
+        self._cpu_pool = ThreadPoolExecutor(
+            settings.tokenize_threads, thread_name_prefix="aimass-tokenize"
+        )
         # Set when documents join the batcher (or fetching ends): the model loop forms its
         # next batch when the model is free, from everything pending then.
         self._added = asyncio.Event()
@@ -206,7 +209,6 @@ class EnrichService:
     # -- fetch, decode, batch ----------------------------------------------------------
 
     async def _fetch_loop(self) -> None:
-        loop = asyncio.get_running_loop()
         next_lag_report = self._clock()
         while not self._stopping.is_set():
             if self._failure is not None:
@@ -244,11 +246,7 @@ class EnrichService:
                 self._timed("decode", time.perf_counter() - t0)
                 if docs:
                     t0 = time.perf_counter()
-                    tokenized = await loop.run_in_executor(
-                        self._cpu_pool,
-                        self.enricher.tokenize,
-                        [p.document.text for p in docs],
-                    )
+                    tokenized = await self._tokenize([p.document.text for p in docs])
                     self._timed("tokenize", time.perf_counter() - t0)
                     for row, pending in enumerate(docs):
                         pending.ids = tokenized.ids[row]
@@ -262,6 +260,26 @@ class EnrichService:
                     self.consumer, self.settings.enrich_group, self.metrics.consumer_lag
                 )
                 next_lag_report = self._clock() + 1.0
+
+    async def _tokenize(self, texts: list[str]) -> Tokenized:
+        """Tokenize on the pool, ``tokenize_threads`` contiguous shares at once (a share has
+        at least 16 texts: smaller ones cost more to hand over than they save)."""
+        loop = asyncio.get_running_loop()
+        shares = max(1, min(self.settings.tokenize_threads, len(texts) // 16))
+        if shares == 1:
+            return await loop.run_in_executor(self._cpu_pool, self.enricher.tokenize, texts)
+        size = -(-len(texts) // shares)
+        parts = await asyncio.gather(
+            *(
+                loop.run_in_executor(self._cpu_pool, self.enricher.tokenize, texts[i : i + size])
+                for i in range(0, len(texts), size)
+            )
+        )
+        return Tokenized(
+            [ids for part in parts for ids in part.ids],
+            [offsets for part in parts for offsets in part.offsets],
+            [words for part in parts for words in part.word_ids],
+        )
 
     def _timed(self, stage: str, seconds: float) -> None:
         self.metrics.observe_stage(ROLE, stage, seconds)

@@ -474,3 +474,35 @@ def test_documents_deleted_before_the_enrich_role_read_them_are_reported(
         second.metrics.value("aimass_records_lost_total", role="enrich", topic=s.topic_documents)
         == low - 3
     )
+
+
+class _TokenizingEnricher(PoisonSensitiveEnricher):
+    """The real tokenizer (offsets and word ids, as with entities on) of an encoder."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.shares: list[int] = []
+
+    def tokenize(self, texts: list[str]) -> Tokenized:
+        self.shares.append(len(texts))
+        return self.encoder.tokenize_with_offsets(texts)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_tokenize_threads_share_a_fetch_and_give_what_one_call_gives(
+    tiny_encoder: Encoder, threads: int
+) -> None:
+    """tokenize_threads contiguous shares, tokenized at once on the pool, joined in order:
+    the same ids, offsets and word ids as one call over the whole fetch."""
+    texts = [d["text"] for d in generate_documents(100, seed=9)] + ["", "é中 ok", "x " * 300]
+    enricher = _TokenizingEnricher(tiny_encoder)
+    svc = EnrichService(Settings(tokenize_threads=threads), "unused:9092", enricher)
+    got = asyncio.run(svc._tokenize(texts))
+    assert enricher.shares == ([103] if threads == 1 else [-(-103 // threads)] * (threads - 1)
+                               + [103 - -(-103 // threads) * (threads - 1)])  # fmt: skip
+    want = tiny_encoder.tokenize_with_offsets(texts)
+    assert got.ids == want.ids and got.offsets == want.offsets and got.word_ids == want.word_ids
+    assert svc._cpu_pool._max_workers == threads
+    few = asyncio.run(svc._tokenize(texts[:20]))  # too few to share: one call
+    assert enricher.shares[-1] == 20 and few.ids == want.ids[:20]
