@@ -1,7 +1,7 @@
 """Stage ``sink``: batches inserted into ClickHouse, idempotently, with retries.
 
 Idempotency has two layers: every insert carries a deduplication token that names its rows
-(see ``sink.service.TableBuffer.token``: a retried insert is dropped by ClickHouse, in the
+(see ``sink.buffers.TableBuffer.token``: a retried insert is dropped by ClickHouse, in the
 materialized views it feeds too), and the tables are ReplacingMergeTree on natural keys (a
 re-delivered record collapses under FINAL). Rows ClickHouse refuses for good are split out
 (:func:`is_rejection`); every other failure is retried with backoff.

@@ -23,8 +23,8 @@ from stream_aimass.decode import DocumentDecoder
 from stream_aimass.enrich.enricher import DocumentEnricher, Enriched, Pending
 from stream_aimass.records import Document, Source
 from stream_aimass.settings import Settings
+from stream_aimass.sink.buffers import message_digest
 from stream_aimass.sink.rows import enriched_rows
-from stream_aimass.sink.service import message_digest
 from stream_aimass.tools.bench.scenarios import StoredVectors
 from stream_aimass.tools.corpus import generate_documents
 
