@@ -117,6 +117,8 @@ class SinkService:
         self._last_flush = float("-inf")
         # The last fetch left records on the broker: a backlog waits behind the held rows.
         self._behind = False
+        # When the last fetch brought records (or the last flush ended).
+        self._fetched_at = float("-inf")
         self.losses = LossWatch()  # records the broker deleted before they were fetched
         self.consumer: Any = None
         self.ready = False
@@ -218,10 +220,13 @@ class SinkService:
                     self.ready = not self._stopping.is_set()
                 if records:
                     self._lost(await self.losses.check(self.consumer, records), records)
+                    self._behind = self._backlog_behind(records)
+                    self._fetched_at = self._clock()
                 self._buffer(records)
-                self._behind = self._backlog_behind(records)
-                if self._due(caught_up=not records):
+                if self._due(caught_up=self._caught_up(records)):
                     await self.flush()
+                    # The fetch wait counts from here: the loop fetched nothing meanwhile.
+                    self._fetched_at = self._clock()
             await self.flush()
         finally:
             self.ready = False
@@ -244,6 +249,16 @@ class SinkService:
                 error_type="RecordsLost",
             )
             self._round.dead.add(dead_letter_row_of(dead), tp, msg, now, message_digest(msg))
+
+    def _caught_up(self, records: dict[TopicPartition, list[Any]]) -> bool:
+        """Nothing more to read for now: this fetch brought nothing, and either the last one
+        reached the end of its partitions or a whole broker fetch wait has passed since.
+        (An empty fetch alone is no end while a backlog waits: the consumer's next fetch
+        may simply not be back yet.)"""
+        if records:
+            return False
+        waited = self._clock() - self._fetched_at
+        return not self._behind or waited >= self.settings.fetch_max_wait_ms / 1000
 
     def _backlog_behind(self, records: dict[TopicPartition, list[Any]]) -> bool:
         """Whether the broker holds records of these partitions beyond what was fetched."""

@@ -31,9 +31,40 @@ from stream_aimass.tools.corpus import generate_documents
 BATCH = 64
 
 
-class _Message:
-    def __init__(self, value: bytes, offset: int) -> None:
-        self.value, self.offset, self.timestamp, self.key, self.headers = value, offset, 1, b"k", ()
+class Message:
+    """What the sink reads of a Kafka message."""
+
+    __slots__ = ("headers", "key", "offset", "timestamp", "value")
+
+    def __init__(self, value: bytes, offset: int, timestamp: int = 1) -> None:
+        self.value, self.offset, self.timestamp, self.key, self.headers = (
+            value, offset, timestamp, b"k", ()
+        )  # fmt: skip
+
+
+def enriched_records(documents: int, seed: int = 5) -> list[bytes]:
+    """Enriched records of generated documents, as the enrich role writes them (entities on,
+    the encoder's forward pass replaced by stored vectors)."""
+    settings = Settings()
+    enricher = DocumentEnricher.from_settings(settings)
+    enricher.encoder.encode_ids = StoredVectors(enricher.encoder.dim)  # type: ignore[method-assign]
+    raws = [orjson.dumps(d) for d in generate_documents(documents, seed=seed)]
+    decoder = DocumentDecoder(settings.max_document_bytes)
+    tp = TopicPartition(settings.topic_documents, 0)
+    docs = []
+    for i, raw in enumerate(raws):
+        doc = decoder.decode(raw, Source(tp.topic, 0, i, 1_767_225_600_000 + i), b"k")
+        assert isinstance(doc, Document)
+        docs.append(doc)
+    tok = enricher.tokenize([d.text for d in docs])
+    items = [
+        Pending(d, tok.ids[i], tp, raws[i], b"k", tok.offsets[i], tok.word_ids[i])
+        for i, d in enumerate(docs)
+    ]
+    out: list[bytes] = []
+    for start in range(0, documents, BATCH):
+        out.extend(e.record for e in enricher.run(items[start : start + BATCH], 1.0))
+    return out
 
 
 def _cpu_us(fn: Callable[[], Any], n: int) -> tuple[float, Any]:
@@ -76,7 +107,7 @@ def measure(documents: int = 2048, seed: int = 5) -> dict[str, float]:
         return out
 
     figures["model_step_forward_free_us"], enriched = _cpu_us(model_step, documents)
-    messages = [_Message(e.record, i) for i, e in enumerate(enriched)]
+    messages = [Message(e.record, i) for i, e in enumerate(enriched)]
 
     def sink_rows() -> None:
         for msg in messages:

@@ -274,6 +274,23 @@ def test_a_backlog_behind_the_rows_makes_them_wait_for_a_bigger_insert(tmp_path:
     assert not sink._backlog_behind({})
 
 
+def test_an_empty_fetch_in_the_middle_of_a_backlog_is_not_caught_up(tmp_path: Path) -> None:
+    """Draining a backlog, a fetch can come back empty only because the consumer's next
+    fetch is not back yet: inserting then would write a small part. Caught up is an empty
+    fetch after one that reached the end, or a whole broker fetch wait without records."""
+    now = [100.0]
+    settings = Settings(data_dir=tmp_path, fetch_max_wait_ms=50)
+    sink = SinkService(settings, "unused:9092", RecordingClient(), clock=lambda: now[0])
+    sink._behind, sink._fetched_at = True, now[0]
+    assert not sink._caught_up({ENRICHED: [Message(record("d1"), 1)]})
+    now[0] += 0.01
+    assert not sink._caught_up({})  # the next fetch is still on its way
+    now[0] += 0.04
+    assert sink._caught_up({})  # a whole fetch wait brought nothing: the end
+    sink._behind, sink._fetched_at = False, now[0]
+    assert sink._caught_up({})  # the last fetch reached the end of its partitions
+
+
 def test_the_backlog_wait_is_never_shorter_than_the_ordinary_one(tmp_path: Path) -> None:
     now = [100.0]
     settings = Settings(data_dir=tmp_path, sink_max_wait_ms=500, sink_backlog_wait_ms=100)
