@@ -42,20 +42,34 @@ class Message:
         )  # fmt: skip
 
 
+class _Inputs:
+    """A forward-free enricher and generated documents, raw and decoded."""
+
+    def __init__(self, documents: int, seed: int) -> None:
+        settings = Settings()
+        self.enricher = DocumentEnricher.from_settings(settings)
+        stand_in = StoredVectors(self.enricher.encoder.dim)
+        self.enricher.encoder.encode_ids = stand_in  # type: ignore[method-assign]
+        self.raws = [orjson.dumps(d) for d in generate_documents(documents, seed=seed)]
+        self.decoder = DocumentDecoder(settings.max_document_bytes)
+        self.tp = TopicPartition(settings.topic_documents, 0)
+
+    def decode(self) -> list[Document]:
+        out = []
+        for i, raw in enumerate(self.raws):
+            source = Source(self.tp.topic, 0, i, 1_767_225_600_000 + i)
+            doc = self.decoder.decode(raw, source, b"k")
+            assert isinstance(doc, Document)
+            out.append(doc)
+        return out
+
+
 def enriched_records(documents: int, seed: int = 5) -> list[bytes]:
     """Enriched records of generated documents, as the enrich role writes them (entities on,
     the encoder's forward pass replaced by stored vectors)."""
-    settings = Settings()
-    enricher = DocumentEnricher.from_settings(settings)
-    enricher.encoder.encode_ids = StoredVectors(enricher.encoder.dim)  # type: ignore[method-assign]
-    raws = [orjson.dumps(d) for d in generate_documents(documents, seed=seed)]
-    decoder = DocumentDecoder(settings.max_document_bytes)
-    tp = TopicPartition(settings.topic_documents, 0)
-    docs = []
-    for i, raw in enumerate(raws):
-        doc = decoder.decode(raw, Source(tp.topic, 0, i, 1_767_225_600_000 + i), b"k")
-        assert isinstance(doc, Document)
-        docs.append(doc)
+    inputs = _Inputs(documents, seed)
+    enricher, raws, tp = inputs.enricher, inputs.raws, inputs.tp
+    docs = inputs.decode()
     tok = enricher.tokenize([d.text for d in docs])
     items = [
         Pending(d, tok.ids[i], tp, raws[i], b"k", tok.offsets[i], tok.word_ids[i])
@@ -75,21 +89,8 @@ def _cpu_us(fn: Callable[[], Any], n: int) -> tuple[float, Any]:
 
 
 def measure(documents: int = 2048, seed: int = 5) -> dict[str, float]:
-    settings = Settings()
-    enricher = DocumentEnricher.from_settings(settings)
-    enricher.encoder.encode_ids = StoredVectors(enricher.encoder.dim)  # type: ignore[method-assign]
-    raws = [orjson.dumps(d) for d in generate_documents(documents, seed=seed)]
-    decoder = DocumentDecoder(settings.max_document_bytes)
-    tp = TopicPartition(settings.topic_documents, 0)
-
-    def decode() -> list[Document]:
-        out = []
-        for i, raw in enumerate(raws):
-            doc = decoder.decode(raw, Source(tp.topic, 0, i, 1_767_225_600_000 + i), b"k")
-            assert isinstance(doc, Document)
-            out.append(doc)
-        return out
-
+    inputs = _Inputs(documents, seed)
+    enricher, raws, tp, decode = inputs.enricher, inputs.raws, inputs.tp, inputs.decode
     figures: dict[str, float] = {}
     figures["decode_us"], docs = _cpu_us(decode, documents)
     figures["tokenize_us"], tok = _cpu_us(
