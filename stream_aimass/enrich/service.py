@@ -241,6 +241,12 @@ class EnrichService:
             if records:
                 lost = await self.losses.check(self.consumer, records)
                 report_losses(lost, ROLE, self.metrics.records_lost)
+                for gone in lost:
+                    # On record in the DLQ before anything after the gap is committed.
+                    tp = TopicPartition(gone.topic, gone.partition)
+                    self.tracker.add(tp, gone.start)
+                    dead = gone.dead_letter(ROLE, int(records[tp][0].timestamp))
+                    self._publish_dead(dead, tp, gone.start)
                 t0 = time.perf_counter()
                 docs = self._decode(records)
                 self._timed("decode", time.perf_counter() - t0)

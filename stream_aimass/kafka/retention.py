@@ -13,11 +13,16 @@ markers of transactions) is not a loss.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from stream_aimass.records import DeadLetter, Source
+
 log = logging.getLogger("stream_aimass.kafka")
+
+STAGE_RETENTION = "retention"
 
 RETENTION_HINT = (
     "deleted by the broker's retention before they were read (the embedded broker keeps "
@@ -43,6 +48,18 @@ class Lost:
         return (
             f"{self.count} records of {self.topic}[{self.partition}] (offsets {self.start} to "
             f"{self.end - 1}) were {RETENTION_HINT}; the {role} role never saw them"
+        )
+
+    def dead_letter(self, role: str, timestamp_ms: int) -> DeadLetter:
+        """The dead letter that keeps the loss on record (stage ``retention``, at the first
+        lost offset; ``timestamp_ms``: the Kafka timestamp of the first record after it)."""
+        return DeadLetter(
+            stage=STAGE_RETENTION,
+            reason=self.describe(role),
+            raw=b"",
+            source=Source(self.topic, self.partition, self.start, timestamp_ms),
+            failed_at_ms=time.time_ns() // 1_000_000,
+            error_type="RecordsLost",
         )
 
 

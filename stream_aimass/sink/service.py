@@ -58,7 +58,6 @@ log = logging.getLogger("stream_aimass.sink")
 
 ROLE = "sink"
 STAGE_SINK = "sink"
-STAGE_RETENTION = "retention"
 _SOURCE_TS = DOCUMENT_COLUMNS.index("source_ts")
 
 
@@ -240,14 +239,7 @@ class SinkService:
         for gone in lost:
             tp = TopicPartition(gone.topic, gone.partition)
             msg = records[tp][0]
-            dead = DeadLetter(
-                stage=STAGE_RETENTION,
-                reason=gone.describe(ROLE),
-                raw=b"",
-                source=Source(gone.topic, gone.partition, gone.start, int(msg.timestamp)),
-                failed_at_ms=time.time_ns() // 1_000_000,
-                error_type="RecordsLost",
-            )
+            dead = gone.dead_letter(ROLE, int(msg.timestamp))
             self._round.dead.add(dead_letter_row_of(dead), tp, msg, now, message_digest(msg))
 
     def _caught_up(self, records: dict[TopicPartition, list[Any]]) -> bool:

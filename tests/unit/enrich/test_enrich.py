@@ -429,7 +429,8 @@ def test_documents_deleted_before_the_enrich_role_read_them_are_reported(
     broker: EmbeddedBroker,
 ) -> None:
     """An enrich group that falls ~5 MiB behind on the embedded broker loses what it
-    deletes: the role logs it and counts it in aimass_records_lost_total."""
+    deletes: the role logs it, counts it in aimass_records_lost_total and publishes a dead
+    letter of stage retention."""
     from stream_aimass.testing import produce_with_librdkafka
 
     s = Settings(recs_enabled=False)
@@ -474,6 +475,11 @@ def test_documents_deleted_before_the_enrich_role_read_them_are_reported(
         second.metrics.value("aimass_records_lost_total", role="enrich", topic=s.topic_documents)
         == low - 3
     )
+    # On record in the DLQ too (the sink stores it in dead_letters), at the first lost offset.
+    (dead,) = [orjson.loads(m.value) for m in read_topic(broker.bootstrap, s.topic_dlq, 1)]
+    assert (dead["stage"], dead["error_type"]) == ("retention", "RecordsLost")
+    assert dead["source"]["topic"] == s.topic_documents and dead["source"]["offset"] == 3
+    assert f"offsets 3 to {low - 1}" in dead["reason"]
 
 
 class _TokenizingEnricher(PoisonSensitiveEnricher):
