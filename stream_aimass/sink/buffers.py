@@ -103,6 +103,3 @@ class Round:
             self.recommendations,
             self.dead,
         )
-
-    def held(self) -> bool:
-        return any(buf.rows for buf in self.buffers)

@@ -99,7 +99,6 @@ class SinkService:
             on_retry=lambda *_: self.metrics.insert_failures.inc(),
         )
         self._round = Round()
-        self._writing: Round | None = None  # the round a flush is inserting
         self._event_decoder = EventDecoder(settings.max_event_bytes)
         self._clock = clock
         # The topic of a message decides which rows it becomes.
@@ -134,11 +133,7 @@ class SinkService:
 
     def buffered_rows(self) -> dict[str, int]:
         """Rows held for each table, not yet acknowledged by ClickHouse (cheap)."""
-        held = {buf.table: len(buf.rows) for buf in self._buffers}
-        if self._writing is not None:
-            for buf in self._writing.buffers:
-                held[buf.table] += len(buf.rows)
-        return held
+        return {buf.table: len(buf.rows) for buf in self._buffers}
 
     async def _sleep_unless_stopping(self, seconds: float) -> None:
         await sleep_unless(self._stopping, seconds)
@@ -362,11 +357,7 @@ class SinkService:
         """Insert everything buffered, then commit the offsets it came from."""
         async with self._flush_lock:
             self._last_flush = self._clock()
-            self._writing, self._round = self._round, Round()
-            try:
-                await self._write(self._writing)
-            finally:
-                self._writing = None
+            await self._write(self._round)
 
     async def _write(self, r: Round) -> None:
         """Insert a round's rows, table by table, then commit the offsets they came from.

@@ -83,14 +83,11 @@ class ReplayConsumer:
         self.commits.update(offsets)
 
 
-def measure(
-    documents: int = 2048, copies: int = 4, settings: Settings | None = None
-) -> dict[str, float]:
+def measure(documents: int = 2048, copies: int = 4) -> dict[str, float]:
     """Drain ``copies`` × ``documents`` enriched records through the sink loop."""
     records = enriched_records(documents)
     with tempfile.TemporaryDirectory(prefix="aimass-sink-bench-") as tmp:
-        settings = settings or Settings(data_dir=tmp)
-        return drain(records * copies, settings)
+        return drain(records * copies, Settings(data_dir=tmp))
 
 
 def drain(records: Sequence[bytes], settings: Settings) -> dict[str, float]:

@@ -37,23 +37,27 @@ def _produce(broker: EmbeddedBroker, values: list[bytes]) -> None:
     })  # fmt: skip
 
 
+async def _read_to(consumer: Any, watch: LossWatch, end: int, start: int = 0) -> list[Lost]:
+    """Fetch from ``start`` until offset ``end`` through ``watch``, then commit ``end``."""
+    lost: list[Lost] = []
+    position = start
+    while position < end:
+        records = await consumer.getmany(timeout_ms=1000)
+        if records:
+            lost += await watch.check(consumer, records)
+            position = records[TP][-1].offset + 1
+    await consumer.commit({TP: end})
+    return lost
+
+
 async def _fetch_all(broker: EmbeddedBroker, group: str, watch: LossWatch) -> list[Lost]:
     """Join ``group``, fetch to the end of the topic through ``watch``, commit."""
     consumer = make_consumer(Settings(), broker.bootstrap, group, TOPIC)
     await consumer.start()
-    lost: list[Lost] = []
     try:
-        end = (await consumer.end_offsets([TP]))[TP]
-        position = -1
-        while position < end:
-            records = await consumer.getmany(timeout_ms=1000)
-            if records:
-                lost += await watch.check(consumer, records)
-                position = records[TP][-1].offset + 1
-        await consumer.commit({TP: end})
+        return await _read_to(consumer, watch, (await consumer.end_offsets([TP]))[TP], -1)
     finally:
         await consumer.stop()
-    return lost
 
 
 def test_records_deleted_before_a_group_read_them_are_found(broker: EmbeddedBroker) -> None:
@@ -76,16 +80,11 @@ def test_a_group_that_kept_up_loses_nothing(broker: EmbeddedBroker) -> None:
     async def keep_up() -> list[Lost]:
         consumer = make_consumer(Settings(), broker.bootstrap, "g", TOPIC)
         await consumer.start()
-        watch, lost, position = LossWatch(), [], 0
+        watch, lost = LossWatch(), []
         try:
             for produced in range(10, 50, 10):  # read as it comes, before it is deleted
                 await asyncio.to_thread(_produce, broker, [BIG] * 10)
-                while position < produced:
-                    records = await consumer.getmany(timeout_ms=1000)
-                    if records:
-                        lost += await watch.check(consumer, records)
-                        position = records[TP][-1].offset + 1
-                await consumer.commit({TP: position})
+                lost += await _read_to(consumer, watch, produced, produced - 10)
         finally:
             await consumer.stop()
         return lost
