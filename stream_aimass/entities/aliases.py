@@ -20,6 +20,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from stream_aimass.entities.kb import KnowledgeBase
 
@@ -53,6 +54,69 @@ def _case_ok(surface: str, form: str) -> bool:
         return surface == form  # acronyms: exact case only ("US" is not "us")
     # "apple" is not "Apple"
     return not (surface == surface.lower() and form != form.lower())
+
+
+# (alias, surface as written) -> entities whose case fits; cleared when this full.
+_FITS_REMEMBERED = 100_000
+
+
+def _token_end(token: str) -> str:
+    """A lookahead true where ``token``, matched at a token's start, is that whole token."""
+    if re.fullmatch(r"\w+(?:\.\w+)*", token):
+        return r"(?!\w|\.\w)"  # a word goes on over letters and inner dots ("u.s.a")
+    if token[0] in "'’":
+        return r"(?!\w)"  # "'s" goes on over letters; a lone "'" before one is "'s"
+    return ""  # one punctuation mark
+
+
+def _trie(words: list[str]) -> str:
+    """One regex alternative per character of a prefix tree of ``words``: the search for
+    any of them tries a few characters per position, not every word."""
+    tree: dict[str, Any] = {}
+    for word in words:
+        node = tree
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = word
+
+    def pattern(node: dict[str, Any]) -> str:
+        alternatives = [
+            re.escape(char) + pattern(child) for char, child in sorted(node.items()) if char
+        ]
+        if "" in node:
+            alternatives.append(_token_end(node[""]))
+        return alternatives[0] if len(alternatives) == 1 else "(?:" + "|".join(alternatives) + ")"
+
+    return pattern(tree)
+
+
+def _starts_pattern(first: set[str]) -> re.Pattern[str] | None:
+    """Where in a lowered ASCII text a token that begins some alias may start.
+
+    A word never starts right after a word character; every real start of such a token
+    matches (a match is checked with :func:`_token_starts_at`, since a word after an inner
+    dot or an apostrophe matches too). Aliases whose first token is not ASCII cannot occur
+    in ASCII text and are left out.
+    """
+    ascii_first = sorted(w for w in first if w.isascii())
+    words = [w for w in ascii_first if re.match(r"\w", w)]
+    others = [w for w in ascii_first if not re.match(r"\w", w)]
+    parts = ([r"(?<!\w)" + _trie(words)] if words else []) + ([_trie(others)] if others else [])
+    return re.compile("|".join(parts)) if parts else None
+
+
+def _token_starts_at(text: str, at: int) -> bool:
+    """Whether one of ``text``'s tokens starts at ``at``. Tokens never hold whitespace, so
+    the run of non-space characters around ``at`` is tokenized on its own."""
+    if at == 0 or text[at - 1].isspace():
+        return True
+    run = at - 1
+    while run > 0 and not text[run - 1].isspace():
+        run -= 1
+    for m in _TOKEN.finditer(text, run):
+        if m.start() >= at:
+            return m.start() == at
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +156,11 @@ class AliasIndex:
                 self._first.add(toks[0])
                 self.max_tokens = max(self.max_tokens, len(toks))
         self._sorted = sorted(self.forms)
+        self._starts = _starts_pattern(self._first)
+        # Tokens that begin a longer alias, and the aliases of one token.
+        self._continued = {key[0] for key in self._prefixes}
+        self._single = {key[0]: alias for key, alias in self.by_tokens.items() if len(key) == 1}
+        self._fits: dict[tuple[str, str | None], tuple[int, ...]] = {}
 
     def __len__(self) -> int:
         return len(self.forms)
@@ -102,10 +171,18 @@ class AliasIndex:
 
     def _entities(self, alias: str, surface: str | None) -> tuple[int, ...]:
         """Entities of the normalised ``alias`` whose KB form fits the case of ``surface``
-        as written (any case when None), each once, in KB order."""
+        as written (any case when None), each once, in KB order. Remembered: the same
+        names come back document after document."""
+        known = self._fits.get((alias, surface))
+        if known is not None:
+            return known
         entries = self.forms.get(alias, [])
         found = (i for i, form in entries if surface is None or _case_ok(surface, form))
-        return tuple(dict.fromkeys(found))
+        fits = tuple(dict.fromkeys(found))
+        if len(self._fits) >= _FITS_REMEMBERED:
+            self._fits.clear()
+        self._fits[(alias, surface)] = fits
+        return fits
 
     def prefix(self, prefix: str, limit: int = 20) -> list[str]:
         """Normalised aliases that start with ``prefix`` (for autocomplete-style lookup)."""
@@ -150,23 +227,65 @@ class AliasIndex:
         Only tokens that begin some alias start a match: at each, the aliases starting there
         are found by walking forward while the tokens so far are an alias or the start of
         one; the longest whose case fits the text wins, else the scan moves one token on.
-        An ASCII text is lowered and split in C (``str.lower``, ``re.findall``): for ASCII,
-        that is the normalisation of every token.
+        An ASCII text is lowered (for ASCII, the normalisation of every token) and searched
+        in C for the next token that begins an alias (:func:`_starts_pattern`): the walk
+        runs only there, not at every token.
         """
-        if text.isascii():
-            lowered = text.lower()
-            words = _TOKEN.findall(lowered)
-            first = self._first
-            if not any(w in first for w in words):
-                return []
-            spans = [m.span() for m in _TOKEN.finditer(lowered)]
-        else:
+        if not text.isascii():
             toks = tokens(text)
-            words = [t for _, _, t in toks]
-            spans = [(a, b) for a, b, _ in toks]
-        return self._scan(text, spans, words)
+            return self._scan(text, [(a, b) for a, b, _ in toks], [t for _, _, t in toks])
+        starts = self._starts
+        if starts is None:
+            return []
+        lowered = text.lower()
+        out: list[AliasMatch] = []
+        pos = 0
+        while (found := starts.search(lowered, pos)) is not None:
+            at = found.start()
+            pos = at + 1
+            if not _token_starts_at(lowered, at):
+                continue
+            # A real start: what the pattern matched is the whole token there.
+            word = found.group()
+            if word in self._continued:
+                match = self._walk(text, lowered, at)
+            else:  # no longer alias begins with it: the one-token alias or nothing
+                match = self._one_token(text, word, at, found.end())
+            if match is not None:
+                out.append(match)
+                pos = match.end
+        return out
+
+    def _one_token(self, text: str, word: str, at: int, end: int) -> AliasMatch | None:
+        alias = self._single.get(word)
+        if alias is None:
+            return None
+        surface = text[at:end]
+        cands = self._entities(alias, surface)
+        return AliasMatch(at, end, surface, cands) if cands else None
+
+    def _walk(self, text: str, lowered: str, at: int) -> AliasMatch | None:
+        """The longest alias whose case fits, among those starting at the token at ``at``
+        (the tokens from there on are the text's own: ``at`` starts one)."""
+        by_tokens, prefixes = self.by_tokens, self._prefixes
+        found: list[tuple[int, str]] = []  # (end, alias key), shortest first
+        key: tuple[str, ...] = ()
+        for m in _TOKEN.finditer(lowered, at):
+            key += (m.group(),)
+            alias = by_tokens.get(key)
+            if alias is not None:
+                found.append((m.end(), alias))
+            if key not in prefixes or len(key) >= self.max_tokens:
+                break
+        for end, alias in reversed(found):
+            surface = text[at:end]
+            cands = self._entities(alias, surface)
+            if cands:
+                return AliasMatch(at, end, surface, cands)
+        return None
 
     def _scan(self, text: str, spans: list[tuple[int, int]], words: list[str]) -> list[AliasMatch]:
+        """:meth:`scan` over a text's tokens (spans and normalised words), token by token."""
         by_tokens, prefixes, first = self.by_tokens, self._prefixes, self._first
         out: list[AliasMatch] = []
         count = len(words)

@@ -20,8 +20,9 @@ from stream_aimass.entities.linking import (
     LinkedEntity,
     LinkWeights,
     Mention,
+    Stacked,
+    batch_mention_vectors,
     entity_vectors,
-    mention_vectors,
 )
 from stream_aimass.entities.ner import DetectorInput, MentionDetector, load_detector
 from stream_aimass.models.encoder import EncodedBatch, Encoder, Tokenized
@@ -70,24 +71,13 @@ class EntityExtractor:
     def extract(
         self, texts: list[str], tokenized: Tokenized, encoded: EncodedBatch
     ) -> list[list[LinkedEntity]]:
-        """Linked entities per document, in text order."""
+        """Linked entities per document, in text order: every mention of the batch gets its
+        vector and its link in one pass over the batch."""
         states = encoded.token_states or []
         spans = self.detector.detect(DetectorInput(texts, tokenized, states))
         mentions: list[Mention] = []
-        mention_vecs: list[np.ndarray | None] = []
-        context_vecs: list[np.ndarray | None] = []
-        counts: list[int] = []
-        for row, doc_spans in enumerate(spans):
-            text = texts[row]
-            vectors = (
-                mention_vectors(
-                    states[row], tokenized.offsets[row], [(s.start, s.end) for s in doc_spans]
-                )
-                if states
-                else [None] * len(doc_spans)
-            )
-            context: np.ndarray = encoded.embeddings[row]
-            for span, vector in zip(doc_spans, vectors, strict=True):
+        for text, doc_spans in zip(texts, spans, strict=True):
+            for span in doc_spans:
                 surface = text[span.start : span.end]
                 if span.candidates is not None:
                     candidates, exact = span.candidates, True
@@ -96,11 +86,15 @@ class EntityExtractor:
                 mentions.append(
                     Mention(span.start, span.end, surface, span.label, candidates, exact)
                 )
-                mention_vecs.append(vector)
-                context_vecs.append(context)
-            counts.append(len(doc_spans))
-        # Every mention of the batch is scored at once.
-        linked = self.linker.link_many(mentions, mention_vecs, context_vecs)
+        counts = [len(doc_spans) for doc_spans in spans]
+        vectors = batch_mention_vectors(
+            states, tokenized.offsets, [[(s.start, s.end) for s in d] for d in spans]
+        )
+        owner = np.repeat(np.arange(len(texts)), counts)
+        context = encoded.embeddings[owner] if len(owner) else None
+        linked = self.linker.link_batch(
+            mentions, vectors, Stacked(context, np.ones(len(mentions), dtype=bool))
+        )
         out: list[list[LinkedEntity]] = []
         first = 0
         for count in counts:

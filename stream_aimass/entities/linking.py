@@ -23,6 +23,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,22 @@ def entity_vectors(kb: KnowledgeBase, encoder: Any, cache_dir: Path | None) -> n
     return vectors
 
 
+@dataclass(frozen=True, slots=True)
+class Stacked:
+    """A vector per mention as one (mentions, dim) array, and which mentions have one (the
+    rows of those without are zeros). ``vectors`` is None when none has one."""
+
+    vectors: np.ndarray | None
+    have: np.ndarray  # bool, one per mention
+
+    @classmethod
+    def of(cls, vecs: Sequence[np.ndarray | None], dim: int) -> Stacked:
+        have = np.array([v is not None for v in vecs], dtype=bool)
+        if not have.any():
+            return cls(None, have)
+        return cls(np.stack([v if v is not None else np.zeros(dim) for v in vecs]), have)
+
+
 class EntityLinker:
     def __init__(
         self,
@@ -143,27 +160,39 @@ class EntityLinker:
         mention_vecs: Sequence[np.ndarray | None],
         context_vecs: Sequence[np.ndarray | None],
     ) -> list[np.ndarray]:
-        """s(m, e) for every candidate of every mention, computed for all of them at once:
-        one gather of entity vectors, one product per term (a batch's mentions, not one
-        small matrix product per mention)."""
+        """s(m, e) for every candidate of every mention (see :meth:`_batch_scores`)."""
+        total, sizes = self._batch_scores(
+            mentions, Stacked.of(mention_vecs, self.vectors.shape[1]),
+            Stacked.of(context_vecs, self.vectors.shape[1]),
+        )  # fmt: skip
+        return (
+            np.split(total, np.cumsum(sizes)[:-1])
+            if len(total)
+            else [np.zeros(0) for _ in mentions]
+        )
+
+    def _batch_scores(
+        self,
+        mentions: Sequence[Mention],
+        mention_vecs: Stacked,
+        context_vecs: Stacked,
+    ) -> tuple[np.ndarray, list[int]]:
+        """s(m, e) for every candidate of every mention, flat in mention then candidate order,
+        and each mention's candidate count: one gather of entity vectors and one product per
+        term for a whole batch (a row of each :class:`Stacked` per mention)."""
         w = self.weights
         sizes = [len(m.candidates) for m in mentions]
         cands = np.fromiter((c for m in mentions for c in m.candidates), dtype=np.int64)
         if not len(cands):
-            return [np.zeros(0) for _ in mentions]
+            return np.zeros(0), sizes
         owner = np.repeat(np.arange(len(mentions)), sizes)
         ev = self.vectors[cands]
         total = np.zeros(len(cands), dtype=np.float64)
-        dim = self.vectors.shape[1]
-        for weight, vecs in ((w.mention, mention_vecs), (w.context, context_vecs)):
-            if not weight:
+        for weight, stacked in ((w.mention, mention_vecs), (w.context, context_vecs)):
+            if not weight or stacked.vectors is None:
                 continue
-            have = np.array([v is not None for v in vecs])
-            if not have.any():
-                continue
-            stacked = np.stack([v if v is not None else np.zeros(dim) for v in vecs])
-            dots = np.einsum("ij,ij->i", ev, stacked[owner], dtype=np.float64)
-            total += weight * np.where(have[owner], dots, 0.0)
+            dots = np.einsum("ij,ij->i", ev, stacked.vectors[owner], dtype=np.float64)
+            total += weight * np.where(stacked.have[owner], dots, 0.0)
         pop = self.popularity[cands]
         group_sum = np.bincount(owner, weights=pop, minlength=len(mentions))[owner]
         total += w.prior * np.log(pop / group_sum)
@@ -180,7 +209,7 @@ class EntityLinker:
             total += w.type * agree
         exact = np.array([m.exact for m in mentions])
         total += w.exact * exact[owner]
-        return np.split(total, np.cumsum(sizes)[:-1])
+        return total, sizes
 
     def link(
         self, mention: Mention, mention_vec: np.ndarray | None, context_vec: np.ndarray | None
@@ -195,15 +224,43 @@ class EntityLinker:
     ) -> list[LinkedEntity]:
         """Each mention to its best candidate, or NIL (see the module docstring), scored
         all at once."""
-        scored = self._scores(mentions, mention_vecs, context_vecs)
-        return [self._decide(m, s) for m, s in zip(mentions, scored, strict=True)]
+        dim = self.vectors.shape[1]
+        return self.link_batch(
+            mentions, Stacked.of(mention_vecs, dim), Stacked.of(context_vecs, dim)
+        )
 
-    def _decide(self, mention: Mention, s: np.ndarray) -> LinkedEntity:
+    def link_batch(
+        self,
+        mentions: Sequence[Mention],
+        mention_vecs: Stacked,
+        context_vecs: Stacked,
+    ) -> list[LinkedEntity]:
+        """:meth:`link_many` over vectors already stacked, a row per mention, as the entity
+        stage builds them for a batch."""
+        total, sizes = self._batch_scores(mentions, mention_vecs, context_vecs)
+        # Each mention's best candidate (the first of a tie, as argmax), for all at once.
+        best = np.zeros(len(mentions), dtype=np.int64)
+        top = np.zeros(len(mentions), dtype=np.float64)
+        if len(total):
+            size = np.asarray(sizes, dtype=np.int64)
+            owner = np.repeat(np.arange(len(mentions)), size)
+            first = np.cumsum(size) - size
+            some = np.flatnonzero(size > 0)
+            top[some] = np.maximum.reduceat(total, first[some])
+            at_top = np.flatnonzero(total == top[owner])
+            owners, where = np.unique(owner[at_top], return_index=True)
+            best[owners] = at_top[where] - first[owners]
+        return [
+            self._decide(m, int(b), float(t))
+            for m, b, t in zip(mentions, best.tolist(), top.tolist(), strict=True)
+        ]
+
+    def _decide(self, mention: Mention, best: int, top: float) -> LinkedEntity:
+        """The link of ``mention`` whose ``best`` candidate scored ``top``."""
         label = mention.label
         if not mention.candidates:
             return LinkedEntity(mention.text, mention.start, mention.end, label, None, None, 0.0)
-        best = int(np.argmax(s))
-        margin = float(s[best]) - self.weights.nil_threshold
+        margin = top - self.weights.nil_threshold
         confidence = round(1.0 / (1.0 + math.exp(-4.0 * margin)), 4)
         entity = self.kb.entities[mention.candidates[best]]
         if not label:
@@ -240,3 +297,85 @@ def mention_vectors(
     means = (inside.astype(states.dtype) @ states) / np.maximum(counts, 1)[:, None]
     norms = np.linalg.norm(means, axis=1)
     return [means[i] / norms[i] if counts[i] and norms[i] > 0 else None for i in range(len(span))]
+
+
+def batch_mention_vectors(
+    token_states: Sequence[np.ndarray],
+    offsets: Sequence[Sequence[tuple[int, int]]],
+    spans: Sequence[Sequence[tuple[int, int]]],
+) -> Stacked:
+    """:func:`mention_vectors` for a batch: a row per span (documents in order, each one's
+    spans in order), computed for the whole batch at once.
+
+    The pieces inside a span are found by binary search over the batch's pieces, keyed by
+    document, when every document's real pieces have offsets that never go backwards (a
+    Hugging Face fast tokenizer's over one sequence); the sums are one ``reduceat`` over the
+    gathered states. Otherwise it is :func:`mention_vectors` per document.
+    """
+    counts_per_doc = [len(doc) for doc in spans]
+    total_spans = sum(counts_per_doc)
+    if not total_spans or not token_states:
+        return Stacked(None, np.zeros(total_spans, dtype=bool))
+    docs = [d for d, n in enumerate(counts_per_doc) if n]
+    sizes = [len(offsets[d]) for d in docs]
+    flat = np.fromiter(
+        chain.from_iterable(chain.from_iterable(offsets[d] for d in docs)),
+        dtype=np.int64,
+        count=2 * sum(sizes),
+    ).reshape(-1, 2)
+    span = np.fromiter(
+        chain.from_iterable(chain.from_iterable(spans[d] for d in docs)),
+        dtype=np.int64,
+        count=2 * total_spans,
+    ).reshape(-1, 2)
+    piece_doc = np.repeat(np.arange(len(docs)), sizes)
+    span_doc = np.repeat(np.arange(len(docs)), [counts_per_doc[d] for d in docs])
+    real = np.flatnonzero(flat[:, 1] > flat[:, 0])  # special tokens have (0, 0)
+    stride = int(max(flat.max(initial=0), span.max(initial=0))) + 1
+    key_start = piece_doc[real] * stride + flat[real, 0]
+    key_end = piece_doc[real] * stride + flat[real, 1]
+    if np.any(np.diff(key_start) < 0) or np.any(np.diff(key_end) < 0):
+        return _per_document(token_states, offsets, spans)
+    # Within its document, a span holds the real pieces from the first that ends after its
+    # start to the last that starts before its end.
+    first = np.searchsorted(key_end, span_doc * stride + span[:, 0], side="right")
+    last = np.searchsorted(key_start, span_doc * stride + span[:, 1], side="left")
+    counts = np.maximum(last - first, 0)
+    have = counts > 0
+    if not have.any():
+        return Stacked(None, have)
+    dim = token_states[docs[0]].shape[1]
+    out = np.zeros((total_spans, dim), dtype=np.float32)
+    within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    pieces = real[np.repeat(first, counts) + within]  # rows of `flat`, span by span
+    doc_first = np.cumsum(sizes) - sizes
+    owner = piece_doc[pieces]
+    position = pieces - doc_first[owner]
+    bounds = np.searchsorted(owner, np.arange(len(docs) + 1))
+    gathered = np.concatenate(
+        [
+            token_states[d][position[bounds[i] : bounds[i + 1]]]
+            for i, d in enumerate(docs)
+            if bounds[i + 1] > bounds[i]
+        ]
+    )
+    sums = np.add.reduceat(gathered, (np.cumsum(counts) - counts)[have], axis=0)
+    means = sums / counts[have][:, None]
+    norms = np.linalg.norm(means, axis=1)
+    have[np.flatnonzero(have)[norms <= 0]] = False
+    out[np.flatnonzero(counts > 0)] = means / np.where(norms > 0, norms, 1.0)[:, None]
+    return Stacked(out, have)
+
+
+def _per_document(
+    token_states: Sequence[np.ndarray],
+    offsets: Sequence[Sequence[tuple[int, int]]],
+    spans: Sequence[Sequence[tuple[int, int]]],
+) -> Stacked:
+    vectors = [
+        v
+        for d, doc_spans in enumerate(spans)
+        if doc_spans
+        for v in mention_vectors(token_states[d], offsets[d], doc_spans)
+    ]
+    return Stacked.of(vectors, token_states[0].shape[1])
