@@ -127,6 +127,11 @@ class Classification:
         }
 
 
+def embedding_field(halves: bytes, dim: int) -> dict[str, Any]:
+    """The ``embedding`` of a record: little-endian float16 values, base64."""
+    return {"dtype": "float16", "dim": dim, "b64": base64.b64encode(halves).decode("ascii")}
+
+
 @dataclass(frozen=True, slots=True)
 class EnrichedDocument:
     """A document with everything the models said about it (topic ``aimass.enriched``)."""
@@ -150,7 +155,9 @@ class EnrichedDocument:
     def key(self) -> bytes:
         return record_key(self.document.tenant, self.document.id)
 
-    def to_json(self) -> bytes:
+    def to_json(self, embedding: dict[str, Any] | None = None) -> bytes:
+        """The record; ``embedding``: :func:`embedding_field` of :attr:`embedding` when the
+        caller has it already (an enrich batch encodes each vector once for both records)."""
         doc = self.document
         top = max(self.categories, key=lambda c: c.score).label if self.categories else ""
         return orjson.dumps(
@@ -166,11 +173,7 @@ class EnrichedDocument:
                 "tokens": self.tokens,
                 "categories": [{"label": c.label, "score": c.score} for c in self.categories],
                 "top_category": top,
-                "embedding": {
-                    "dtype": "float16",
-                    "dim": self.embedding_dim,
-                    "b64": base64.b64encode(self.embedding).decode("ascii"),
-                },
+                "embedding": embedding or embedding_field(self.embedding, self.embedding_dim),
                 "model": {"name": self.model.name, "version": self.model.version},
                 "source": doc.source.to_dict(),
                 "timings_ms": self.timings_ms,
@@ -266,8 +269,12 @@ class ItemVector:
             return row_version(self.version, ts, off)
         return row_version(self.version, self.updated_at_ms, offset)
 
-    def to_json(self) -> bytes:
-        halves = self.vector.astype("<f2")
+    def to_json(self, embedding: dict[str, Any] | None = None) -> bytes:
+        """The record; ``embedding``: :func:`embedding_field` of :attr:`vector` as float16
+        when the caller has it already."""
+        if embedding is None:
+            halves = self.vector.astype("<f2")
+            embedding = embedding_field(halves.tobytes(), int(halves.shape[0]))
         return orjson.dumps(
             {
                 "tenant": self.tenant,
@@ -276,11 +283,7 @@ class ItemVector:
                 "title": self.title,
                 "category": self.category,
                 "ts": self.ts_ms,
-                "embedding": {
-                    "dtype": "float16",
-                    "dim": int(halves.shape[0]),
-                    "b64": base64.b64encode(halves.tobytes()).decode("ascii"),
-                },
+                "embedding": embedding,
                 "model": {"name": self.model.name, "version": self.model.version},
                 "source": self.source,
                 "version": self.version,

@@ -36,6 +36,7 @@ from stream_aimass.records import (
     EnrichedDocument,
     ItemVector,
     ModelRef,
+    embedding_field,
 )
 from stream_aimass.settings import Settings
 
@@ -223,10 +224,15 @@ class DocumentEnricher:
         model_ms = (t3 - t0) * 1000
         now = _now_ms()
         out = []
+        dim = self.encoder.dim
         for row, item in enumerate(items):
+            half = halves[row].tobytes()
+            embedding = embedding_field(half, dim)  # once, for both records
             vector = None
             if item_vectors:
-                vector = self._item_vector(item, encoded.embeddings[row], categories[row], now)
+                vector = self._item_vector(
+                    item, encoded.embeddings[row], categories[row], now, embedding
+                )
             if item.catalogue:  # published as an item vector only: no record to build
                 out.append(Enriched(b"", vector))
                 continue
@@ -234,8 +240,8 @@ class DocumentEnricher:
                 document=item.document,
                 tokens=encoded.tokens[row],
                 categories=categories[row],
-                embedding=halves[row].tobytes(),
-                embedding_dim=self.encoder.dim,
+                embedding=half,
+                embedding_dim=dim,
                 model=self.model,
                 timings_ms=timings,
                 enriched_at_ms=now,
@@ -246,11 +252,16 @@ class DocumentEnricher:
                 entities=tuple(linked[row]),
                 entities_model=entities_model,
             )
-            out.append(Enriched(enriched.to_json(), vector))
+            out.append(Enriched(enriched.to_json(embedding), vector))
         return out
 
     def _item_vector(
-        self, item: Pending, embedding: np.ndarray, categories: tuple[Category, ...], now: int
+        self,
+        item: Pending,
+        vector: np.ndarray,
+        categories: tuple[Category, ...],
+        now: int,
+        embedding: dict[str, Any],
     ) -> bytes:
         doc = item.document
         category = doc.meta.get("category")
@@ -261,14 +272,14 @@ class DocumentEnricher:
             item_id=doc.id,
             kind="catalogue" if item.catalogue else "document",
             ts_ms=doc.ts_ms,
-            vector=embedding,
+            vector=vector,
             model=self.model,
             updated_at_ms=now,
             title=doc.title,
             category=category,
             source=doc.source.to_dict(),
             version=doc.version,
-        ).to_json()
+        ).to_json(embedding)
 
 
 STAGE_ENRICH = "enrich"

@@ -20,8 +20,10 @@ from stream_aimass.records import (
     DeadLetter,
     Document,
     EnrichedDocument,
+    ItemVector,
     ModelRef,
     Source,
+    embedding_field,
 )
 
 SOURCE = Source("aimass.documents", 1, 99, 1_735_689_600_500)
@@ -133,6 +135,18 @@ def test_enriched_embedding_encoding() -> None:
     assert raw == record.embedding
     vector = np.frombuffer(raw, dtype="<f2")
     np.testing.assert_array_equal(vector, np.linspace(-1.0, 1.0, DIM).astype("<f2"))
+
+
+def test_an_embedding_encoded_once_serves_both_records() -> None:
+    """The enrich role encodes each vector once, for the enriched record and the item
+    vector: the records are byte for byte what each encodes on its own."""
+    record = make_enriched()
+    field = embedding_field(record.embedding, DIM)
+    assert record.to_json(field) == record.to_json()
+    vector = np.frombuffer(record.embedding, dtype="<f2").astype(np.float32)
+    item = ItemVector("acme", "doc-1", "document", 1, vector, record.model, 2)
+    assert item.to_json(field) == item.to_json()
+    assert orjson.loads(item.to_json())["embedding"] == field
 
 
 def test_top_category_is_the_max_score_label() -> None:
