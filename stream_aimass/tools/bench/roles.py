@@ -19,6 +19,12 @@ Figures, from each process's CPU time (``/proc/<pid>/stat``, Linux) and the wall
 
 Startup (imports, model load, joins) is excluded: CPU and rows are read when the processes
 are ready, and again at the end.
+
+On its own, without the rest of bench: ``python -m stream_aimass.tools.bench.roles
+[--documents 6000] [--processes 1] [--rounds 1]`` prints one JSON line per round (the same
+generated texts as bench, seed 101, under a tenant of the round), then the sink's drain of
+the last round. For A/B runs: the code of another checkout on ``PYTHONPATH`` runs in every
+process started.
 """
 
 from __future__ import annotations
@@ -326,3 +332,34 @@ def roles_phase(
     result: dict[str, Any] = {"runs": runs}
     result.update(sink_run(broker, env, len(docs), work_dir))
     return result
+
+
+def main() -> None:
+    import argparse
+    import tempfile
+
+    from stream_aimass.tools.bench.runs import retag
+    from stream_aimass.tools.corpus import generate_documents
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--documents", type=int, default=6000)
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+    settings = Settings()
+    docs = generate_documents(args.documents, seed=101)
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(args.rounds):
+            # A broker per round: a run's topics and groups are named by its process count.
+            broker = EmbeddedBroker()
+            tagged = retag(docs, f"bench-roles-{round_}", args.documents)
+            work = Path(tmp) / f"round-{round_}"
+            run, env = enrich_run(settings, broker, tagged, args.processes, work)
+            print(json.dumps({"round": round_, **run}), flush=True)
+            if round_ == args.rounds - 1:
+                print(json.dumps(sink_run(broker, env, args.documents, work)), flush=True)
+            broker.close()
+
+
+if __name__ == "__main__":
+    main()
