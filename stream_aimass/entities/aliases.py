@@ -258,11 +258,13 @@ class AliasIndex:
 
     def _one_token(self, text: str, word: str, at: int, end: int) -> AliasMatch | None:
         alias = self._single.get(word)
-        if alias is None:
-            return None
-        surface = text[at:end]
+        return None if alias is None else self._fit(text, at, end, alias)
+
+    def _fit(self, text: str, start: int, end: int, alias: str) -> AliasMatch | None:
+        """``text[start:end]`` as the normalised ``alias``, if some entity's form fits its case."""
+        surface = text[start:end]
         cands = self._entities(alias, surface)
-        return AliasMatch(at, end, surface, cands) if cands else None
+        return AliasMatch(start, end, surface, cands) if cands else None
 
     def _walk(self, text: str, lowered: str, at: int) -> AliasMatch | None:
         """The longest alias whose case fits, among those starting at the token at ``at``
@@ -278,10 +280,8 @@ class AliasIndex:
             if key not in prefixes or len(key) >= self.max_tokens:
                 break
         for end, alias in reversed(found):
-            surface = text[at:end]
-            cands = self._entities(alias, surface)
-            if cands:
-                return AliasMatch(at, end, surface, cands)
+            if (match := self._fit(text, at, end, alias)) is not None:
+                return match
         return None
 
     def _scan(self, text: str, spans: list[tuple[int, int]], words: list[str]) -> list[AliasMatch]:
@@ -303,11 +303,9 @@ class AliasIndex:
                 if key not in prefixes:
                     break
             for n, alias in reversed(found):
-                start, end = spans[i][0], spans[i + n - 1][1]
-                surface = text[start:end]
-                cands = self._entities(alias, surface)
-                if cands:
-                    out.append(AliasMatch(start, end, surface, cands))
+                match = self._fit(text, spans[i][0], spans[i + n - 1][1], alias)
+                if match is not None:
+                    out.append(match)
                     resume = i + n
                     break
         return out

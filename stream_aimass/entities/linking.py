@@ -161,10 +161,10 @@ class EntityLinker:
         context_vecs: Sequence[np.ndarray | None],
     ) -> list[np.ndarray]:
         """s(m, e) for every candidate of every mention (see :meth:`_batch_scores`)."""
+        dim = self.vectors.shape[1]
         total, sizes = self._batch_scores(
-            mentions, Stacked.of(mention_vecs, self.vectors.shape[1]),
-            Stacked.of(context_vecs, self.vectors.shape[1]),
-        )  # fmt: skip
+            mentions, Stacked.of(mention_vecs, dim), Stacked.of(context_vecs, dim)
+        )
         return (
             np.split(total, np.cumsum(sizes)[:-1])
             if len(total)
@@ -346,7 +346,8 @@ def batch_mention_vectors(
         return Stacked(None, have)
     dim = token_states[docs[0]].shape[1]
     out = np.zeros((total_spans, dim), dtype=np.float32)
-    within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    span_first = np.cumsum(counts) - counts  # each span's first row in `gathered`
+    within = np.arange(int(counts.sum())) - np.repeat(span_first, counts)
     pieces = real[np.repeat(first, counts) + within]  # rows of `flat`, span by span
     doc_first = np.cumsum(sizes) - sizes
     owner = piece_doc[pieces]
@@ -359,11 +360,11 @@ def batch_mention_vectors(
             if bounds[i + 1] > bounds[i]
         ]
     )
-    sums = np.add.reduceat(gathered, (np.cumsum(counts) - counts)[have], axis=0)
-    means = sums / counts[have][:, None]
+    rows = np.flatnonzero(have)
+    means = np.add.reduceat(gathered, span_first[rows], axis=0) / counts[rows][:, None]
     norms = np.linalg.norm(means, axis=1)
-    have[np.flatnonzero(have)[norms <= 0]] = False
-    out[np.flatnonzero(counts > 0)] = means / np.where(norms > 0, norms, 1.0)[:, None]
+    out[rows] = means / np.where(norms > 0, norms, 1.0)[:, None]
+    have[rows[norms <= 0]] = False
     return Stacked(out, have)
 
 

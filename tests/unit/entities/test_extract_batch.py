@@ -18,6 +18,7 @@ from stream_aimass.entities.linking import (
     batch_mention_vectors,
     mention_vectors,
 )
+from stream_aimass.entities.ner import DetectorInput
 from stream_aimass.models.encoder import EncodedBatch, Encoder, Tokenized
 from stream_aimass.settings import default_model_dir
 from stream_aimass.tools.corpus import generate_documents
@@ -77,8 +78,6 @@ def reference_extract(
 ) -> list[list[LinkedEntity]]:
     """The per-document entity stage: each document's mention vectors on their own, every
     mention linked from lists of vectors."""
-    from stream_aimass.entities.ner import DetectorInput
-
     states = encoded.token_states or []
     spans = extractor.detector.detect(DetectorInput(texts, tokenized, states))
     out = []
