@@ -163,6 +163,11 @@ class Settings(BaseSettings):
         "dead letters): librdkafka (confluent-kafka; a fifth of aiokafka's CPU per record) "
         "or aiokafka.",
     )
+    sink_consumer_client: Literal["librdkafka", "aiokafka"] = Field(
+        "librdkafka",
+        description="Client of the sink role's consumer: librdkafka (confluent-kafka; fetches "
+        "ahead in its own threads) or aiokafka.",
+    )
 
     # Batching and limits
     batch_max_tokens: int = Field(4096, ge=16, description="Token budget per model batch.")

@@ -146,6 +146,48 @@ def make_confluent_consumer(settings: Settings, bootstrap: str, group_id: str, *
     )
 
 
+def make_sink_consumer(settings: Settings, bootstrap: str, group_id: str) -> Any:
+    """The sink role's consumer: librdkafka (:class:`RdKafkaConsumer`) or aiokafka, as
+    ``sink_consumer_client`` says; the same group, offsets, limits and security either way."""
+    if settings.sink_consumer_client == "aiokafka":
+        return make_consumer(settings, bootstrap, group_id)
+    from stream_aimass.kafka.consumer import RdKafkaConsumer
+
+    conf = {
+        "max.partition.fetch.bytes": MAX_REQUEST_BYTES,
+        "session.timeout.ms": 10_000,
+        "heartbeat.interval.ms": 1_000,
+        "max.poll.interval.ms": 600_000,
+        # What librdkafka fetches ahead, per partition: bounded memory while inserts wait.
+        "queued.max.messages.kbytes": 16 * 1024,
+        # aiokafka's assignor: members on either client form one group.
+        "partition.assignment.strategy": "roundrobin",
+    }
+
+    async def read_batch(tp: TopicPartition, offset: int) -> list[Any]:
+        return await read_from(settings, bootstrap, tp, offset)
+
+    return RdKafkaConsumer(
+        lambda: make_confluent_consumer(settings, bootstrap, group_id, **conf), read_batch
+    )
+
+
+async def read_from(
+    settings: Settings, bootstrap: str, tp: TopicPartition, offset: int, timeout_ms: int = 5_000
+) -> list[Any]:
+    """One fetch of ``tp`` from ``offset`` by aiokafka, outside any group (a batch that no
+    client can decode comes back as one marker record, see :mod:`.compat`)."""
+    consumer = make_consumer(settings, bootstrap, None)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, offset)
+        got = await consumer.getmany(tp, timeout_ms=timeout_ms)
+        return list(got.get(tp, []))
+    finally:
+        await consumer.stop()
+
+
 async def replace_consumer(
     old: AIOKafkaConsumer,
     factory: Callable[[], AIOKafkaConsumer],
@@ -177,6 +219,8 @@ async def report_lag(consumer: AIOKafkaConsumer, group: str, gauge: Any) -> None
         try:
             position = await consumer.position(tp)
         except Exception:  # partition moved away meanwhile
+            continue
+        if position is None:  # nothing fetched yet (librdkafka knows no position then)
             continue
         gauge.labels(group, tp.topic, str(tp.partition)).set(max(0, high - position))
 

@@ -34,7 +34,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from stream_aimass.decode import EventDecoder, unreadable_dead_letter
-from stream_aimass.kafka.clients import make_consumer, replace_consumer, report_lag
+from stream_aimass.kafka.clients import make_sink_consumer, replace_consumer, report_lag
 from stream_aimass.kafka.compat import unreadable_batch
 from stream_aimass.kafka.retention import LossWatch, Lost
 from stream_aimass.kafka.retention import report as report_losses
@@ -172,7 +172,7 @@ class SinkService:
         return self._stored.get(table, 0)
 
     def _new_consumer(self) -> Any:
-        return make_consumer(self.settings, self.bootstrap, self.settings.sink_group)
+        return make_sink_consumer(self.settings, self.bootstrap, self.settings.sink_group)
 
     def _subscribe(self, consumer: Any) -> None:
         consumer.subscribe(list(self._row_builders), listener=_Rebalance(self))
