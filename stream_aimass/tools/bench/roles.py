@@ -38,7 +38,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,12 +175,18 @@ class TopicEnds:
     """The summed end offsets of topics, read by this process (the bench's), so that
     watching for the end of a run costs the measured processes nothing."""
 
-    def __init__(self, bootstrap: str, topics: Sequence[str], group: str = "bench-ends") -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: Sequence[str],
+        group: str = "bench-ends",
+        partitions: int = PARTITIONS,
+    ) -> None:
         from confluent_kafka import TopicPartition
 
         # Never subscribes: it joins no group, it only reads offsets (``group``'s too).
         self._consumer = make_confluent_consumer(Settings(), bootstrap, group)
-        self._tps = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
+        self._tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
 
     def total(self) -> int:
         return sum(self._consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in self._tps)
@@ -213,18 +219,43 @@ def _produce(bootstrap: str, topic: str, docs: Sequence[dict[str, Any]]) -> None
         raise RuntimeError("bench roles phase: documents not acknowledged")
 
 
+ENRICH_STAGES = ("decode", "tokenize", "queue", "model", "produce", "commit")
+
+
+def stage_seconds(procs: Sequence[RoleProcess]) -> dict[str, float]:
+    """Seconds each enrich stage has taken so far, summed over ``procs`` (their /metrics)."""
+    pages = [p.get("/metrics")[1] for p in procs]
+    return {
+        stage: sum(
+            metric_sum(page, "aimass_stage_seconds_sum", role="enrich", stage=stage)
+            for page in pages
+        )
+        for stage in ENRICH_STAGES
+    }
+
+
 def enrich_run(
     settings: Settings,
     broker: EmbeddedBroker,
     docs: Sequence[dict[str, Any]],
     processes: int,
     work_dir: Path,
+    *,
+    forward_free: bool = True,
+    partitions: int = PARTITIONS,
+    on_window: Callable[[float, float], None] | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """N forward-free enrich processes over ``docs``; the figures and the run's env."""
-    prefix = f"bench-roles-{processes}"
+    """N enrich processes over ``docs`` (forward-free, or ``forward_free=False``: the
+    ordinary worker with its real forward pass on ``settings.device``); the figures and the
+    run's env. ``stage_seconds``: each stage's time over the run, summed over the processes
+    (``queue``: documents waiting for the model thread). ``on_window`` gets the measured
+    window's ``time.monotonic()`` start and end."""
+    prefix = f"bench-roles-{processes}" + ("" if forward_free else "-forward")
     env = phase_env(settings, prefix, work_dir / prefix)
-    broker.create_topics((env[f"AIMASS_TOPIC_{t.upper()}"], PARTITIONS) for t in _TOPICS)
+    broker.create_topics((env[f"AIMASS_TOPIC_{t.upper()}"], partitions) for t in _TOPICS)
     argv = [sys.executable, "-m", "stream_aimass.tools.bench.forward_free_worker"]
+    if not forward_free:
+        argv = [sys.executable, "-m", "stream_aimass.cli", "worker", "--role", "enrich"]
     threads = max(1, (os.cpu_count() or 1) // processes) if settings.device != "cuda" else 0
     extra = {"AIMASS_KAFKA_BOOTSTRAP": broker.bootstrap}
     if threads:
@@ -241,13 +272,15 @@ def enrich_run(
 
         def joined() -> bool:
             held = [int(p.readyz().get("assigned", {}).get("enrich", 0)) for p in procs]
-            return sum(held) == PARTITIONS and min(held) > 0
+            return sum(held) == partitions and min(held) > 0
 
         _wait(f"{processes} enrich processes not holding every partition", joined, procs,
               READY_TIMEOUT_S)  # fmt: skip
         # Each document ends as one enriched record or one dead letter.
-        ends = TopicEnds(broker.bootstrap, [env["AIMASS_TOPIC_ENRICHED"], env["AIMASS_TOPIC_DLQ"]])
+        outputs = [env["AIMASS_TOPIC_ENRICHED"], env["AIMASS_TOPIC_DLQ"]]
+        ends = TopicEnds(broker.bootstrap, outputs, partitions=partitions)
         try:
+            stages0 = stage_seconds(procs)
             cpu0 = [p.cpu_s() for p in procs]
             started = time.perf_counter()
             _produce(broker.bootstrap, env["AIMASS_TOPIC_DOCUMENTS"], docs)
@@ -255,6 +288,9 @@ def enrich_run(
                   DRAIN_TIMEOUT_S)  # fmt: skip
             wall = time.perf_counter() - started
             cpu = sum(p.cpu_s() - c for p, c in zip(procs, cpu0, strict=True))
+            stages = {k: round(v - stages0[k], 3) for k, v in stage_seconds(procs).items()}
+            if on_window is not None:
+                on_window(time.monotonic() - wall, time.monotonic())
         finally:
             ends.close()
     finally:
@@ -267,6 +303,9 @@ def enrich_run(
         "docs_per_s": round(rate, 1),
         "docs_per_s_per_process": round(rate / processes, 1),
         "enrich_cpu_us_per_doc": round(1e6 * cpu / len(docs), 1),
+        "forward_free": forward_free,
+        "wall_s": round(wall, 3),
+        "stage_seconds": stages,
     }, env
 
 
