@@ -10,6 +10,7 @@ import pytest
 from stream_aimass.evaluation.classifier import (
     DEFAULT_THRESHOLD_GRID,
     classification_report,
+    cross_fitted_predictions,
     predict_labels,
     tune_thresholds,
 )
@@ -198,3 +199,29 @@ def test_predictions_feed_the_report() -> None:
     report = classification_report([("a",), ("b",), ("b",)], predicted, ["a", "b"], False)
     assert report["accuracy"] == pytest.approx(2 / 3)
     assert report["confusion"] == [[1, 0], [1, 1]]
+
+
+def test_cross_fitted_thresholds_never_see_the_rows_they_score() -> None:
+    # Pure noise: scores carry no information about the labels. Thresholds tuned on the same
+    # rows still find cuts that fit them; cross-fitted ones cannot.
+    rng = np.random.default_rng(3)
+    labels = [f"l{i}" for i in range(6)]
+    probs = rng.random((200, 6))
+    gold = (rng.random((200, 6)) < 0.3).astype(int)
+    names = [tuple(labels[j] for j in np.flatnonzero(row)) for row in gold]
+    tuned = predict_labels(probs, labels, True, tune_thresholds(probs, gold))
+    in_sample = classification_report(names, tuned, labels, True)["macro_f1"]
+    held = cross_fitted_predictions(probs, gold, labels, folds=5, seed=0)
+    held_out = classification_report(names, held, labels, True)["macro_f1"]
+    assert held_out < in_sample
+
+
+def test_cross_fitted_predictions_use_the_other_folds_only() -> None:
+    # Separable scores: the thresholds tuned on either fold cut the other fold right.
+    labels = ["x"]
+    probs = np.array([[0.9], [0.2], [0.8], [0.3]])
+    gold = np.array([[1], [0], [1], [0]])
+    out = cross_fitted_predictions(probs, gold, labels, folds=2, seed=0)
+    assert out == predict_labels(probs, labels, True, np.array([0.5]))  # both folds agree
+    assert cross_fitted_predictions(probs[:1], gold[:1], labels) == [("x",)]  # 1 row: 0.5
+    assert len(cross_fitted_predictions(probs, gold, labels, folds=10)) == 4

@@ -101,6 +101,11 @@ def test_multi_label_training_tunes_thresholds(
     clf = TrainedClassifier("tags", info.path, tiny_encoder)
     assert clf.multi_label and clf.thresholds is not None
     assert clf.thresholds.tolist() == pytest.approx(list(info.meta["thresholds"].values()))
+    # The reported dev scores come from thresholds that never saw the rows they score.
+    metrics = info.meta["metrics"]
+    assert "cross-fitting" in metrics["thresholds"]
+    assert 0.0 <= metrics["macro_f1"] <= 1.0
+    assert "macro_f1_thresholds_tuned_on_same_rows" in metrics
 
 
 def test_a_label_with_one_example_is_refused(tmp_path: Path, tiny_encoder_dir: Path) -> None:
