@@ -269,8 +269,15 @@ class Settings(BaseSettings):
         description="NER model: `NAME[@VERSION]`, a model dir, or a local HF token-"
         "classification checkpoint; empty: KB dictionary matching.",
     )
-    link_nil_threshold: float = Field(
-        0.55, description="Linking score below which a mention stays unlinked (NIL)."
+    link_nil_threshold: float | None = Field(
+        None,
+        description="Linking score below which a mention stays unlinked (NIL); empty: the "
+        "weights file's.",
+    )
+    link_weights_path: Path | None = Field(
+        None,
+        description="Linking weights from `stream-aimass train linking`; empty: those fitted "
+        "for the demo KB and MiniLM, shipped with the package.",
     )
     model_reload_interval_s: float = Field(
         2.0, ge=0, description="How often the worker checks `classifiers_file` (0: never)."

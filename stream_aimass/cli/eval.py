@@ -192,7 +192,7 @@ def eval_linking(
 
     from stream_aimass.entities.extract import EntityExtractor
     from stream_aimass.entities.kb import KBError
-    from stream_aimass.entities.linking import LinkWeights
+    from stream_aimass.entities.linking import load_link_weights
     from stream_aimass.evaluation.linking import evaluate_linking, linking_png, read_linking_file
     from stream_aimass.models.encoder import Encoder
     from stream_aimass.training.data import DataError
@@ -214,7 +214,7 @@ def eval_linking(
             extractor = EntityExtractor.build(
                 encoder, kb_path=settings.kb_path, ner_model="",
                 models_dir=settings.resolved_models_dir, cache_dir=settings.data_dir / "cache",
-                weights=LinkWeights(nil_threshold=settings.link_nil_threshold),
+                weights=load_link_weights(settings.link_weights_path, settings.link_nil_threshold),
             )  # fmt: skip
         except KBError as exc:
             raise fail(str(exc)) from None

@@ -1,10 +1,10 @@
-"""``train classifier`` and ``train ner``: models trained on your labelled data."""
+"""``train classifier|ner|linking``: models trained on your labelled data."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -196,4 +196,76 @@ def train_ner_cmd(
             f"model {info.name} version {info.version} -> {info.path}\n"
             f"dev F1 {summary['f1']}  P {summary['precision']}  R {summary['recall']}  "
             f"trained in {summary['seconds']} s"
+        )
+
+
+@train_app.command("linking")
+def train_linking_cmd(
+    data: Annotated[
+        Path, typer.Option("--data", help="Labelled linking JSONL (as `eval linking` reads).")
+    ],
+    out_path: Annotated[Path, typer.Option("--out", help="Weights file (JSON) to write.")],
+    kb: Annotated[Path | None, typer.Option("--kb", help="KB JSONL [env AIMASS_KB_PATH].")] = None,
+    l2: Annotated[float, typer.Option("--l2", min=0.0, help="L2 penalty on the weights.")] = 1.0,
+    as_json: JsonFlag = False,
+    model_dir: EncoderDir = None,
+) -> None:
+    """Fit the linker's weights (logistic regression) and NIL threshold on gold mentions;
+    serve them with AIMASS_LINK_WEIGHTS_PATH."""
+    import numpy as np
+
+    from stream_aimass.entities.extract import EntityExtractor
+    from stream_aimass.entities.kb import KBError
+    from stream_aimass.evaluation.linking import read_linking_file
+    from stream_aimass.models.encoder import Encoder
+    from stream_aimass.training.data import DataError
+    from stream_aimass.training.linking import (
+        candidate_rows,
+        decisions,
+        fit_link_weights,
+        write_weights,
+    )
+
+    settings = settings_or_exit(model_dir=model_dir, kb_path=kb)
+    try:
+        examples = read_linking_file(data)
+    except DataError as exc:
+        raise fail(str(exc)) from None
+    with console.status(f"features of {sum(len(e.mentions) for e in examples)} mentions"):
+        encoder = Encoder(
+            settings.resolved_model_dir, device=settings.device, dtype=settings.dtype,
+            max_tokens=settings.max_tokens_per_document, name=settings.model_name,
+        )  # fmt: skip
+        try:
+            extractor = EntityExtractor.build(
+                encoder, kb_path=settings.kb_path, ner_model="",
+                models_dir=settings.resolved_models_dir, cache_dir=settings.data_dir / "cache",
+            )  # fmt: skip
+        except KBError as exc:
+            raise fail(str(exc)) from None
+        rows = candidate_rows(examples, extractor, encoder)
+    try:
+        weights = fit_link_weights(rows, l2)
+    except ValueError as exc:
+        raise fail(f"{data}: {exc}") from None
+    vector = np.array([weights.mention, weights.context, weights.prior, weights.exact])
+    right = decisions(rows, vector, weights.nil_threshold)
+    provenance = {
+        "data": str(data), "mentions": rows.mentions, "candidate_rows": len(rows.gold),
+        "kb": {"name": extractor.kb.name, "version": extractor.kb.version},
+        "encoder": {"name": encoder.name, "version": encoder.version}, "l2": l2,
+        "accuracy_on_fitting_data": round(float(right.mean()), 4) if len(right) else 0.0,
+    }  # fmt: skip
+    write_weights(out_path, weights, provenance)
+    summary: dict[str, Any] = {
+        "weights": {k: getattr(weights, k) for k in weights.__dataclass_fields__}
+    }
+    summary |= {"out": str(out_path), **provenance}
+    if as_json:
+        out.print_json(json.dumps(summary))
+    else:
+        out.print(
+            f"weights {summary['weights']} -> {out_path}\n"
+            f"{rows.mentions} mentions; accuracy on the fitting data "
+            f"{provenance['accuracy_on_fitting_data']} (report on another set: eval linking)"
         )

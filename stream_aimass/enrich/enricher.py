@@ -20,7 +20,7 @@ from aiokafka import TopicPartition
 
 from stream_aimass.enrich.reload import current_specs
 from stream_aimass.entities.extract import EntityExtractor
-from stream_aimass.entities.linking import LinkedEntity, LinkWeights
+from stream_aimass.entities.linking import LinkedEntity, load_link_weights
 from stream_aimass.models.classify import (
     ClassifierSet,
     HeadInput,
@@ -127,7 +127,7 @@ class DocumentEnricher:
                 ner_model=settings.ner_model,
                 models_dir=settings.resolved_models_dir,
                 cache_dir=settings.data_dir / "cache",
-                weights=LinkWeights(nil_threshold=settings.link_nil_threshold),
+                weights=load_link_weights(settings.link_weights_path, settings.link_nil_threshold),
             )
         enricher = cls(
             encoder,

@@ -22,7 +22,7 @@ import logging
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,29 @@ class LinkWeights:
     type: float = 0.2
     exact: float = 0.3
     nil_threshold: float = 0.55
+
+
+SHIPPED_WEIGHTS = Path(__file__).resolve().parents[1] / "resources" / "kb" / "link-weights.json"
+
+
+def load_link_weights(path: Path | None = None, nil_threshold: float | None = None) -> LinkWeights:
+    """The weights in ``path`` (as ``stream-aimass train linking`` writes them), else the
+    ones fitted for the demo KB and MiniLM that ship with the package, else the defaults;
+    ``nil_threshold``, when given, replaces the file's."""
+    import json
+
+    source = path or (SHIPPED_WEIGHTS if SHIPPED_WEIGHTS.exists() else None)
+    weights = LinkWeights()
+    if source is not None:
+        try:
+            data = json.loads(source.read_text())
+            fields = {k: float(data[k]) for k in LinkWeights.__dataclass_fields__ if k in data}
+        except (OSError, ValueError, TypeError) as exc:
+            raise ValueError(f"{source}: not a linking weights file ({exc})") from None
+        weights = LinkWeights(**fields)
+    if nil_threshold is not None:
+        weights = LinkWeights(**{**asdict(weights), "nil_threshold": nil_threshold})
+    return weights
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,9 +171,10 @@ def embed_items(
 ) -> list[ItemVector]:
     """Item vectors as the stream publishes them: the document text's embedding, in fp16.
 
-    ``reporter`` is a :class:`~stream_aimass.training.classifier.TrainingReporter`.
+    ``reporter`` is a :class:`~stream_aimass.training.reporting.TrainingReporter`.
     """
-    from stream_aimass.training.classifier import SilentReporter, embed_texts
+    from stream_aimass.training.classifier import embed_texts
+    from stream_aimass.training.reporting import SilentReporter
 
     vectors = embed_texts(encoder, [item.text for item in items], reporter or SilentReporter())
     # aimass.item-vectors carries float16: evaluate the vectors the index really holds.

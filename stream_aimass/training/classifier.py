@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -36,6 +36,7 @@ from stream_aimass.models.encoder import (
 )
 from stream_aimass.models.library import ModelInfo, publish, staging_dir
 from stream_aimass.training.data import LabelledTexts, check_trainable
+from stream_aimass.training.reporting import ProbeReporter, SilentReporter, TrainingReporter
 
 if TYPE_CHECKING:
     import torch
@@ -43,43 +44,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("stream_aimass.training")
 
 Mode = Literal["head", "finetune"]
-
-
-class TrainingReporter(Protocol):
-    """Where training reports progress (the CLI draws progress bars)."""
-
-    def start(self, stage: str, total: int) -> None: ...
-
-    def advance(self, n: int = 1) -> None: ...
-
-    def epoch(self, epoch: int, metrics: dict[str, Any]) -> None: ...
-
-
-class SilentReporter:
-    def start(self, stage: str, total: int) -> None:
-        pass
-
-    def advance(self, n: int = 1) -> None:
-        pass
-
-    def epoch(self, epoch: int, metrics: dict[str, Any]) -> None:
-        log.info("epoch %d: %s", epoch, metrics)
-
-
-class _ProbeReporter:
-    """Progress of the linear probe before fine-tuning, without its per-epoch lines."""
-
-    def __init__(self, inner: TrainingReporter) -> None:
-        self.inner = inner
-
-    def start(self, stage: str, total: int) -> None:
-        self.inner.start("probe head", total)
-
-    def advance(self, n: int = 1) -> None:
-        self.inner.advance(n)
-
-    def epoch(self, epoch: int, metrics: dict[str, Any]) -> None:
-        pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -430,7 +394,7 @@ def train_classifier(
         del probe
         head_init = _train_head(
             x_train, y_train, None, None, labels, multi_label,
-            TrainConfig(mode="head", seed=config.seed), _ProbeReporter(reporter),
+            TrainConfig(mode="head", seed=config.seed), ProbeReporter(reporter),
         )[:2]  # fmt: skip
         model, history, _ = _finetune(
             encoder_dir, train, y_train, dev, labels, config, reporter, head_init

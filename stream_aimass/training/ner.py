@@ -33,9 +33,10 @@ from stream_aimass.models.encoder import (
     weights_version,
 )
 from stream_aimass.models.library import ModelInfo, publish, staging_dir
-from stream_aimass.training.classifier import SilentReporter, TrainingReporter, length_bucketed
+from stream_aimass.training.classifier import length_bucketed
 from stream_aimass.training.conll import Sentence, detect_scheme, entity_types, to_bio2
 from stream_aimass.training.data import DataError
+from stream_aimass.training.reporting import SilentReporter, TrainingReporter
 
 if TYPE_CHECKING:
     import torch
