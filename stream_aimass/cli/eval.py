@@ -21,6 +21,7 @@ from stream_aimass.cli.support import (
     TextColumnOpt,
     console,
     fail,
+    linking_inputs,
     out,
     progress_bar,
     read_labelled,
@@ -190,34 +191,14 @@ def eval_linking(
     """Linking accuracy and NIL precision on gold mentions, against the prior-only baseline."""
     from importlib import resources
 
-    from stream_aimass.entities.extract import EntityExtractor
-    from stream_aimass.entities.kb import KBError
-    from stream_aimass.entities.linking import load_link_weights
-    from stream_aimass.evaluation.linking import evaluate_linking, linking_png, read_linking_file
-    from stream_aimass.models.encoder import Encoder
-    from stream_aimass.training.data import DataError
+    from stream_aimass.evaluation.linking import evaluate_linking, linking_png
 
     settings = settings_or_exit(data_dir=data_dir, model_dir=model_dir, kb_path=kb)
     path = data or Path(
         str(resources.files("stream_aimass") / "resources" / "kb" / "linking-eval.jsonl")
     )
-    try:
-        examples = read_linking_file(path)
-    except DataError as exc:
-        raise fail(str(exc)) from None
-    with console.status(f"linking {sum(len(e.mentions) for e in examples)} mentions"):
-        encoder = Encoder(
-            settings.resolved_model_dir, device=settings.device, dtype=settings.dtype,
-            max_tokens=settings.max_tokens_per_document, name=settings.model_name,
-        )  # fmt: skip
-        try:
-            extractor = EntityExtractor.build(
-                encoder, kb_path=settings.kb_path, ner_model="",
-                models_dir=settings.resolved_models_dir, cache_dir=settings.data_dir / "cache",
-                weights=load_link_weights(settings.link_weights_path, settings.link_nil_threshold),
-            )  # fmt: skip
-        except KBError as exc:
-            raise fail(str(exc)) from None
+    with console.status(f"linking the mentions of {path.name}"):
+        examples, encoder, extractor = linking_inputs(settings, path)
         report = evaluate_linking(examples, extractor, encoder)
     png = plot or settings.data_dir / "reports" / f"linking-{path.stem}.png"
     linking_png(report, png, f"entity linking on {path.name} (KB {extractor.kb.name})")

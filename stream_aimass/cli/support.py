@@ -186,3 +186,34 @@ LabelColumnOpt = Annotated[str, typer.Option("--label-column", help="Column hold
 SeparatorOpt = Annotated[
     str, typer.Option("--separator", help="Multi-label: separator between labels in a cell.")
 ]
+
+
+def linking_inputs(settings: Settings, path: Path) -> tuple[list[Any], Any, Any]:
+    """The gold examples of ``path``, the encoder and a dictionary-matching extractor with
+    the settings' linking weights: what ``train linking`` and ``eval linking`` start from.
+    A bad file or KB exits with its reason."""
+    from stream_aimass.entities.extract import EntityExtractor
+    from stream_aimass.entities.kb import KBError
+    from stream_aimass.entities.linking import load_link_weights
+    from stream_aimass.evaluation.linking import read_linking_file
+    from stream_aimass.models.encoder import Encoder
+    from stream_aimass.training.data import DataError
+
+    try:
+        examples = read_linking_file(path)
+        weights = load_link_weights(settings.link_weights_path, settings.link_nil_threshold)
+    except (DataError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    encoder = Encoder(
+        settings.resolved_model_dir, device=settings.device, dtype=settings.dtype,
+        max_tokens=settings.max_tokens_per_document, name=settings.model_name,
+    )  # fmt: skip
+    try:
+        extractor = EntityExtractor.build(
+            encoder, kb_path=settings.kb_path, ner_model="",
+            models_dir=settings.resolved_models_dir, cache_dir=settings.data_dir / "cache",
+            weights=weights,
+        )  # fmt: skip
+    except KBError as exc:
+        raise fail(str(exc)) from None
+    return examples, encoder, extractor

@@ -17,6 +17,7 @@ from stream_aimass.cli.support import (
     TextColumnOpt,
     console,
     fail,
+    linking_inputs,
     out,
     progress_bar,
     read_labelled,
@@ -214,11 +215,6 @@ def train_linking_cmd(
     serve them with AIMASS_LINK_WEIGHTS_PATH."""
     import numpy as np
 
-    from stream_aimass.entities.extract import EntityExtractor
-    from stream_aimass.entities.kb import KBError
-    from stream_aimass.evaluation.linking import read_linking_file
-    from stream_aimass.models.encoder import Encoder
-    from stream_aimass.training.data import DataError
     from stream_aimass.training.linking import (
         candidate_rows,
         decisions,
@@ -227,22 +223,8 @@ def train_linking_cmd(
     )
 
     settings = settings_or_exit(model_dir=model_dir, kb_path=kb)
-    try:
-        examples = read_linking_file(data)
-    except DataError as exc:
-        raise fail(str(exc)) from None
-    with console.status(f"features of {sum(len(e.mentions) for e in examples)} mentions"):
-        encoder = Encoder(
-            settings.resolved_model_dir, device=settings.device, dtype=settings.dtype,
-            max_tokens=settings.max_tokens_per_document, name=settings.model_name,
-        )  # fmt: skip
-        try:
-            extractor = EntityExtractor.build(
-                encoder, kb_path=settings.kb_path, ner_model="",
-                models_dir=settings.resolved_models_dir, cache_dir=settings.data_dir / "cache",
-            )  # fmt: skip
-        except KBError as exc:
-            raise fail(str(exc)) from None
+    with console.status(f"features of the mentions of {data.name}"):
+        examples, encoder, extractor = linking_inputs(settings, data)
         rows = candidate_rows(examples, extractor, encoder)
     try:
         weights = fit_link_weights(rows, l2)
