@@ -1,4 +1,4 @@
-"""``train classifier|ner|linking``: models trained on your labelled data."""
+"""``train classifier|ner|linking|distill``: models trained on your data."""
 
 from __future__ import annotations
 
@@ -250,4 +250,88 @@ def train_linking_cmd(
             f"weights {summary['weights']} -> {out_path}\n"
             f"{rows.mentions} mentions; accuracy on the fitting data "
             f"{provenance['accuracy_on_fitting_data']} (report on another set: eval linking)"
+        )
+
+
+def distill_texts(paths: list[Path], generated: int, seed: int) -> list[str]:
+    """Unlabelled texts: each file's (a CSV's ``text`` column, else its first; a CoNLL
+    file's sentences; any other file's non-empty lines), then ``generated`` documents of
+    the demo corpus generator (title and text)."""
+    import csv
+
+    from stream_aimass.tools.corpus import generate_documents
+    from stream_aimass.training.conll import read_conll
+
+    texts: list[str] = []
+    for path in paths:
+        try:
+            if path.suffix.lower() == ".csv":
+                with path.open(newline="", encoding="utf-8-sig") as fh:
+                    rows = list(csv.reader(fh))
+                column = rows[0].index("text") if rows and "text" in rows[0] else 0
+                texts += [r[column] for r in rows[1:] if len(r) > column and r[column].strip()]
+            elif path.suffix.lower() == ".conll":
+                texts += [" ".join(s.tokens) for s in read_conll(path) if s.tokens]
+            else:
+                lines = path.read_text(encoding="utf-8").splitlines()
+                texts += [line.strip() for line in lines if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise fail(f"cannot read {path}: {exc}") from None
+    for doc in generate_documents(generated, seed=seed) if generated else []:
+        texts.append(f"{doc['title']}. {doc['text']}" if doc.get("title") else str(doc["text"]))
+    return texts
+
+
+@train_app.command("distill")
+def train_distill_cmd(
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory of the student encoder.")],
+    texts: Annotated[
+        list[Path] | None,
+        typer.Option("--texts", help="Unlabelled text: CSV (text column), CoNLL or lines."),
+    ] = None,
+    generated: Annotated[
+        int, typer.Option("--generated", min=0, help="Demo-corpus documents added.")
+    ] = 20000,
+    layers: Annotated[
+        str | None,
+        typer.Option("--layers", help="Teacher layers kept, e.g. 0,2,4 (default: every other)."),
+    ] = None,
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 2,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
+    lr: Annotated[float, typer.Option("--lr", min=0.0)] = 1e-4,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=8)] = 128,
+    seed: Annotated[int, typer.Option("--seed")] = 13,
+    as_json: JsonFlag = False,
+    model_dir: EncoderDir = None,
+) -> None:
+    """Distil a smaller student from the shared encoder on unlabelled text; serve it with
+    AIMASS_MODEL_DIR."""
+    from stream_aimass.training.distill import DistillConfig, distill_encoder
+
+    settings = settings_or_exit(model_dir=model_dir)
+    try:
+        kept = tuple(int(x) for x in layers.split(",")) if layers else None
+    except ValueError:
+        raise fail(f"--layers takes comma-separated layer numbers, not {layers!r}") from None
+    corpus = distill_texts(list(texts or []), generated, seed)
+    config = DistillConfig(
+        layers=kept, epochs=epochs, batch_size=batch_size, lr=lr, max_tokens=max_tokens,
+        seed=seed,
+    )  # fmt: skip
+    console.print(f"distilling {settings.resolved_model_dir.name} on {len(corpus)} texts")
+    try:
+        with progress_bar() as progress:
+            report = distill_encoder(
+                settings.resolved_model_dir, out_dir, corpus, config, ProgressReporter(progress)
+            )
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        out.print_json(json.dumps({**report, "out": str(out_dir)}))
+    else:
+        out.print(
+            f"student ({len(report['layers_kept'])} of {report['teacher_layers']} layers) -> "
+            f"{out_dir}\nheld-aside cosine to the teacher: mean "
+            f"{report['held_aside_cosine_mean']}, lowest {report['held_aside_cosine_min']}; "
+            f"trained in {report['seconds']} s"
         )
