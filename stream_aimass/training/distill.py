@@ -76,7 +76,9 @@ def distill_encoder(
     the report written beside it (``distill.json``)."""
     import torch
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     reporter = reporter or SilentReporter()
     check_model_dir(teacher_dir)
     if len(texts) < 20:
