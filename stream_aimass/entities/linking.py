@@ -49,6 +49,11 @@ def label_type(label: str) -> str | None:
     return LABEL_TYPES.get(label.lower())
 
 
+FEATURES = ("mention", "context", "prior", "type", "exact")
+"""The terms of s(m, e), in the order of :meth:`EntityLinker.candidate_features`' columns
+(and of :class:`LinkWeights`' fields)."""
+
+
 @dataclass(frozen=True, slots=True)
 class LinkWeights:
     """The documented combination; see the module docstring."""
@@ -201,38 +206,48 @@ class EntityLinker:
         context_vecs: Stacked,
     ) -> tuple[np.ndarray, list[int]]:
         """s(m, e) for every candidate of every mention, flat in mention then candidate order,
-        and each mention's candidate count: one gather of entity vectors and one product per
-        term for a whole batch (a row of each :class:`Stacked` per mention)."""
+        and each mention's candidate count: the weighted sum of :meth:`candidate_features`."""
         w = self.weights
+        features, sizes = self.candidate_features(mentions, mention_vecs, context_vecs)
+        weights = np.array([w.mention, w.context, w.prior, w.type, w.exact], dtype=np.float64)
+        return features @ weights, sizes
+
+    def candidate_features(
+        self,
+        mentions: Sequence[Mention],
+        mention_vecs: Stacked,
+        context_vecs: Stacked,
+    ) -> tuple[np.ndarray, list[int]]:
+        """The terms of s(m, e), one row per candidate of every mention (mention then
+        candidate order), columns :data:`FEATURES`; and each mention's candidate count. One
+        gather of entity vectors and one product per term for a whole batch (a row of each
+        :class:`Stacked` per mention). A missing vector gives its cosine 0."""
         sizes = [len(m.candidates) for m in mentions]
         cands = np.fromiter((c for m in mentions for c in m.candidates), dtype=np.int64)
+        features = np.zeros((len(cands), len(FEATURES)), dtype=np.float64)
         if not len(cands):
-            return np.zeros(0), sizes
+            return features, sizes
         owner = np.repeat(np.arange(len(mentions)), sizes)
         ev = self.vectors[cands]
-        total = np.zeros(len(cands), dtype=np.float64)
-        for weight, stacked in ((w.mention, mention_vecs), (w.context, context_vecs)):
-            if not weight or stacked.vectors is None:
+        for column, stacked in enumerate((mention_vecs, context_vecs)):
+            if stacked.vectors is None:
                 continue
             dots = np.einsum("ij,ij->i", ev, stacked.vectors[owner], dtype=np.float64)
-            total += weight * np.where(stacked.have[owner], dots, 0.0)
+            features[:, column] = np.where(stacked.have[owner], dots, 0.0)
         pop = self.popularity[cands]
         group_sum = np.bincount(owner, weights=pop, minlength=len(mentions))[owner]
-        total += w.prior * np.log(pop / group_sum)
-        if w.type:
-            wanted = [label_type(m.label) for m in mentions]
-            agree = np.fromiter(
-                (
-                    0.0 if wanted[o] is None else (1.0 if self.types[c] == wanted[o] else -1.0)
-                    for o, c in zip(owner.tolist(), cands.tolist(), strict=True)
-                ),
-                dtype=np.float64,
-                count=len(cands),
-            )
-            total += w.type * agree
-        exact = np.array([m.exact for m in mentions])
-        total += w.exact * exact[owner]
-        return total, sizes
+        features[:, 2] = np.log(pop / group_sum)
+        wanted = [label_type(m.label) for m in mentions]
+        features[:, 3] = np.fromiter(
+            (
+                0.0 if wanted[o] is None else (1.0 if self.types[c] == wanted[o] else -1.0)
+                for o, c in zip(owner.tolist(), cands.tolist(), strict=True)
+            ),
+            dtype=np.float64,
+            count=len(cands),
+        )
+        features[:, 4] = np.array([m.exact for m in mentions], dtype=np.float64)[owner]
+        return features, sizes
 
     def link(
         self, mention: Mention, mention_vec: np.ndarray | None, context_vec: np.ndarray | None

@@ -13,9 +13,12 @@ the prior-only baseline: the most popular candidate of the alias, never NIL.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from stream_aimass.entities.extract import EntityExtractor
 from stream_aimass.entities.linking import Mention, mention_vectors
@@ -93,20 +96,16 @@ def _rates(pairs: list[tuple[str | None, str | None]]) -> dict[str, Any]:
     }
 
 
-def evaluate_linking(
+def gold_mentions(
     examples: list[LinkingExample], extractor: EntityExtractor, encoder: Encoder
-) -> dict[str, Any]:
-    """Linker vs prior-only baseline on gold mentions; also on ambiguous aliases alone."""
-    linker, index = extractor.linker, extractor.index
-    ours: list[tuple[str | None, str | None]] = []
-    prior: list[tuple[str | None, str | None]] = []
-    ambiguous_ours: list[tuple[str | None, str | None]] = []
-    ambiguous_prior: list[tuple[str | None, str | None]] = []
-    errors = []
+) -> Iterator[tuple[LinkingExample, GoldMention, Mention, np.ndarray | None, np.ndarray]]:
+    """Every gold mention, in order, with its candidates (as a :class:`Mention` without a
+    NER label), its mention vector and its document's vector, from one forward pass per 32
+    examples."""
+    index = extractor.index
     for start in range(0, len(examples), 32):
         chunk = examples[start : start + 32]
-        texts = [e.text for e in chunk]
-        tokenized = encoder.tokenize_with_offsets(texts)
+        tokenized = encoder.tokenize_with_offsets([e.text for e in chunk])
         encoded = encoder.encode_ids(tokenized.ids, token_states=True)
         states = encoded.token_states or []
         for row, example in enumerate(chunk):
@@ -116,18 +115,32 @@ def evaluate_linking(
                 surface = example.text[gold.start : gold.end]
                 candidates, exact = index.candidates_and_match(surface)
                 mention = Mention(gold.start, gold.end, surface, "", candidates, exact)
-                linked = linker.link(mention, vector, encoded.embeddings[row])
-                baseline = linker.prior_only(mention)
-                ours.append((gold.entity_id, linked.entity_id))
-                prior.append((gold.entity_id, baseline))
-                if len(candidates) > 1:
-                    ambiguous_ours.append((gold.entity_id, linked.entity_id))
-                    ambiguous_prior.append((gold.entity_id, baseline))
-                if linked.entity_id != gold.entity_id:
-                    errors.append({
-                        "example": example.id, "mention": surface, "gold": gold.entity_id,
-                        "predicted": linked.entity_id, "score": linked.score,
-                    })  # fmt: skip
+                yield example, gold, mention, vector, encoded.embeddings[row]
+
+
+def evaluate_linking(
+    examples: list[LinkingExample], extractor: EntityExtractor, encoder: Encoder
+) -> dict[str, Any]:
+    """Linker vs prior-only baseline on gold mentions; also on ambiguous aliases alone."""
+    linker = extractor.linker
+    ours: list[tuple[str | None, str | None]] = []
+    prior: list[tuple[str | None, str | None]] = []
+    ambiguous_ours: list[tuple[str | None, str | None]] = []
+    ambiguous_prior: list[tuple[str | None, str | None]] = []
+    errors = []
+    for example, gold, mention, vector, context in gold_mentions(examples, extractor, encoder):
+        linked = linker.link(mention, vector, context)
+        baseline = linker.prior_only(mention)
+        ours.append((gold.entity_id, linked.entity_id))
+        prior.append((gold.entity_id, baseline))
+        if len(mention.candidates) > 1:
+            ambiguous_ours.append((gold.entity_id, linked.entity_id))
+            ambiguous_prior.append((gold.entity_id, baseline))
+        if linked.entity_id != gold.entity_id:
+            errors.append({
+                "example": example.id, "mention": mention.text, "gold": gold.entity_id,
+                "predicted": linked.entity_id, "score": linked.score,
+            })  # fmt: skip
     report = _rates(ours)
     report["nil_mentions"] = sum(1 for g, _ in ours if g is None)
     report["ambiguous"] = _rates(ambiguous_ours)

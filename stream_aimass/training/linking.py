@@ -21,10 +21,12 @@ from typing import Any
 import numpy as np
 
 from stream_aimass.entities.extract import EntityExtractor
-from stream_aimass.entities.linking import LinkWeights, mention_vectors
-from stream_aimass.evaluation.linking import LinkingExample
+from stream_aimass.entities.linking import FEATURES as ALL_FEATURES
+from stream_aimass.entities.linking import LinkWeights, Stacked
+from stream_aimass.evaluation.linking import LinkingExample, gold_mentions
 from stream_aimass.models.encoder import Encoder
 
+# The type term is left out: gold mentions carry no NER label, so it is 0 on every row.
 FEATURES = ("mention", "context", "prior", "exact")
 
 
@@ -42,46 +44,31 @@ class CandidateRows:
 def candidate_rows(
     examples: list[LinkingExample], extractor: EntityExtractor, encoder: Encoder
 ) -> CandidateRows:
-    linker, index = extractor.linker, extractor.index
+    """The linker's own features (:meth:`EntityLinker.candidate_features`) of every
+    candidate of every gold mention, with which one is gold."""
+    linker = extractor.linker
     ids = [e.id for e in extractor.kb.entities]
-    rows: list[list[float]] = []
-    gold: list[bool] = []
-    owner: list[int] = []
-    nil: list[bool] = []
-    for start in range(0, len(examples), 32):
-        chunk = examples[start : start + 32]
-        tokenized = encoder.tokenize_with_offsets([e.text for e in chunk])
-        encoded = encoder.encode_ids(tokenized.ids, token_states=True)
-        states = encoded.token_states or []
-        for row, example in enumerate(chunk):
-            spans = [(m.start, m.end) for m in example.mentions]
-            vectors = mention_vectors(states[row], tokenized.offsets[row], spans)
-            context = encoded.embeddings[row]
-            for mention, vector in zip(example.mentions, vectors, strict=True):
-                surface = example.text[mention.start : mention.end]
-                candidates, exact = index.candidates_and_match(surface)
-                number = len(nil)
-                nil.append(mention.entity_id is None)
-                if not candidates:
-                    continue
-                chosen = list(candidates)
-                pop = linker.popularity[chosen]
-                ev = linker.vectors[chosen]
-                cos_m = ev @ vector if vector is not None else np.zeros(len(candidates))
-                cos_c = ev @ context
-                for k, c in enumerate(candidates):
-                    rows.append([
-                        float(cos_m[k]), float(cos_c[k]),
-                        float(np.log(pop[k] / pop.sum())), float(exact),
-                    ])  # fmt: skip
-                    gold.append(ids[c] == mention.entity_id)
-                    owner.append(number)
+    found = list(gold_mentions(examples, extractor, encoder))
+    mentions = [mention for _, _, mention, _, _ in found]
+    dim = linker.vectors.shape[1]
+    features, sizes = linker.candidate_features(
+        mentions,
+        Stacked.of([vector for _, _, _, vector, _ in found], dim),
+        Stacked.of([context for _, _, _, _, context in found], dim),
+    )
+    gold_ids = [gold.entity_id for _, gold, _, _, _ in found]
+    owner = np.repeat(np.arange(len(found)), sizes)
+    gold = np.array(
+        [ids[c] == gold_ids[m] for m, mention in enumerate(mentions) for c in mention.candidates],
+        dtype=bool,
+    )
+    columns = [ALL_FEATURES.index(f) for f in FEATURES]
     return CandidateRows(
-        np.asarray(rows, dtype=np.float64).reshape(-1, len(FEATURES)),
-        np.asarray(gold, dtype=bool),
-        np.asarray(owner, dtype=np.int64),
-        len(nil),
-        np.asarray(nil, dtype=bool),
+        features[:, columns],
+        gold,
+        owner,
+        len(found),
+        np.array([g is None for g in gold_ids], dtype=bool),
     )
 
 
