@@ -208,7 +208,10 @@ class Settings(BaseSettings):
 
     # Model
     model_dir: Path | None = Field(
-        None, description="Local Hugging Face encoder directory; default: bundled MiniLM."
+        None,
+        description="Local Hugging Face encoder directory, or a multitask model version "
+        "(`train multitask`: its encoder is served, its heads read the one pass); default: "
+        "bundled MiniLM.",
     )
     model_name: str = Field("all-MiniLM-L6-v2", description="Model name written on every row.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Model device.")
@@ -268,6 +271,11 @@ class Settings(BaseSettings):
         "",
         description="NER model: `NAME[@VERSION]`, a model dir, or a local HF token-"
         "classification checkpoint; empty: KB dictionary matching.",
+    )
+    ner_head: str = Field(
+        "",
+        description="The NER head of `ner_model` to serve when it is a multitask model "
+        "(`train multitask`); empty: its only NER head.",
     )
     link_nil_threshold: float | None = Field(
         None,
@@ -423,7 +431,15 @@ class Settings(BaseSettings):
 
     @property
     def resolved_model_dir(self) -> Path:
-        return self.model_dir if self.model_dir is not None else default_model_dir()
+        """The Hugging Face directory of the shared encoder. A multitask model version of
+        the model library (``model.json`` beside ``encoder/``) serves its encoder."""
+        if self.model_dir is None:
+            return default_model_dir()
+        if (self.model_dir / "model.json").is_file() and (
+            self.model_dir / "encoder" / "config.json"
+        ).is_file():
+            return self.model_dir / "encoder"
+        return self.model_dir
 
     @property
     def resolved_models_dir(self) -> Path:

@@ -35,6 +35,10 @@ eval_app = typer.Typer(help="Evaluate models on labelled data.", no_args_is_help
 def eval_classifier(
     model: Annotated[str, typer.Option("--model", help="Model directory, NAME or NAME@VERSION.")],
     data: Annotated[Path, typer.Option("--data", help="Labelled CSV.")],
+    head: Annotated[
+        str | None,
+        typer.Option("--head", help="The head to evaluate, when --model is a multitask model."),
+    ] = None,
     text_column: TextColumnOpt = "text",
     label_column: LabelColumnOpt = "category",
     separator: SeparatorOpt = "|",
@@ -49,6 +53,7 @@ def eval_classifier(
 ) -> None:
     """Accuracy, macro F1 and per-class scores of a trained classifier; a confusion PNG."""
     from stream_aimass.evaluation.plots import confusion_png, per_class_f1_png
+    from stream_aimass.models.classify import head_view
     from stream_aimass.models.encoder import Encoder, ModelLoadError
     from stream_aimass.models.library import read_model, refuse_pickle, resolve_model
     from stream_aimass.training.classifier import evaluate_classifier
@@ -58,6 +63,10 @@ def eval_classifier(
         path = resolve_model(model, settings.resolved_models_dir)
         refuse_pickle(path)
         info = read_model(path)
+        if info.kind == "multitask":
+            info = head_view(info, head, "classifier")
+        elif head is not None:
+            raise ModelLoadError(f"--head: {model} is a {info.kind} model, not a multitask one")
     except ModelLoadError as exc:
         raise fail(str(exc)) from None
     multi = bool(info.meta.get("multi_label", False))
@@ -72,11 +81,13 @@ def eval_classifier(
                 name=settings.model_name,
                 threads=settings.torch_threads,
             )
-            report = evaluate_classifier(path, dataset, shared)
+            report = evaluate_classifier(path, dataset, shared, head=info.meta.get("head"))
         except ModelLoadError as exc:
             raise fail(str(exc)) from None
     png = plot or (
-        settings.data_dir / "reports" / f"{info.name}-{info.version}-{data.stem}-confusion.png"
+        settings.data_dir
+        / "reports"
+        / (f"{info.name.replace('/', '-')}-{info.version}-{data.stem}-confusion.png")
     )
     title = f"{info.name} {info.version} on {data.name}"
     if multi:
@@ -109,6 +120,18 @@ def eval_ner(
         typer.Option("--model", help="NER model dir, NAME[@VERSION], or a local HF checkpoint."),
     ],
     data: Annotated[Path, typer.Option("--data", help="CoNLL file (IOB1 or BIO2).")],
+    head: Annotated[
+        str | None,
+        typer.Option("--head", help="The head to evaluate, when --model is a multitask model."),
+    ] = None,
+    decoding: Annotated[
+        str,
+        typer.Option(
+            "--decoding",
+            help="constrained: the best valid BIO sequence (what the worker serves); "
+            "argmax: each word's top tag.",
+        ),
+    ] = "constrained",
     plot: Annotated[
         Path | None, typer.Option("--plot", help="PNG of per-type F1 (default under reports/).")
     ] = None,
@@ -128,6 +151,8 @@ def eval_ner(
 
     if not model.strip():
         raise fail("--model is required: a NER model directory or reference")
+    if decoding not in ("constrained", "argmax"):
+        raise fail(f"--decoding must be constrained or argmax, not {decoding!r}")
     settings = settings_or_exit(data_dir=data_dir, models_dir=models_dir, model_dir=model_dir)
     try:
         sentences = read_conll(data)
@@ -139,11 +164,12 @@ def eval_ner(
                 settings.resolved_model_dir, device=settings.device, dtype=settings.dtype,
                 max_tokens=128, name=settings.model_name,
             )  # fmt: skip
-            detector = load_detector(model, None, shared, settings.resolved_models_dir)
+            detector = load_detector(model, None, shared, settings.resolved_models_dir, head)
         except ModelLoadError as exc:
             raise fail(str(exc)) from None
         if not isinstance(detector, TokenTagger):
             raise fail(f"{model} is not a token-classification model")
+        detector.constrained = decoding == "constrained"
         predicted: list[list[str]] = []
         words = [s.tokens for s in sentences]
         for start in range(0, len(words), 64):
@@ -151,8 +177,9 @@ def eval_ner(
     gold = [bio_spans(to_bio2(s.tags)) for s in sentences]
     report = ner_report(gold, [bio_spans(tags) for tags in predicted])
     report["model"] = {"name": detector.model.name, "version": detector.model.version}
+    report["decoding"] = decoding
     png = plot or settings.data_dir / "reports" / (
-        f"{detector.model.name}-{detector.model.version}-{data.stem}-ner-f1.png"
+        f"{detector.model.name.replace('/', '-')}-{detector.model.version}-{data.stem}-ner-f1.png"
     )
     per_class_f1_png(report["per_type"], png, f"{detector.model.name} on {data.name}: F1 per type")
     report["plot"] = str(png)

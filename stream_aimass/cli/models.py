@@ -84,6 +84,10 @@ def models_use(
         str | None, typer.Argument(help="Model directory, NAME or NAME@VERSION.")
     ] = None,
     remove: Annotated[bool, typer.Option("--remove", help="Stop serving this classifier.")] = False,
+    head: Annotated[
+        str | None,
+        typer.Option("--head", help="The classifier head to serve, when MODEL is multitask."),
+    ] = None,
     data_dir: DataDir = None,
     models_dir: ModelsDir = None,
     classifiers_file: Annotated[
@@ -111,13 +115,23 @@ def models_use(
         del specs[name]
     else:
         assert model is not None
+        from stream_aimass.models.classify import head_view
+
         try:
             path = resolve_model(model, settings.resolved_models_dir)
             info = read_model(path)
+            if info.kind == "multitask":
+                info = head_view(info, head, "classifier")
+            elif head is not None:
+                raise ModelLoadError(f"--head: {model} is a {info.kind} model, not multitask")
         except ModelLoadError as exc:
             raise fail(str(exc)) from None
         # Pin the exact version: the file says which weights serve, not "newest".
-        specs[name] = str(path.resolve())
+        specs[name] = (
+            {"model": str(path.resolve()), "head": info.meta["head"]}
+            if "head" in info.meta
+            else str(path.resolve())
+        )
         console.print(f"classifier {name}: {info.name} version {info.version}")
     write_classifier_file(settings.resolved_classifiers_file, specs)
     out.print(f"wrote {settings.resolved_classifiers_file}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -117,20 +118,34 @@ def clickhouse_client(settings: Settings) -> Any:
 
 
 class ProgressReporter:
-    """Training progress as rich progress bars on stderr, one per stage."""
+    """Training progress as rich progress bars on stderr, one per stage. Where stderr is
+    not a terminal (a log file, a training job), rich draws no bars, so a plain line is
+    printed at each tenth of a stage instead."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
         self.task: TaskID | None = None
+        self.plain = not progress.console.is_terminal
+        self.stage, self.total, self.done, self.shown, self.began = "", 0, 0, 0, 0.0
 
     def start(self, stage: str, total: int) -> None:
         if self.task is not None:
             self.progress.update(self.task, visible=False)
         self.task = self.progress.add_task(stage, total=total)
+        self.stage, self.total, self.done, self.shown = stage, total, 0, 0
+        self.began = time.monotonic()
 
     def advance(self, n: int = 1) -> None:
         if self.task is not None:
             self.progress.advance(self.task, n)
+        self.done += n
+        tenth = self.done * 10 // max(1, self.total)
+        if self.plain and self.total >= 10 and tenth > self.shown:
+            self.shown = tenth
+            elapsed = time.monotonic() - self.began
+            self.progress.console.print(
+                f"{self.stage}: {self.done}/{self.total} ({min(100, tenth * 10)}%) {elapsed:.0f} s"
+            )
 
     def epoch(self, epoch: int, metrics: dict[str, Any]) -> None:
         shown = "  ".join(f"{k}={v}" for k, v in metrics.items() if k != "epoch")

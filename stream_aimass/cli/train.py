@@ -1,4 +1,4 @@
-"""``train classifier|ner|linking|distill``: models trained on your data."""
+"""``train classifier|ner|linking|distill|multitask``: models trained on your data."""
 
 from __future__ import annotations
 
@@ -335,3 +335,134 @@ def train_distill_cmd(
             f"{report['held_aside_cosine_mean']}, lowest {report['held_aside_cosine_min']}; "
             f"trained in {report['seconds']} s"
         )
+
+
+def _task_spec(spec: str, option: str) -> tuple[str, Path, Path | None]:
+    """``NAME=TRAIN[,DEV]`` -> (name, train, dev)."""
+    name, sep, files = spec.partition("=")
+    parts = [p for p in files.split(",") if p] if sep else []
+    if not name or not 1 <= len(parts) <= 2:
+        raise fail(f"{option} takes NAME=TRAIN[,DEV], not {spec!r}")
+    return name, Path(parts[0]), Path(parts[1]) if len(parts) == 2 else None
+
+
+@train_app.command("multitask")
+def train_multitask_cmd(
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Model folder: each run adds a version inside it.")
+    ],
+    ner: Annotated[
+        list[str] | None,
+        typer.Option("--ner", help="NAME=TRAIN.conll[,DEV.conll]: a token head (repeatable)."),
+    ] = None,
+    classifier: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--classifier", help="NAME=TRAIN.csv[,DEV.csv]: a sequence head (repeatable)."
+        ),
+    ] = None,
+    text_column: TextColumnOpt = "text",
+    label_column: LabelColumnOpt = "category",
+    multi_label: Annotated[
+        bool, typer.Option("--multi-label", help="The classifier sets are multi-label.")
+    ] = False,
+    separator: SeparatorOpt = "|",
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 4,
+    ner_passes: Annotated[
+        int, typer.Option("--ner-passes", min=1, help="Passes over each NER set per epoch.")
+    ] = 2,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
+    ner_batch_size: Annotated[int, typer.Option("--ner-batch-size", min=1)] = 16,
+    encoder_lr: Annotated[float, typer.Option("--encoder-lr", min=0.0)] = 7e-5,
+    distill_weight: Annotated[
+        float,
+        typer.Option(
+            "--distill-weight",
+            min=0.0,
+            help="Weight of 1 - cos(embedding, the original encoder's): keeps zero-shot, "
+            "recommendations and linking working.",
+        ),
+    ] = 4.0,
+    held_aside: Annotated[
+        int,
+        typer.Option("--held-aside", min=0, help="Demo documents the cosine is reported on."),
+    ] = 500,
+    seed: Annotated[int, typer.Option("--seed")] = 13,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=8)] = 128,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Default: the --out folder name.")
+    ] = None,
+    model_dir: EncoderDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fine-tune ONE encoder with a head per data set; serve the result as the shared
+    encoder (AIMASS_MODEL_DIR=<version>) and every head reads the one pass."""
+    from stream_aimass.models.encoder import ModelLoadError
+    from stream_aimass.tools.corpus import generate_documents
+    from stream_aimass.training.conll import read_conll
+    from stream_aimass.training.data import DataError
+    from stream_aimass.training.multitask import (
+        ClassifierTask,
+        MultitaskConfig,
+        NerTask,
+        train_multitask,
+    )
+
+    settings = settings_or_exit(model_dir=model_dir)
+    tasks: list[NerTask | ClassifierTask] = []
+    try:
+        for spec in ner or []:
+            task, train_path, dev_path = _task_spec(spec, "--ner")
+            dev_sents = read_conll(dev_path) if dev_path else None
+            tasks.append(NerTask(task, read_conll(train_path), dev_sents, train_path, dev_path))
+    except DataError as exc:
+        raise fail(str(exc)) from None
+    for spec in classifier or []:
+        task, train_path, dev_path = _task_spec(spec, "--classifier")
+        train_data = read_labelled(train_path, text_column, label_column, multi_label, separator)
+        dev_data = (
+            read_labelled(dev_path, text_column, label_column, multi_label, separator)
+            if dev_path
+            else None
+        )
+        tasks.append(ClassifierTask(task, train_data, dev_data))
+    config = MultitaskConfig(
+        epochs=epochs, batch_size=batch_size, ner_batch_size=ner_batch_size,
+        ner_passes=ner_passes, encoder_lr=encoder_lr, distill_weight=distill_weight,
+        seed=seed, max_tokens=max_tokens, dtype=settings.dtype, threads=settings.torch_threads,
+    )  # fmt: skip
+    held = [
+        f"{d['title']}. {d['text']}" for d in generate_documents(held_aside, seed=seed + 7919)
+    ] if held_aside else []  # fmt: skip
+    console.print(
+        "training one encoder for "
+        + ", ".join(
+            f"{t.name} ({'ner' if isinstance(t, NerTask) else 'classifier'})" for t in tasks
+        )
+    )
+    try:
+        with progress_bar() as progress:
+            info = train_multitask(
+                tasks, out_dir, name=name or out_dir.resolve().name,
+                encoder_dir=settings.resolved_model_dir, encoder_name=settings.model_name,
+                config=config, held_aside=held, reporter=ProgressReporter(progress),
+            )  # fmt: skip
+    except (DataError, ModelLoadError) as exc:
+        raise fail(str(exc)) from None
+    heads = {h: m.get("metrics", {}) for h, m in info.meta["heads"].items()}
+    summary = {
+        "name": info.name, "kind": info.kind, "version": info.version, "path": str(info.path),
+        "heads": heads, "seconds": info.meta["training"]["seconds"],
+        "held_aside_cosine_to_original": info.metrics.get("held_aside_cosine_to_original"),
+    }  # fmt: skip
+    if as_json:
+        out.print_json(json.dumps(summary))
+        return
+    out.print(f"model {info.name} version {info.version} -> {info.path}")
+    for head, metrics in heads.items():
+        shown = {k: metrics[k] for k in ("accuracy", "macro_f1", "f1") if k in metrics}
+        out.print(f"  head {head}: {shown or 'no dev set'}")
+    out.print(
+        f"held-aside cosine to the original: {summary['held_aside_cosine_to_original']}; "
+        f"trained in {summary['seconds']} s\nserve it: AIMASS_MODEL_DIR={info.path}"
+    )

@@ -125,6 +125,7 @@ class DocumentEnricher:
                 encoder,
                 kb_path=settings.kb_path,
                 ner_model=settings.ner_model,
+                ner_head=settings.ner_head,
                 models_dir=settings.resolved_models_dir,
                 cache_dir=settings.data_dir / "cache",
                 weights=load_link_weights(settings.link_weights_path, settings.link_nil_threshold),

@@ -47,12 +47,13 @@ class EntityExtractor:
         models_dir: Path,
         cache_dir: Path | None,
         weights: LinkWeights | None = None,
+        ner_head: str = "",
     ) -> EntityExtractor:
         kb = load_kb(kb_path)
         index = AliasIndex(kb)
         vectors = entity_vectors(kb, encoder, cache_dir)
         linker = EntityLinker(kb, vectors, index, weights)
-        detector = load_detector(ner_model, index, encoder, models_dir)
+        detector = load_detector(ner_model, index, encoder, models_dir, ner_head or None)
         log.info(
             "entities: KB %s %s (%d entities, %d aliases), detector %s",
             kb.name, kb.version, len(kb), len(index), detector.describe(),

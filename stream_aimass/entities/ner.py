@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from stream_aimass.entities.aliases import AliasIndex
+from stream_aimass.entities.decoding import piece_tags, word_tags
 from stream_aimass.entities.spans import char_spans, piece_shapes, text_piece_shapes
 from stream_aimass.models.classify import load_head
 from stream_aimass.models.encoder import Encoder, ModelLoadError, Tokenized, check_model_dir
@@ -83,9 +84,14 @@ class DictionaryDetector(MentionDetector):
 
 
 class TokenTagger(MentionDetector):
-    """Shared by the token-classification backends: piece logits -> character spans."""
+    """Shared by the token-classification backends: piece logits -> character spans.
+
+    ``constrained``: tags are the best valid BIO sequence (:mod:`~stream_aimass.entities.
+    decoding`); False: each word's argmax, decoded leniently.
+    """
 
     labels: list[str]
+    constrained: bool = True
 
     @abstractmethod
     def piece_logits(
@@ -97,7 +103,7 @@ class TokenTagger(MentionDetector):
         out = []
         all_logits, tokenized = self.piece_logits(batch)
         for row, logits in enumerate(all_logits):
-            tags = [self.labels[i] for i in np.argmax(logits, axis=1).tolist()]
+            tags = piece_tags(logits, self.labels, tokenized.word_ids[row], self.constrained)
             spans = char_spans(
                 batch.texts[row], tokenized.offsets[row], tags, word_ids=tokenized.word_ids[row]
             )
@@ -125,14 +131,11 @@ class TokenTagger(MentionDetector):
         )
         result = []
         for row, logits in enumerate(self.piece_logits(batch, pretokenized=True)[0]):
-            tags = ["O"] * len(sentences[row])
-            seen: set[int] = set()
+            firsts = [-1] * len(sentences[row])
             for piece, word in enumerate(word_ids[row]):
-                if word is None or word in seen:
-                    continue
-                seen.add(word)
-                tags[word] = self.labels[int(np.argmax(logits[piece]))]
-            result.append(tags)
+                if word is not None and firsts[word] < 0:
+                    firsts[word] = piece
+            result.append(word_tags(logits, firsts, self.labels, self.constrained))
         return result
 
     def word_tokenizer(self, shared: Encoder) -> Any:
@@ -140,10 +143,11 @@ class TokenTagger(MentionDetector):
 
 
 class TokenHeadDetector(TokenTagger):
-    """A head trained by ``stream-aimass train ner`` (``head`` or ``finetune`` mode)."""
+    """A head trained by ``stream-aimass train ner`` (``head`` or ``finetune`` mode), or a
+    NER head of a ``train multitask`` model (``head``: its name)."""
 
-    def __init__(self, path: Path, shared: Encoder) -> None:
-        head = load_head(path, "ner", shared)
+    def __init__(self, path: Path, shared: Encoder, head_name: str | None = None) -> None:
+        head = load_head(path, "ner", shared, head_name)
         self.weight, self.bias, self.encoder = head.weight, head.bias, head.encoder
         self.shared_pass = self.encoder is None
         self.info = head.info
@@ -226,15 +230,24 @@ class HFTokenClassifier(TokenTagger):
 
 
 def load_detector(
-    ref: str, index: AliasIndex | None, shared: Encoder, models_dir: Path
+    ref: str,
+    index: AliasIndex | None,
+    shared: Encoder,
+    models_dir: Path,
+    head: str | None = None,
 ) -> MentionDetector:
     """The detector for the ``ner_model`` setting: empty means KB dictionary matching
-    (which needs ``index``; a model reference does not)."""
+    (which needs ``index``; a model reference does not). ``head`` (``ner_head``) names
+    the NER head of a multitask model."""
     if not ref:
+        if head:
+            raise ModelLoadError(f"ner_head {head!r} given without a ner_model to take it from")
         if index is None:
             raise ModelLoadError("no NER model given, and no KB alias index to match instead")
         return DictionaryDetector(index)
     path = Path(ref).expanduser()
     if (path / "config.json").is_file() and not (path / "model.json").is_file():
+        if head:
+            raise ModelLoadError(f"{path} is a Hugging Face checkpoint: it has no named heads")
         return HFTokenClassifier(path, device=shared.device)
-    return TokenHeadDetector(resolve_model(ref, models_dir), shared)
+    return TokenHeadDetector(resolve_model(ref, models_dir), shared, head or None)

@@ -29,6 +29,7 @@ log = logging.getLogger("stream_aimass.models")
 
 HEAD_FILE = "head.safetensors"
 ENCODER_SUBDIR = "encoder"
+HEADS_SUBDIR = "heads"  # multitask models: heads/<head>.safetensors beside encoder/
 DEFAULT_ZERO_SHOT_THRESHOLD = 0.35
 
 
@@ -154,36 +155,99 @@ class LoadedHead:
     encoder: Encoder | None  # None: the head reads the shared encoder's pass
 
 
-def save_head(folder: Path, weight: np.ndarray, bias: np.ndarray) -> None:
+def save_head(folder: Path, weight: np.ndarray, bias: np.ndarray, *, file: str = HEAD_FILE) -> None:
     """Write a linear head as safetensors (what :func:`load_head` reads)."""
     from safetensors.numpy import save_file
 
     save_file(
         {"weight": np.ascontiguousarray(weight, dtype=np.float32),
          "bias": np.ascontiguousarray(bias, dtype=np.float32)},
-        str(folder / HEAD_FILE),
+        str(folder / file),
     )  # fmt: skip
 
 
-def load_head(path: Path, kind: str, shared: Encoder) -> LoadedHead:
-    """Load a head trained by ``train classifier`` or ``train ner`` for this worker.
+def head_names(info: ModelInfo, kind: str | None = None) -> list[str]:
+    """The heads of a multitask model (of one kind, if given), in training order."""
+    heads = info.meta.get("heads") or {}
+    order = [str(n) for n in info.meta.get("head_order") or []] or sorted(heads)
+    return [n for n in order if n in heads and (kind is None or heads[n].get("kind") == kind)]
+
+
+def head_view(info: ModelInfo, head: str | None, kind: str) -> ModelInfo:
+    """One head of a multitask model, seen as a single-task model of ``kind``.
+
+    ``head`` None picks the model's only head of that kind. Its name is ``NAME/HEAD``
+    (written on rows), its version the multitask model's; ``serving_encoder`` is the
+    version of the encoder the head was trained with, which the worker must serve for
+    the head to read the shared pass.
+    """
+    names = head_names(info)
+    if head is None:
+        of_kind = head_names(info, kind)
+        if len(of_kind) != 1:
+            raise ModelLoadError(
+                f"{info.path} is a multitask model with {len(of_kind)} {kind} heads "
+                f'({", ".join(names) or "none"}): name one (--head, or "head" in the spec)'
+            )
+        head = of_kind[0]
+    if head not in names:
+        raise ModelLoadError(f"{info.path}: no head {head!r} (heads: {', '.join(names) or 'none'})")
+    meta = dict(info.meta["heads"][head])
+    if meta.get("kind") != kind:
+        raise ModelLoadError(f"head {head!r} of {info.path} is a {meta.get('kind')!r} head, "
+                             f"not a {kind} head")  # fmt: skip
+    meta |= {
+        "name": f"{info.name}/{head}", "version": info.version, "mode": "multitask",
+        "head": head, "base_encoder": info.meta.get("base_encoder") or {},
+        "serving_encoder": (info.meta.get("encoder") or {}).get("version"),
+    }  # fmt: skip
+    return ModelInfo(info.path, meta["name"], kind, info.version, info.created, meta)
+
+
+def load_head(path: Path, kind: str, shared: Encoder, head: str | None = None) -> LoadedHead:
+    """Load a head trained by ``train classifier``, ``train ner`` or ``train multitask``.
 
     Refuses pickle weights and a model of another kind. A ``head``-mode model must have
     been trained on this worker's encoder version (it reads that encoder's pass); a
-    ``finetune``-mode model loads its own encoder, on the shared device and dtype.
+    ``finetune``-mode model loads its own encoder, on the shared device and dtype. A head
+    of a multitask model (``head``: its name) reads the shared pass when the worker
+    serves that model's encoder, and otherwise runs that encoder as its own pass.
     """
     from safetensors.numpy import load_file
 
     refuse_pickle(path)
     info = read_model(path)
+    if info.kind == "multitask":
+        info = head_view(info, head, kind)
+        head_file = path / HEADS_SUBDIR / f"{info.meta['head']}.safetensors"
+    elif head is not None:
+        raise ModelLoadError(
+            f"{path} is a {info.kind} model without named heads (a head is named only in "
+            "a multitask model)"
+        )
+    else:
+        head_file = path / HEAD_FILE
     if info.kind != kind:
         raise ModelLoadError(f"{path} is a {info.kind!r} model, not a {kind} model")
-    head_file = path / HEAD_FILE
     if not head_file.is_file():
-        raise ModelLoadError(f"{path} has no {HEAD_FILE}")
+        raise ModelLoadError(f"{path} has no {head_file.relative_to(path)}")
     tensors = load_file(str(head_file))
     encoder = None
-    if info.mode == "finetune":
+    if info.mode == "multitask":
+        if info.meta.get("serving_encoder") != shared.version:
+            log.warning(
+                "%s: this worker's encoder is not %s's, so the head runs that encoder as a "
+                "pass of its own; serve the multitask model as the shared encoder "
+                "(AIMASS_MODEL_DIR=%s) for one pass",
+                info.name,
+                path.name,
+                path,
+            )
+            encoder = Encoder(
+                path / ENCODER_SUBDIR, device=shared.device, dtype=shared.dtype,
+                max_tokens=shared.max_tokens, name=info.name,
+            )  # fmt: skip
+    elif info.mode == "finetune":
         encoder = Encoder(
             path / ENCODER_SUBDIR,
             device=shared.device,
@@ -208,10 +272,20 @@ class TrainedClassifier(Classifier):
     directory carries its own encoder, run as a second pass.
     """
 
-    def __init__(self, name: str, path: Path, shared: Encoder, *, threshold: float | None = None):
-        head = load_head(path, "classifier", shared)
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        shared: Encoder,
+        *,
+        threshold: float | None = None,
+        head_name: str | None = None,
+    ) -> None:
+        head = load_head(path, "classifier", shared, head_name)
         info = head.info
-        head_file = path / HEAD_FILE
+        head_file = path / (
+            f"{HEADS_SUBDIR}/{info.meta['head']}.safetensors" if "head" in info.meta else HEAD_FILE
+        )
         self.weight, self.bias, self.encoder = head.weight, head.bias, head.encoder
         self.name = name
         self.path = path
@@ -253,14 +327,15 @@ class TrainedClassifier(Classifier):
 
 
 _ZERO_SHOT_KEYS = {"labels", "multi_label", "threshold"}
-_TRAINED_KEYS = {"model", "threshold"}
+_TRAINED_KEYS = {"model", "threshold", "head"}
 
 
 def load_classifier(name: str, spec: Any, encoder: Encoder, models_dir: Path) -> Classifier:
     """Build the classifier ``spec`` describes (one entry of the ``classifiers`` setting).
 
     A spec is a model reference (path, ``NAME`` or ``NAME@VERSION`` in the models
-    directory), ``{"model": REF, "threshold": T}``, or a zero-shot classifier
+    directory), ``{"model": REF, "threshold": T, "head": NAME}`` (``head``: one head of a
+    multitask model), or a zero-shot classifier
     ``{"labels": {label: description} | [labels], "multi_label": bool, "threshold": T}``.
     """
     if isinstance(spec, str):
@@ -291,9 +366,12 @@ def load_classifier(name: str, spec: Any, encoder: Encoder, models_dir: Path) ->
         )
     path = resolve_model(str(spec["model"]), models_dir)
     threshold = spec.get("threshold")
+    head = spec.get("head")
     return TrainedClassifier(
-        name, path, encoder, threshold=float(threshold) if threshold is not None else None
-    )
+        name, path, encoder,
+        threshold=float(threshold) if threshold is not None else None,
+        head_name=str(head) if head is not None else None,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

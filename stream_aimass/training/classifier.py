@@ -81,7 +81,7 @@ class EpochLog:
 THRESHOLD_FOLDS = 5  # cross-fitting folds of the multi-label dev scores
 
 
-def _targets(data: LabelledTexts, labels: list[str]) -> np.ndarray:
+def targets(data: LabelledTexts, labels: list[str]) -> np.ndarray:
     index = {label: i for i, label in enumerate(labels)}
     if data.multi_label:
         y = np.zeros((len(data.texts), len(labels)), dtype=np.float32)
@@ -101,7 +101,7 @@ def _short(report: dict[str, Any]) -> dict[str, Any]:
     return {k: round(float(report[k]), 4) for k in ("accuracy", "macro_f1", "micro_f1")}
 
 
-def _probabilities(logits: np.ndarray, multi_label: bool) -> np.ndarray:
+def probabilities(logits: np.ndarray, multi_label: bool) -> np.ndarray:
     if multi_label:
         result: np.ndarray = 1.0 / (1.0 + np.exp(-np.clip(logits, -60, 60)))
         return result
@@ -166,7 +166,7 @@ def _finish_epoch(
     return better
 
 
-def _train_head(
+def train_head(
     x_train: np.ndarray,
     y_train: np.ndarray,
     x_dev: np.ndarray | None,
@@ -208,7 +208,7 @@ def _train_head(
         if x_dev is not None:
             with torch.no_grad():
                 logits = head(torch.from_numpy(x_dev)).numpy()
-            probs = _probabilities(logits, multi_label)
+            probs = probabilities(logits, multi_label)
         if _finish_epoch(history, epoch, probs, dev, labels, total / len(xs), reporter):
             best = (head.weight.detach().clone(), head.bias.detach().clone())
     return best[0].numpy(), best[1].numpy(), history
@@ -331,7 +331,7 @@ def _finetune(
             reporter.advance()
         probs = None
         if dev is not None:
-            probs = _probabilities(model.predict(list(dev.texts)), train.multi_label)
+            probs = probabilities(model.predict(list(dev.texts)), train.multi_label)
         loss_avg = total / len(train.texts)
         if _finish_epoch(history, epoch, probs, dev, labels, loss_avg, reporter):
             best = {
@@ -364,7 +364,7 @@ def train_classifier(
         if unknown:
             log.warning("dev labels absent from training data (always wrong): %s", unknown)
     multi_label = train.multi_label
-    y_train = _targets(train, labels)
+    y_train = targets(train, labels)
     started = time.perf_counter()
     base_version = weights_version(encoder_dir)
     staging = staging_dir(out)
@@ -379,11 +379,11 @@ def train_classifier(
         )
         x_train = embed_texts(encoder, list(train.texts), reporter)
         x_dev = embed_texts(encoder, list(dev.texts), reporter) if dev is not None else None
-        weight, bias, history = _train_head(
+        weight, bias, history = train_head(
             x_train, y_train, x_dev, dev, labels, multi_label, config, reporter
         )
         dev_probs = (
-            _probabilities(x_dev @ weight.T + bias, multi_label) if x_dev is not None else None
+            probabilities(x_dev @ weight.T + bias, multi_label) if x_dev is not None else None
         )
         device, dtype = encoder.device, encoder.dtype
     else:
@@ -392,7 +392,7 @@ def train_classifier(
         probe = Encoder(encoder_dir, device="cpu", dtype=config.dtype, max_tokens=config.max_tokens)
         x_train = embed_texts(probe, list(train.texts), reporter)
         del probe
-        head_init = _train_head(
+        head_init = train_head(
             x_train, y_train, None, None, labels, multi_label,
             TrainConfig(mode="head", seed=config.seed), ProbeReporter(reporter),
         )[:2]  # fmt: skip
@@ -405,11 +405,11 @@ def train_classifier(
         model.encoder.save_pretrained(str(target), safe_serialization=True)
         model.tokenizer.save_pretrained(str(target))
         dev_probs = (
-            _probabilities(model.predict(list(dev.texts)), multi_label) if dev is not None else None
+            probabilities(model.predict(list(dev.texts)), multi_label) if dev is not None else None
         )
         device, dtype = "cpu", "bf16" if model.autocast else "fp32"
     if multi_label and dev is not None and dev_probs is not None:
-        thresholds = tune_thresholds(dev_probs, _targets(dev, labels))
+        thresholds = tune_thresholds(dev_probs, targets(dev, labels))
     save_head(staging, weight, bias)
     seconds = time.perf_counter() - started
     metrics: dict[str, Any] = {"best_epoch": history.best_epoch}
@@ -421,7 +421,7 @@ def train_classifier(
             # The served thresholds are tuned on all of dev; the reported scores come from
             # thresholds that never saw the rows they score (cross-fitted over dev).
             held_out = cross_fitted_predictions(
-                dev_probs, _targets(dev, labels), labels, THRESHOLD_FOLDS, config.seed
+                dev_probs, targets(dev, labels), labels, THRESHOLD_FOLDS, config.seed
             )
             dev_report = classification_report(list(dev.labels), held_out, labels, True)
             in_sample = _dev_report(dev_probs, dev, labels, thresholds)
@@ -479,12 +479,18 @@ def train_classifier(
 
 
 def evaluate_classifier(
-    model_path: Path, data: LabelledTexts, shared: Encoder, batch_size: int = 64
+    model_path: Path,
+    data: LabelledTexts,
+    shared: Encoder,
+    batch_size: int = 64,
+    *,
+    head: str | None = None,
 ) -> dict[str, Any]:
-    """The classification report of the model in ``model_path`` on ``data``."""
+    """The classification report of the model in ``model_path`` (``head``: one head of a
+    multitask model) on ``data``."""
     from stream_aimass.models.classify import HeadInput
 
-    classifier = TrainedClassifier("eval", model_path, shared)
+    classifier = TrainedClassifier("eval", model_path, shared, head_name=head)
     texts = list(data.texts)
     ids = shared.tokenize(texts)
     order = sorted(range(len(texts)), key=lambda i: len(ids[i]))

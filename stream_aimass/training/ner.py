@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from stream_aimass.entities.decoding import word_tags as decoded_word_tags
 from stream_aimass.entities.spans import SHAPE_FEATURES, bio_spans, piece_shapes
 from stream_aimass.evaluation.ner import ner_report
 from stream_aimass.models.classify import ENCODER_SUBDIR, save_head
@@ -82,7 +83,7 @@ def _file_hash(path: Path | None) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _encode(
+def encode_sentences(
     tokenizer: Any, sentences: list[Sentence], labels: list[str], max_tokens: int
 ) -> _Encoded:
     index = {label: i for i, label in enumerate(labels)}
@@ -110,15 +111,28 @@ def _encode(
     return out
 
 
-def _word_tags(logits: np.ndarray, firsts: list[int], labels: list[str]) -> list[str]:
-    """Tags per word from piece logits; words cut off by truncation are ``O``."""
-    best = np.argmax(logits, axis=1)
-    return [labels[int(best[p])] if 0 <= p < len(best) else "O" for p in firsts]
+def word_tags(logits: np.ndarray, firsts: list[int], labels: list[str]) -> list[str]:
+    """Tags per word from piece logits, decoded as the worker decodes them (the best
+    valid BIO sequence); words cut off by truncation are ``O``."""
+    return decoded_word_tags(logits, firsts, labels)
 
 
-def _report(predicted: list[list[str]], sentences: list[Sentence]) -> dict[str, Any]:
+def sentence_report(predicted: list[list[str]], sentences: list[Sentence]) -> dict[str, Any]:
     gold = [bio_spans(to_bio2(s.tags)) for s in sentences]
     return ner_report(gold, [bio_spans(tags) for tags in predicted])
+
+
+def padded_batch(ids: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input ids, attention mask) of a batch of token id lists, padded to the longest."""
+    import torch
+
+    width = max(len(x) for x in ids)
+    t = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for row, seq in enumerate(ids):
+        t[row, : len(seq)] = torch.tensor(seq)
+        mask[row, : len(seq)] = 1
+    return t, mask
 
 
 class _TokenModel:
@@ -140,21 +154,10 @@ class _TokenModel:
         self.autocast = config.dtype == "bf16" or (config.dtype == "auto" and cpu_has_native_bf16())
         self.pad_id = int(self.tokenizer.pad_token_id or 0)
 
-    def _tensors(self, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        import torch
-
-        width = max(len(x) for x in ids)
-        t = torch.full((len(ids), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(ids), width), dtype=torch.long)
-        for row, seq in enumerate(ids):
-            t[row, : len(seq)] = torch.tensor(seq)
-            mask[row, : len(seq)] = 1
-        return t, mask
-
     def logits(self, ids: list[list[int]], shapes: list[np.ndarray]) -> torch.Tensor:
         import torch
 
-        t, mask = self._tensors(ids)
+        t, mask = padded_batch(ids, self.pad_id)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
             hidden = self.encoder(input_ids=t, attention_mask=mask).last_hidden_state
         features = torch.zeros((len(ids), t.shape[1], SHAPE_FEATURES))
@@ -180,7 +183,7 @@ class _TokenModel:
                     [data.ids[i] for i in chunk], [data.shapes[i] for i in chunk]
                 ).numpy()
                 for k, i in enumerate(chunk):
-                    out[i] = _word_tags(logits[k, : len(data.ids[i])], data.first_piece[i], labels)
+                    out[i] = word_tags(logits[k, : len(data.ids[i])], data.first_piece[i], labels)
         return out
 
 
@@ -236,7 +239,7 @@ def _finetune(
         entry: dict[str, Any] = {"epoch": epoch, "train_loss": round(total / max(1, count), 4)}
         better = dev is None
         if dev is not None and dev_sentences is not None:
-            report = _report(model.predict(dev, labels), dev_sentences)
+            report = sentence_report(model.predict(dev, labels), dev_sentences)
             entry.update({k: round(report[k], 4) for k in ("precision", "recall", "f1")})
             if report["f1"] > best_f1:
                 best_f1, better = report["f1"], True
@@ -319,10 +322,10 @@ def _head_only(
             w = head.weight.detach().numpy()
             b = head.bias.detach().numpy()
             predicted = [
-                _word_tags(s @ w.T + b, firsts, labels)
+                word_tags(s @ w.T + b, firsts, labels)
                 for s, firsts in zip(dev_states, dev.first_piece, strict=True)
             ]
-            report = _report(predicted, dev_sentences)
+            report = sentence_report(predicted, dev_sentences)
             entry.update({k: round(report[k], 4) for k in ("precision", "recall", "f1")})
             if report["f1"] > best_f1:
                 best_f1, better = report["f1"], True
@@ -364,22 +367,22 @@ def train_ner(
     staging = staging_dir(out)
     if config.mode == "finetune":
         model = _TokenModel(encoder_dir, len(labels), config)
-        train_enc = _encode(model.tokenizer, train, labels, config.max_tokens)
-        dev_enc = _encode(model.tokenizer, dev, labels, config.max_tokens) if dev else None
+        train_enc = encode_sentences(model.tokenizer, train, labels, config.max_tokens)
+        dev_enc = encode_sentences(model.tokenizer, dev, labels, config.max_tokens) if dev else None
         history = _finetune(model, train_enc, dev_enc, dev, labels, config, reporter)
         weight = model.head.weight.detach().numpy()
         bias = model.head.bias.detach().numpy()
         model.encoder.save_pretrained(str(staging / ENCODER_SUBDIR), safe_serialization=True)
         model.tokenizer.save_pretrained(str(staging / ENCODER_SUBDIR))
-        final = _report(model.predict(dev_enc, labels), dev) if dev and dev_enc else None
+        final = sentence_report(model.predict(dev_enc, labels), dev) if dev and dev_enc else None
     else:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(
             str(encoder_dir), trust_remote_code=False, local_files_only=True
         )
-        train_enc = _encode(tokenizer, train, labels, config.max_tokens)
-        dev_enc = _encode(tokenizer, dev, labels, config.max_tokens) if dev else None
+        train_enc = encode_sentences(tokenizer, train, labels, config.max_tokens)
+        dev_enc = encode_sentences(tokenizer, dev, labels, config.max_tokens) if dev else None
         weight, bias, history, _ = _head_only(
             encoder_dir, train_enc, dev_enc, dev, labels, config, reporter
         )

@@ -127,3 +127,25 @@ def test_data_split_writes_train_and_dev(env: Path) -> None:
     train = list(csv.DictReader((env / "split" / "train.csv").open()))
     dev = list(csv.DictReader((env / "split" / "dev.csv").open()))
     assert len(train) + len(dev) == 40 and len(dev) == 4
+
+
+def test_progress_is_printed_as_lines_where_stderr_is_not_a_terminal() -> None:
+    from io import StringIO
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from stream_aimass.cli.support import ProgressReporter
+
+    sink = StringIO()
+    progress = Progress(console=Console(file=sink, force_terminal=False, width=100))
+    reporter = ProgressReporter(progress)
+    with progress:
+        reporter.start("finetune", 40)
+        for _ in range(40):
+            reporter.advance()
+        reporter.start("tiny", 3)  # too short to report in tenths
+        reporter.advance(3)
+    lines = [line for line in sink.getvalue().splitlines() if line.startswith("finetune:")]
+    assert [line.split()[1] for line in lines] == [f"{4 * k}/40" for k in range(1, 11)]
+    assert "tiny:" not in sink.getvalue()
