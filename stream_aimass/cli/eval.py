@@ -132,6 +132,15 @@ def eval_ner(
             "argmax: each word's top tag.",
         ),
     ] = "constrained",
+    context: Annotated[
+        int | None,
+        typer.Option(
+            "--context",
+            min=0,
+            help="Word pieces of neighbouring sentences (same -DOCSTART- document) around "
+            "each sentence; default: what the model was trained with.",
+        ),
+    ] = None,
     plot: Annotated[
         Path | None, typer.Option("--plot", help="PNG of per-type F1 (default under reports/).")
     ] = None,
@@ -148,6 +157,7 @@ def eval_ner(
     from stream_aimass.models.encoder import Encoder, ModelLoadError
     from stream_aimass.training.conll import read_conll, to_bio2
     from stream_aimass.training.data import DataError
+    from stream_aimass.training.ner import context_windows
 
     if not model.strip():
         raise fail("--model is required: a NER model directory or reference")
@@ -170,14 +180,18 @@ def eval_ner(
         if not isinstance(detector, TokenTagger):
             raise fail(f"{model} is not a token-classification model")
         detector.constrained = decoding == "constrained"
+        around = detector.context if context is None else context
+        windows = context_windows(detector.word_tokenizer(shared), sentences, 128, around)
         predicted: list[list[str]] = []
-        words = [s.tokens for s in sentences]
-        for start in range(0, len(words), 64):
-            predicted.extend(detector.predict_words(words[start : start + 64], shared))
+        for start in range(0, len(windows), 64):
+            chunk = windows[start : start + 64]
+            tags = detector.predict_words([w.words for w in chunk], shared)
+            predicted.extend(t[w.start : w.end] for t, w in zip(tags, chunk, strict=True))
     gold = [bio_spans(to_bio2(s.tags)) for s in sentences]
     report = ner_report(gold, [bio_spans(tags) for tags in predicted])
     report["model"] = {"name": detector.model.name, "version": detector.model.version}
     report["decoding"] = decoding
+    report["context_tokens"] = around
     png = plot or settings.data_dir / "reports" / (
         f"{detector.model.name.replace('/', '-')}-{detector.model.version}-{data.stem}-ner-f1.png"
     )

@@ -52,6 +52,11 @@ def models_list(
             m["name"], m["kind"], m["mode"], m["version"], str(m["labels"]),
             _fmt(m["accuracy"]), _fmt(m["macro_f1"]), m["created"],
         )  # fmt: skip
+        for head, h in (m.get("heads") or {}).items():  # a multitask model's heads
+            table.add_row(
+                f"  {m['name']}/{head}", f"{h['kind']} head", "", "", str(h["labels"]),
+                _fmt(h.get("accuracy", h.get("f1"))), _fmt(h.get("macro_f1")), "",
+            )  # fmt: skip
     out.print(table)
 
 

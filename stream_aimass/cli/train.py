@@ -146,6 +146,15 @@ def train_ner_cmd(
     encoder_lr: Annotated[float, typer.Option("--encoder-lr")] = 1e-4,
     head_lr: Annotated[float, typer.Option("--head-lr")] = 2e-3,
     seed: Annotated[int, typer.Option("--seed")] = 13,
+    context: Annotated[
+        int,
+        typer.Option(
+            "--context",
+            min=0,
+            help="Word pieces of the neighbouring sentences of the same -DOCSTART- document "
+            "on each side of a sentence (the worker tags whole documents); 0: sentences alone.",
+        ),
+    ] = 0,
     name: Annotated[
         str | None, typer.Option("--name", help="Default: the --out folder name.")
     ] = None,
@@ -167,7 +176,7 @@ def train_ner_cmd(
     config = NerConfig(
         mode=mode,  # type: ignore[arg-type]
         epochs=epochs, batch_size=batch_size, encoder_lr=encoder_lr, head_lr=head_lr,
-        seed=seed, dtype=settings.dtype, threads=settings.torch_threads,
+        seed=seed, dtype=settings.dtype, threads=settings.torch_threads, context=context,
     )  # fmt: skip
     console.print(
         f"training {mode} NER on {len(train_sents)} sentences"
@@ -383,6 +392,15 @@ def train_multitask_cmd(
             "recommendations and linking working.",
         ),
     ] = 4.0,
+    ner_context: Annotated[
+        int,
+        typer.Option(
+            "--ner-context",
+            min=0,
+            help="Word pieces of neighbouring sentences around each NER sentence (train ner "
+            "--context).",
+        ),
+    ] = 0,
     held_aside: Annotated[
         int,
         typer.Option("--held-aside", min=0, help="Demo documents the cosine is reported on."),
@@ -429,6 +447,7 @@ def train_multitask_cmd(
     config = MultitaskConfig(
         epochs=epochs, batch_size=batch_size, ner_batch_size=ner_batch_size,
         ner_passes=ner_passes, encoder_lr=encoder_lr, distill_weight=distill_weight,
+        ner_context=ner_context,
         seed=seed, max_tokens=max_tokens, dtype=settings.dtype, threads=settings.torch_threads,
     )  # fmt: skip
     held = [

@@ -92,6 +92,7 @@ class TokenTagger(MentionDetector):
 
     labels: list[str]
     constrained: bool = True
+    context: int = 0  # word pieces of context each side it was trained with (CoNLL eval)
 
     @abstractmethod
     def piece_logits(
@@ -154,6 +155,10 @@ class TokenHeadDetector(TokenTagger):
         self.labels = head.info.labels
         # Heads trained with word-shape features take SHAPE_FEATURES more inputs.
         self.shapes = "word_shape" in (head.info.meta.get("features") or [])
+        meta = head.info.meta
+        self.context = int(
+            meta.get("context_tokens") or (meta.get("training") or {}).get("context_tokens") or 0
+        )
         self.model = ModelRef(head.info.name, head.info.version)
 
     def piece_logits(

@@ -54,7 +54,7 @@ class ModelInfo:
     def summary(self) -> dict[str, Any]:
         """The short form ``models list`` prints."""
         metrics = self.metrics
-        return {
+        summary: dict[str, Any] = {
             "name": self.name,
             "kind": self.kind,
             "mode": self.mode,
@@ -65,6 +65,17 @@ class ModelInfo:
             "created": self.created,
             "path": str(self.path),
         }
+        if self.kind == "multitask":  # one encoder, a head per task: their short form
+            summary["heads"] = {
+                name: {
+                    "kind": head.get("kind"),
+                    "labels": len(head.get("labels") or []),
+                    **{k: v for k, v in (head.get("metrics") or {}).items()
+                       if k in ("accuracy", "macro_f1", "f1")},
+                }
+                for name, head in (self.meta.get("heads") or {}).items()
+            }  # fmt: skip
+        return summary
 
 
 def now_iso() -> str:

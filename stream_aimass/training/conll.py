@@ -37,11 +37,13 @@ _PREFIXES = ("B-", "I-")
 
 @dataclass(frozen=True)
 class Sentence:
-    """The tokens of one sentence, one tag each; ``line`` is the 1-based line of its first token."""
+    """The tokens of one sentence, one tag each; ``line`` is the 1-based line of its first token;
+    ``document`` the index of its ``-DOCSTART-`` document in the file (-1: none marked)."""
 
     tokens: list[str]
     tags: list[str]
     line: int
+    document: int = -1
 
     def __post_init__(self) -> None:
         if len(self.tokens) != len(self.tags):
@@ -96,9 +98,11 @@ def read_conll(path: str | os.PathLike[str]) -> list[Sentence]:
     tags: list[str] = []
     first_line = 0
 
+    document = -1
+
     def end_sentence() -> None:
         if tokens:
-            sentences.append(Sentence(list(tokens), list(tags), first_line))
+            sentences.append(Sentence(list(tokens), list(tags), first_line, document))
             tokens.clear()
             tags.clear()
 
@@ -112,6 +116,7 @@ def read_conll(path: str | os.PathLike[str]) -> list[Sentence]:
         columns = _columns(line)
         if columns[0] == DOCSTART:
             end_sentence()
+            document += 1
             continue
         if len(columns) < 2 or not columns[0] or not columns[-1]:
             raise DataError(

@@ -391,6 +391,7 @@ def _head_meta(
         return {
             "kind": "ner", "labels": prep.labels, "entity_types": entity_types(task.train),
             "scheme_in": detect_scheme(task.train), "features": ["token_states", "word_shape"],
+            "context_tokens": config.ner_context,
             "data": {"train": str(task.train_path or ""), "train_sentences": len(task.train),
                      "dev": str(task.dev_path or ""), "dev_sentences": len(task.dev or [])},
             "metrics": metrics,

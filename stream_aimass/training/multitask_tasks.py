@@ -35,6 +35,7 @@ class MultitaskConfig:
     weight_decay: float = 0.01
     seed: int = 13
     max_tokens: int = 128
+    ner_context: int = 0  # word pieces of neighbouring sentences around each NER sentence
     dtype: str = "auto"
     threads: int = 0
 
@@ -109,11 +110,15 @@ def prepare_tasks(
             if not types:
                 raise DataError(f"NER task {task.name}: the training data has no entities")
             labels = bio_labels(types)
-            enc = encode_sentences(tokenizer, task.train, labels, config.max_tokens)
+            enc = encode_sentences(
+                tokenizer, task.train, labels, config.max_tokens, config.ner_context
+            )
             prep = PreparedTask(task.name, "ner", labels, enc.ids, np.zeros(0), enc.labels)
             prep.shapes = enc.shapes
             if task.dev:
-                dev = encode_sentences(tokenizer, task.dev, labels, config.max_tokens)
+                dev = encode_sentences(
+                    tokenizer, task.dev, labels, config.max_tokens, config.ner_context
+                )
                 prep.dev_ids, prep.dev_shapes = dev.ids, dev.shapes
                 prep.dev_firsts = dev.first_piece
         else:

@@ -59,6 +59,7 @@ class NerConfig:
     max_tokens: int = 128
     dtype: str = "auto"
     threads: int = 0
+    context: int = 0  # word pieces of the neighbouring sentences on each side
 
     @property
     def resolved_epochs(self) -> int:
@@ -83,31 +84,98 @@ def _file_hash(path: Path | None) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A sentence inside the words around it: ``words[start:end]`` is the sentence."""
+
+    words: list[str]
+    start: int
+    end: int
+
+
+def context_windows(
+    tokenizer: Any, sentences: list[Sentence], max_tokens: int, context: int
+) -> list[Window]:
+    """Each sentence with up to ``context`` word pieces of its document's neighbouring
+    sentences on each side (whole words; fewer where the window would pass ``max_tokens``).
+
+    The worker tags whole documents, so a tagger trained and measured with the sentences
+    around it sees what it meets when serving. Sentences of files without ``-DOCSTART-``
+    documents (tweets, independent sentences), and ``context`` 0, stand alone.
+    """
+    alone = [Window(s.tokens, 0, len(s.tokens)) for s in sentences]
+    if context <= 0 or all(s.document < 0 for s in sentences):
+        return alone
+    enc = tokenizer([s.tokens for s in sentences], is_split_into_words=True,
+                    add_special_tokens=False)  # fmt: skip
+    counts: list[list[int]] = []
+    for row, sentence in enumerate(sentences):
+        per_word = [0] * len(sentence.tokens)
+        for word in enc.word_ids(row):
+            if word is not None:
+                per_word[word] += 1
+        counts.append(per_word)
+
+    def take(i: int, step: int, budget: int) -> list[str]:
+        taken: list[str] = []
+        j = i + step
+        while budget > 0 and 0 <= j < len(sentences):
+            if sentences[j].document != sentences[i].document:
+                break
+            order = range(len(sentences[j].tokens))
+            for w in reversed(order) if step < 0 else order:
+                if counts[j][w] > budget:
+                    return taken
+                budget -= counts[j][w]
+                taken.append(sentences[j].tokens[w])
+            j += step
+        return taken
+
+    windows = []
+    for i, sentence in enumerate(sentences):
+        if sentence.document < 0:
+            windows.append(alone[i])
+            continue
+        side = min(context, max(0, max_tokens - 2 - sum(counts[i])) // 2)
+        left = take(i, -1, side)[::-1]
+        right = take(i, 1, side)
+        words = left + sentence.tokens + right
+        windows.append(Window(words, len(left), len(left) + len(sentence.tokens)))
+    return windows
+
+
 def encode_sentences(
-    tokenizer: Any, sentences: list[Sentence], labels: list[str], max_tokens: int
+    tokenizer: Any,
+    sentences: list[Sentence],
+    labels: list[str],
+    max_tokens: int,
+    context: int = 0,
 ) -> _Encoded:
+    """Token ids, piece labels (first pieces of the sentence's words; the rest and any
+    context ignored), first pieces and shapes of each sentence, in its context window."""
     index = {label: i for i, label in enumerate(labels)}
+    windows = context_windows(tokenizer, sentences, max_tokens, context)
     enc = tokenizer(
-        [s.tokens for s in sentences], is_split_into_words=True, truncation=True,
+        [w.words for w in windows], is_split_into_words=True, truncation=True,
         max_length=max_tokens,
     )  # fmt: skip
     out = _Encoded([], [])
-    for row, sentence in enumerate(sentences):
+    for row, (sentence, window) in enumerate(zip(sentences, windows, strict=True)):
         tags = to_bio2(sentence.tags)
         word_ids = enc.word_ids(row)
         piece_labels = [IGNORE] * len(word_ids)
         firsts = [-1] * len(sentence.tokens)
         seen: set[int] = set()
         for piece, word in enumerate(word_ids):
-            if word is None or word in seen:
+            if word is None or word in seen or not window.start <= word < window.end:
                 continue
             seen.add(word)
-            firsts[word] = piece
-            piece_labels[piece] = index.get(tags[word], 0)
+            firsts[word - window.start] = piece
+            piece_labels[piece] = index.get(tags[word - window.start], 0)
         out.ids.append(enc["input_ids"][row])
         out.labels.append(piece_labels)
         out.first_piece.append(firsts)
-        out.shapes.append(piece_shapes(sentence.tokens, word_ids))
+        out.shapes.append(piece_shapes(window.words, word_ids))
     return out
 
 
@@ -367,8 +435,14 @@ def train_ner(
     staging = staging_dir(out)
     if config.mode == "finetune":
         model = _TokenModel(encoder_dir, len(labels), config)
-        train_enc = encode_sentences(model.tokenizer, train, labels, config.max_tokens)
-        dev_enc = encode_sentences(model.tokenizer, dev, labels, config.max_tokens) if dev else None
+        train_enc = encode_sentences(
+            model.tokenizer, train, labels, config.max_tokens, config.context
+        )
+        dev_enc = (
+            encode_sentences(model.tokenizer, dev, labels, config.max_tokens, config.context)
+            if dev
+            else None
+        )
         history = _finetune(model, train_enc, dev_enc, dev, labels, config, reporter)
         weight = model.head.weight.detach().numpy()
         bias = model.head.bias.detach().numpy()
@@ -381,8 +455,12 @@ def train_ner(
         tokenizer = AutoTokenizer.from_pretrained(
             str(encoder_dir), trust_remote_code=False, local_files_only=True
         )
-        train_enc = encode_sentences(tokenizer, train, labels, config.max_tokens)
-        dev_enc = encode_sentences(tokenizer, dev, labels, config.max_tokens) if dev else None
+        train_enc = encode_sentences(tokenizer, train, labels, config.max_tokens, config.context)
+        dev_enc = (
+            encode_sentences(tokenizer, dev, labels, config.max_tokens, config.context)
+            if dev
+            else None
+        )
         weight, bias, history, _ = _head_only(
             encoder_dir, train_enc, dev_enc, dev, labels, config, reporter
         )
@@ -424,6 +502,7 @@ def train_ner(
             "head_lr": config.head_lr,
             "seed": config.seed,
             "max_tokens": config.max_tokens,
+            "context_tokens": config.context,
             "history": history,
         },
     }  # fmt: skip

@@ -44,8 +44,8 @@ def test_space_separated_iob1_with_docstart(tmp_path: Path) -> None:
     )
     sentences = read_conll(path)
     assert sentences == [
-        Sentence(["The", "139th", "was"], ["O", "I-ORG", "O"], 3),
-        Sentence(["Frederick", "Collier", "."], ["I-PER", "I-PER", "O"], 7),
+        Sentence(["The", "139th", "was"], ["O", "I-ORG", "O"], 3, document=0),
+        Sentence(["Frederick", "Collier", "."], ["I-PER", "I-PER", "O"], 7, document=0),
     ]
     assert len(sentences[1]) == 3
 
@@ -69,14 +69,17 @@ def test_token_is_the_first_column_and_tag_the_last(tmp_path: Path) -> None:
         "-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter\tNNP\tI-PER\n",
     )
     assert read_conll(path) == [
-        Sentence(["EU", "rejects"], ["B-ORG", "O"], 3),
-        Sentence(["Peter"], ["I-PER"], 6),
+        Sentence(["EU", "rejects"], ["B-ORG", "O"], 3, document=0),
+        Sentence(["Peter"], ["I-PER"], 6, document=0),
     ]
 
 
 def test_docstart_without_a_blank_line_still_ends_the_sentence(tmp_path: Path) -> None:
     path = write(tmp_path, "a O\nb B-X\n-DOCSTART-\nc O\n")
-    assert read_conll(path) == [Sentence(["a", "b"], ["O", "B-X"], 1), Sentence(["c"], ["O"], 4)]
+    assert read_conll(path) == [
+        Sentence(["a", "b"], ["O", "B-X"], 1),  # before any -DOCSTART-: no document
+        Sentence(["c"], ["O"], 4, document=0),
+    ]
 
 
 def test_several_blank_lines_and_whitespace_lines_are_one_boundary(tmp_path: Path) -> None:

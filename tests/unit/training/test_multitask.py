@@ -230,6 +230,14 @@ def test_train_eval_and_use_commands(
     )  # fmt: skip
     assert wrong.exit_code == 2 and "not a classifier head" in wrong.output
 
+    listed = runner.invoke(app, ["models", "list", "--json"])
+    (entry,) = json.loads(listed.stdout[listed.stdout.index("{\n") :])["models"]
+    assert entry["kind"] == "multitask"
+    assert {h: v["kind"] for h, v in entry["heads"].items()} == {
+        "people": "ner", "cards": "classifier",
+    }  # fmt: skip
+    assert "f1" in entry["heads"]["people"] and "accuracy" in entry["heads"]["cards"]
+
     used = runner.invoke(app, ["models", "use", "cards", "mt", "--head", "cards"])
     assert used.exit_code == 0, used.output
     specs = json.loads((tmp_path / "data" / "classifiers.json").read_text())
