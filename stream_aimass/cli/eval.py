@@ -1,11 +1,11 @@
-"""``eval classifier|ner|linking|recs``: models measured on labelled data."""
+"""``eval classifier|zero-shot|ner|linking|recs``: models measured on labelled data."""
 
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -96,6 +96,10 @@ def eval_classifier(
         confusion_png(report["confusion"], info.labels, png, title)
     report["plot"] = str(png)
     report["data"] = str(data)
+    _print_classification(report, title, as_json)
+
+
+def _print_classification(report: dict[str, Any], title: str, as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps(report))
         return
@@ -110,7 +114,85 @@ def eval_classifier(
             str(s["support"]),
         )  # fmt: skip
     out.print(table)
-    out.print(f"plot: {png}")
+    out.print(f"plot: {report['plot']}")
+
+
+@eval_app.command("zero-shot")
+def eval_zero_shot(
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Labelled CSV (single label per text).")
+    ] = None,
+    synthetic: Annotated[
+        bool,
+        typer.Option(
+            "--synthetic",
+            help="Demo-corpus documents, labelled with the topic they were generated from.",
+        ),
+    ] = False,
+    documents: Annotated[
+        int, typer.Option("--documents", min=1, help="--synthetic: documents.")
+    ] = 2000,
+    text_column: TextColumnOpt = "text",
+    label_column: LabelColumnOpt = "category",
+    plot: Annotated[Path | None, typer.Option("--plot", help="Confusion PNG path.")] = None,
+    as_json: JsonFlag = False,
+    data_dir: DataDir = None,
+    model_dir: EncoderDir = None,
+) -> None:
+    """Accuracy of the zero-shot topic labels (the `labels` setting) on the shared encoder:
+    measures label descriptions, or an encoder change (a multitask or distilled model)."""
+    import numpy as np
+
+    from stream_aimass.evaluation.classifier import classification_report
+    from stream_aimass.evaluation.plots import confusion_png
+    from stream_aimass.models.classify import HeadInput, ZeroShotClassifier
+    from stream_aimass.models.encoder import Encoder, ModelLoadError
+
+    if (data is None) == (not synthetic):
+        raise fail("give --data CSV or --synthetic")
+    settings = settings_or_exit(data_dir=data_dir, model_dir=model_dir)
+    if not settings.labels:
+        raise fail("the labels setting is empty: there is no zero-shot head to evaluate")
+    if data is not None:
+        dataset = read_labelled(data, text_column, label_column, False, "|")
+        texts, gold = list(dataset.texts), [tuple(x) for x in dataset.labels]
+        source = data.name
+    else:
+        from stream_aimass.tools.corpus import generate_documents
+
+        docs = generate_documents(documents, seed=17)
+        texts = [f"{d['title']}. {d['text']}" for d in docs]
+        gold = [(str(dict(d["meta"])["category_hint"]),) for d in docs]  # type: ignore[call-overload]
+        source = f"{documents} demo documents"
+    with console.status(f"zero-shot labels on {len(texts)} texts"):
+        try:
+            shared = Encoder(
+                settings.resolved_model_dir, device=settings.device, dtype=settings.dtype,
+                max_tokens=settings.max_tokens_per_document, name=settings.model_name,
+            )  # fmt: skip
+        except ModelLoadError as exc:
+            raise fail(str(exc)) from None
+        topic = ZeroShotClassifier(shared, settings.labels, name="topic")
+        ids = shared.tokenize(texts)
+        scores = np.zeros((len(texts), len(topic.labels)), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
+        for start in range(0, len(order), 64):
+            chunk = order[start : start + 64]
+            batch = [ids[i] for i in chunk]
+            heads = HeadInput(shared.encode_ids(batch).embeddings, batch, [texts[i] for i in chunk])
+            scores[chunk] = topic.scores(heads)
+    predicted = topic.predict(scores)
+    unknown = sorted({g for (g,) in gold} - set(topic.labels))
+    if unknown:
+        raise fail(f"gold labels not among the zero-shot labels: {', '.join(unknown)}")
+    report = classification_report(gold, predicted, topic.labels, False)
+    report["encoder"] = {"name": shared.name, "version": shared.version}
+    png = plot or settings.data_dir / "reports" / f"zero-shot-{shared.version}-confusion.png"
+    title = f"zero-shot labels, encoder {shared.version}, on {source}"
+    confusion_png(report["confusion"], topic.labels, png, title)
+    report["plot"] = str(png)
+    report["data"] = str(data) if data is not None else "synthetic"
+    _print_classification(report, title, as_json)
 
 
 @eval_app.command("ner")

@@ -379,10 +379,10 @@ def train_multitask_cmd(
     epochs: Annotated[int, typer.Option("--epochs", min=1)] = 4,
     ner_passes: Annotated[
         int, typer.Option("--ner-passes", min=1, help="Passes over each NER set per epoch.")
-    ] = 2,
+    ] = 4,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
     ner_batch_size: Annotated[int, typer.Option("--ner-batch-size", min=1)] = 16,
-    encoder_lr: Annotated[float, typer.Option("--encoder-lr", min=0.0)] = 7e-5,
+    encoder_lr: Annotated[float, typer.Option("--encoder-lr", min=0.0)] = 1e-4,
     distill_weight: Annotated[
         float,
         typer.Option(
@@ -391,7 +391,7 @@ def train_multitask_cmd(
             help="Weight of 1 - cos(embedding, the original encoder's): keeps zero-shot, "
             "recommendations and linking working.",
         ),
-    ] = 4.0,
+    ] = 1.0,
     ner_context: Annotated[
         int,
         typer.Option(

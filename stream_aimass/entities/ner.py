@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from stream_aimass.entities.aliases import AliasIndex
-from stream_aimass.entities.decoding import piece_tags, word_tags
+from stream_aimass.entities.decoding import piece_tags_batch, word_tags_batch
 from stream_aimass.entities.spans import char_spans, piece_shapes, text_piece_shapes
 from stream_aimass.models.classify import load_head
 from stream_aimass.models.encoder import Encoder, ModelLoadError, Tokenized, check_model_dir
@@ -103,8 +103,9 @@ class TokenTagger(MentionDetector):
     def detect(self, batch: DetectorInput) -> list[list[Span]]:
         out = []
         all_logits, tokenized = self.piece_logits(batch)
-        for row, logits in enumerate(all_logits):
-            tags = piece_tags(logits, self.labels, tokenized.word_ids[row], self.constrained)
+        word_ids = tokenized.word_ids[: len(all_logits)]
+        all_tags = piece_tags_batch(all_logits, self.labels, word_ids, self.constrained)
+        for row, tags in enumerate(all_tags):
             spans = char_spans(
                 batch.texts[row], tokenized.offsets[row], tags, word_ids=tokenized.word_ids[row]
             )
@@ -130,14 +131,15 @@ class TokenTagger(MentionDetector):
         batch = DetectorInput(
             [" ".join(s) for s in sentences], Tokenized(ids, offsets, word_ids), states, sentences
         )
-        result = []
-        for row, logits in enumerate(self.piece_logits(batch, pretokenized=True)[0]):
-            firsts = [-1] * len(sentences[row])
+        all_firsts = []
+        for row, sentence in enumerate(sentences):
+            firsts = [-1] * len(sentence)
             for piece, word in enumerate(word_ids[row]):
                 if word is not None and firsts[word] < 0:
                     firsts[word] = piece
-            result.append(word_tags(logits, firsts, self.labels, self.constrained))
-        return result
+            all_firsts.append(firsts)
+        logits = self.piece_logits(batch, pretokenized=True)[0]
+        return word_tags_batch(logits, all_firsts, self.labels, self.constrained)
 
     def word_tokenizer(self, shared: Encoder) -> Any:
         return shared.tokenizer

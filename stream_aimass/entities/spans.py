@@ -9,6 +9,7 @@ document) and evaluation (spans compared with gold), so both see identical entit
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -176,22 +177,27 @@ SHAPE_FEATURES = 4
 
 
 def word_shape(word: str) -> list[float]:
+    return list(_shape(word))
+
+
+@lru_cache(maxsize=1 << 16)
+def _shape(word: str) -> tuple[float, float, float, float]:
+    """Cached: a document's words repeat across documents, and this runs per piece."""
     letters = [c for c in word if c.isalpha()]
     upper = bool(letters) and all(c.isupper() for c in letters) and len(letters) > 1
     title = bool(letters) and letters[0].isupper() and not upper
     lower = bool(letters) and all(c.islower() for c in letters)
     digit = any(c.isdigit() for c in word)
-    return [float(title), float(upper), float(lower), float(digit)]
+    return (float(title), float(upper), float(lower), float(digit))
 
 
 def piece_shapes(words: Sequence[str], word_ids: Sequence[int | None]) -> np.ndarray:
     """(pieces, SHAPE_FEATURES): each piece gets its word's shape; special pieces zeros."""
-    shapes = [word_shape(w) for w in words]
-    out = np.zeros((len(word_ids), SHAPE_FEATURES), dtype=np.float32)
-    for piece, word in enumerate(word_ids):
-        if word is not None and 0 <= word < len(shapes):
-            out[piece] = shapes[word]
-    return out
+    table = np.zeros((len(words) + 1, SHAPE_FEATURES), dtype=np.float32)  # last row: none
+    if words:
+        table[:-1] = [_shape(w) for w in words]
+    index = [w if w is not None and 0 <= w < len(words) else len(words) for w in word_ids]
+    return table[index] if index else np.zeros((0, SHAPE_FEATURES), dtype=np.float32)
 
 
 def text_piece_shapes(

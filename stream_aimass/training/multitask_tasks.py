@@ -27,11 +27,11 @@ class MultitaskConfig:
     epochs: int = 4
     batch_size: int = 32  # classifier batches
     ner_batch_size: int = 16
-    ner_passes: int = 2  # passes over each NER set per epoch
-    encoder_lr: float = 7e-5
+    ner_passes: int = 4  # passes over each NER set per epoch
+    encoder_lr: float = 1e-4
     head_lr: float = 1e-3  # classifier heads (after the probe)
     ner_head_lr: float = 2e-3
-    distill_weight: float = 4.0  # weight of 1 - cos(pooled, the original's pooled)
+    distill_weight: float = 1.0  # weight of 1 - cos(pooled, the original's pooled)
     weight_decay: float = 0.01
     seed: int = 13
     max_tokens: int = 128

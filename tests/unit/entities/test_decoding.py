@@ -23,7 +23,8 @@ def _valid(tags: list[str]) -> bool:
 
 def _log_softmax(scores: np.ndarray) -> np.ndarray:
     shifted = scores - scores.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    out: np.ndarray = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return out
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -63,3 +64,17 @@ def test_word_and_piece_tags_read_first_pieces() -> None:
         "O", "I-PER", "O", "I-LOC", "O",
     ]  # fmt: skip
     assert word_tags(logits, [1, 3, -1, 9], LABELS) == ["B-PER", "B-LOC", "O", "O"]
+
+
+def test_a_batch_decodes_as_each_document_alone() -> None:
+    from stream_aimass.entities.decoding import best_valid_sequences
+
+    rng = np.random.default_rng(7)
+    rows = [rng.normal(size=(int(n), len(LABELS))) * 3 for n in rng.integers(0, 40, size=25)]
+    for r in rows:
+        if len(r):
+            r[:, 2] += 2.0  # many broken argmax sequences, of many lengths, and empty ones
+    batch = best_valid_sequences(rows, LABELS)
+    assert batch == [best_valid_sequences([r], LABELS)[0] for r in rows]
+    for r, seq in zip(rows, batch, strict=True):
+        assert len(seq) == len(r) and _valid([LABELS[i] for i in seq])

@@ -77,7 +77,7 @@ def model(
 ) -> ModelInfo:
     people, orgs = read_conll(data["people"]), read_conll(data["orgs"])
     cards, moods = read_classification_csv(data["cards"]), read_classification_csv(data["moods"])
-    tasks = [
+    tasks: list[NerTask | ClassifierTask] = [
         NerTask("people", people, people[:4], data["people"], data["people"]),
         NerTask("orgs", orgs, None, data["orgs"]),
         ClassifierTask("cards", cards, cards),
