@@ -127,11 +127,14 @@ class RdKafkaConsumer:
     def _call_listener(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run a listener coroutine on the event loop; meanwhile serve its librdkafka calls."""
         assert self._loop is not None
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        future.add_done_callback(lambda _: self._calls.put(None))
+        # In the callback before the coroutine can start: a librdkafka call it makes first
+        # must be queued for this thread, never made on the loop while this thread holds
+        # the consumer inside close() or consume() (that call would block forever).
         with self._lock:
             self._in_callback = True
         try:
+            future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+            future.add_done_callback(lambda _: self._calls.put(None))
             while not future.done():
                 call = self._calls.get()
                 if call is not None:
