@@ -162,7 +162,8 @@ def eval_zero_shot(
 
         docs = generate_documents(documents, seed=17)
         texts = [f"{d['title']}. {d['text']}" for d in docs]
-        gold = [(str(dict(d["meta"])["category_hint"]),) for d in docs]  # type: ignore[call-overload]
+        metas = [d["meta"] for d in docs]
+        gold = [(str(m["category_hint"]) if isinstance(m, dict) else "",) for m in metas]
         source = f"{documents} demo documents"
     with console.status(f"zero-shot labels on {len(texts)} texts"):
         try:

@@ -153,6 +153,7 @@ class LoadedHead:
     weight: np.ndarray  # (outputs, inputs) float32
     bias: np.ndarray
     encoder: Encoder | None  # None: the head reads the shared encoder's pass
+    file: Path  # the head's safetensors file
 
 
 def save_head(folder: Path, weight: np.ndarray, bias: np.ndarray, *, file: str = HEAD_FILE) -> None:
@@ -261,8 +262,9 @@ def load_head(path: Path, kind: str, shared: Encoder, head: str | None = None) -
             f"is {shared.name} version {shared.version} (retrain it, or use --mode finetune)"
         )
     return LoadedHead(
-        info, tensors["weight"].astype(np.float32), tensors["bias"].astype(np.float32), encoder
-    )
+        info, tensors["weight"].astype(np.float32), tensors["bias"].astype(np.float32), encoder,
+        head_file,
+    )  # fmt: skip
 
 
 class TrainedClassifier(Classifier):
@@ -283,9 +285,7 @@ class TrainedClassifier(Classifier):
     ) -> None:
         head = load_head(path, "classifier", shared, head_name)
         info = head.info
-        head_file = path / (
-            f"{HEADS_SUBDIR}/{info.meta['head']}.safetensors" if "head" in info.meta else HEAD_FILE
-        )
+        head_file = head.file
         self.weight, self.bias, self.encoder = head.weight, head.bias, head.encoder
         self.name = name
         self.path = path

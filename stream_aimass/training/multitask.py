@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from stream_aimass.entities.decoding import word_tags
 from stream_aimass.entities.spans import SHAPE_FEATURES
 from stream_aimass.evaluation.classifier import (
     classification_report,
@@ -64,7 +65,7 @@ from stream_aimass.training.multitask_tasks import (
     prepare_tasks,
     teacher_embeddings,
 )
-from stream_aimass.training.ner import IGNORE, padded_batch, sentence_report, word_tags
+from stream_aimass.training.ner import IGNORE, padded_batch, sentence_report
 from stream_aimass.training.reporting import ProbeReporter, SilentReporter, TrainingReporter
 
 if TYPE_CHECKING:

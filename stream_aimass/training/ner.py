@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from stream_aimass.entities.decoding import word_tags as decoded_word_tags
+from stream_aimass.entities.decoding import word_tags
 from stream_aimass.entities.spans import SHAPE_FEATURES, bio_spans, piece_shapes
 from stream_aimass.evaluation.ner import ner_report
 from stream_aimass.models.classify import ENCODER_SUBDIR, save_head
@@ -177,12 +177,6 @@ def encode_sentences(
         out.first_piece.append(firsts)
         out.shapes.append(piece_shapes(window.words, word_ids))
     return out
-
-
-def word_tags(logits: np.ndarray, firsts: list[int], labels: list[str]) -> list[str]:
-    """Tags per word from piece logits, decoded as the worker decodes them (the best
-    valid BIO sequence); words cut off by truncation are ``O``."""
-    return decoded_word_tags(logits, firsts, labels)
 
 
 def sentence_report(predicted: list[list[str]], sentences: list[Sentence]) -> dict[str, Any]:
