@@ -28,6 +28,7 @@ from stream_aimass.recs.service import RecsService
 from stream_aimass.settings import Settings
 from stream_aimass.web.auth import ApiKeyAuth, ApiKeyConfigError
 from stream_aimass.web.routes import register_routes
+from stream_aimass.web.service_routes import register_service_routes
 
 log = logging.getLogger("stream_aimass.app")
 
@@ -114,6 +115,7 @@ def build_app(
             loop.close()
 
     register_routes(app, settings=settings, role=role, service=service, recs=recs, auth=auth)
+    register_service_routes(app, settings=settings, role=role, service=service, auth=auth)
     return app
 
 

@@ -183,6 +183,19 @@ class Metrics:
             "aimass_item_index_items", "Items in this worker's item index", registry=r
         )
 
+        self.api_requests = Counter(
+            "aimass_api_requests_total",
+            "HTTP requests to the model service's POST endpoints, by endpoint and status",
+            ["endpoint", "status"],
+            registry=r,
+        )
+        self.api_documents = Counter(
+            "aimass_api_documents_total",
+            "Documents enriched or embedded over HTTP, by endpoint and tenant",
+            ["endpoint", "tenant"],
+            registry=r,
+        )
+
     def observe_stage(self, role: str, stage: str, seconds: float) -> None:
         self.stage_seconds.labels(role, stage).observe(seconds)
 

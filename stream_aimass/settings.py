@@ -394,6 +394,32 @@ class Settings(BaseSettings):
         '["k1", "k2"]}`).',
     )
 
+    api_admin_key: SecretStr = Field(
+        SecretStr(""),
+        description="The admin API key: admin operations (`POST /v1/models/{name}/use`, every "
+        "tenant's usage, dead letters); empty: none is accepted (with auth off, every caller "
+        "is admin).",
+    )
+    api_max_request_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        description="Largest body `POST /v1/enrich` and `/v1/embed` accept; larger: 413.",
+    )
+    api_max_documents: int = Field(
+        256, ge=1, description="Most documents in one `POST /v1/enrich` or `/v1/embed`; more: 413."
+    )
+    api_max_pending_documents: int = Field(
+        1024,
+        ge=1,
+        description="Documents of HTTP requests waiting for the model at once; past it a "
+        "request gets 429 with `Retry-After`.",
+    )
+    api_publish_enriched: bool = Field(
+        True,
+        description="Also publish what `POST /v1/enrich` returns to the enriched topic (source "
+        "topic `api`), so the sink stores and meters it like stream documents.",
+    )
+
     @field_validator("labels", mode="before")
     @classmethod
     def _labels_from_list(cls, value: Any) -> Any:

@@ -101,9 +101,12 @@ def models_use(
     ] = None,
 ) -> None:
     """Serve MODEL as classifier NAME: running workers hot-swap to it between batches."""
-    from stream_aimass.enrich.reload import current_specs, write_classifier_file
+    from stream_aimass.enrich.reload import (
+        classifier_spec,
+        current_specs,
+        write_classifier_file,
+    )
     from stream_aimass.models.encoder import ModelLoadError
-    from stream_aimass.models.library import read_model, resolve_model
 
     settings = settings_or_exit(
         data_dir=data_dir, models_dir=models_dir, classifiers_file=classifiers_file
@@ -120,23 +123,10 @@ def models_use(
         del specs[name]
     else:
         assert model is not None
-        from stream_aimass.models.classify import head_view
-
         try:
-            path = resolve_model(model, settings.resolved_models_dir)
-            info = read_model(path)
-            if info.kind == "multitask":
-                info = head_view(info, head, "classifier")
-            elif head is not None:
-                raise ModelLoadError(f"--head: {model} is a {info.kind} model, not multitask")
+            specs[name], info = classifier_spec(model, head, settings.resolved_models_dir)
         except ModelLoadError as exc:
             raise fail(str(exc)) from None
-        # Pin the exact version: the file says which weights serve, not "newest".
-        specs[name] = (
-            {"model": str(path.resolve()), "head": info.meta["head"]}
-            if "head" in info.meta
-            else str(path.resolve())
-        )
         console.print(f"classifier {name}: {info.name} version {info.version}")
     write_classifier_file(settings.resolved_classifiers_file, specs)
     out.print(f"wrote {settings.resolved_classifiers_file}")

@@ -6,6 +6,7 @@ enriched records and item vectors, in input order; it runs in the service's mode
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -61,6 +62,8 @@ class Pending:
     offsets: list[tuple[int, int]] | None = None  # per piece, when entities are on
     word_ids: list[int | None] | None = None
     catalogue: bool = False  # a catalogue item (aimass.items): published as an item vector only
+    # Came over HTTP (``POST /v1/enrich``): resolved with the result, not committed.
+    reply: asyncio.Future[object] | None = None
 
 
 def free_accelerator_memory(exc: BaseException) -> None:
@@ -170,6 +173,15 @@ class DocumentEnricher:
     def enrich(self, items: list[Pending], queued_ms: float) -> list[bytes]:
         """Encode a batch and return the serialised enriched records, in input order."""
         return [out.record for out in self.run(items, queued_ms, item_vectors=False)]
+
+    def embed(self, ids: list[list[int]], batch: int) -> np.ndarray:
+        """Embeddings only (``POST /v1/embed``): (n, dim) float32, L2-normalised, in input
+        order, from forward passes of at most ``batch`` texts each."""
+        parts = [
+            self.encoder.encode_ids(ids[i : i + batch]).embeddings
+            for i in range(0, len(ids), batch)
+        ]
+        return np.concatenate(parts) if parts else np.zeros((0, self.encoder.dim), np.float32)
 
     def run(
         self, items: list[Pending], queued_ms: float, item_vectors: bool = True

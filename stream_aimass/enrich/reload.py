@@ -24,6 +24,7 @@ from stream_aimass.settings import Settings
 
 if TYPE_CHECKING:
     from stream_aimass.enrich.enricher import DocumentEnricher
+    from stream_aimass.models.library import ModelInfo
 
 log = logging.getLogger("stream_aimass.models")
 
@@ -45,6 +46,31 @@ def current_specs(settings: Settings) -> dict[str, Any]:
     if path.exists():
         return read_classifier_file(path)
     return dict(settings.classifiers)
+
+
+def classifier_spec(ref: str, head: str | None, models_dir: Path) -> tuple[Any, ModelInfo]:
+    """The ``classifiers_file`` entry that serves model ``ref`` (directory, NAME or
+    NAME@VERSION; ``head``: which classifier head of a multitask model), pinned to the exact
+    version, and what the library says of it. Raises ModelLoadError for what cannot serve
+    as a classifier."""
+    from stream_aimass.models.classify import head_view
+    from stream_aimass.models.library import read_model, resolve_model
+
+    path = resolve_model(ref, models_dir)
+    info = read_model(path)
+    if info.kind == "multitask":
+        info = head_view(info, head, "classifier")
+    elif head is not None:
+        raise ModelLoadError(f"head {head!r}: {ref} is a {info.kind} model, not multitask")
+    elif info.kind != "classifier":
+        raise ModelLoadError(
+            f"{ref} is a {info.kind} model: only classifiers (and a multitask model's "
+            "classifier heads) hot swap"
+        )
+    # Pin the exact version: the file says which weights serve, not "newest".
+    pinned = str(path.resolve())
+    spec = {"model": pinned, "head": info.meta["head"]} if "head" in info.meta else pinned
+    return spec, info
 
 
 def write_classifier_file(path: Path, specs: dict[str, Any]) -> None:

@@ -29,6 +29,7 @@ from aiokafka.errors import KafkaError
 
 from stream_aimass.batching import AdaptiveBatching, Batch, TokenBudgetBatcher
 from stream_aimass.decode import DocumentDecoder, ItemDecoder, unreadable_dead_letter
+from stream_aimass.enrich.direct import API_PARTITION, DirectRequests, Refused
 from stream_aimass.enrich.enricher import (
     DocumentEnricher,
     Enriched,
@@ -36,6 +37,7 @@ from stream_aimass.enrich.enricher import (
     run_isolating_failures,
 )
 from stream_aimass.enrich.reload import ClassifierWatcher
+from stream_aimass.enrich.tokenizing import PooledTokenizer
 from stream_aimass.kafka.clients import (
     make_consumer,
     make_hot_producer,
@@ -47,9 +49,8 @@ from stream_aimass.kafka.deliver import Outgoing, deliver
 from stream_aimass.kafka.offsets import OffsetTracker
 from stream_aimass.kafka.retention import LossWatch
 from stream_aimass.kafka.retention import report as report_losses
-from stream_aimass.models.encoder import Tokenized
 from stream_aimass.observability import Metrics
-from stream_aimass.records import DeadLetter, Source, record_key
+from stream_aimass.records import DeadLetter, Document, Source, record_key
 from stream_aimass.retry import sleep_unless
 from stream_aimass.settings import Settings
 
@@ -130,6 +131,9 @@ class EnrichService:
         self._cpu_pool = ThreadPoolExecutor(
             settings.tokenize_threads, thread_name_prefix="aimass-tokenize"
         )
+        self._tokenize = PooledTokenizer(
+            self._cpu_pool, enricher.tokenize, settings.tokenize_threads
+        )
         # Set when documents join the batcher (or fetching ends): the model loop forms its
         # next batch when the model is free, from everything pending then.
         self._added = asyncio.Event()
@@ -144,6 +148,7 @@ class EnrichService:
         self.consumer: Any = None
         self.producer: Any = None
         self.ready = False
+        self.direct = DirectRequests(settings.api_max_pending_documents)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -170,6 +175,7 @@ class EnrichService:
             await self._commit()
         finally:
             self.ready = False
+            self.direct.close("the worker is stopping; retry on another")
             commit_task.cancel()
             model_task.cancel()
             watch_task.cancel()
@@ -251,41 +257,55 @@ class EnrichService:
                 docs = self._decode(records)
                 self._timed("decode", time.perf_counter() - t0)
                 if docs:
-                    t0 = time.perf_counter()
-                    tokenized = await self._tokenize([p.document.text for p in docs])
-                    self._timed("tokenize", time.perf_counter() - t0)
-                    for row, pending in enumerate(docs):
-                        pending.ids = tokenized.ids[row]
-                        if tokenized.offsets:
-                            pending.offsets = tokenized.offsets[row]
-                            pending.word_ids = tokenized.word_ids[row]
-                        self.batcher.add(pending, len(pending.ids))
-                    self._added.set()
+                    await self._queue(docs)
             if self._clock() >= next_lag_report:
                 await report_lag(
                     self.consumer, self.settings.enrich_group, self.metrics.consumer_lag
                 )
                 next_lag_report = self._clock() + 1.0
 
-    async def _tokenize(self, texts: list[str]) -> Tokenized:
-        """Tokenize on the pool, ``tokenize_threads`` contiguous shares at once (a share has
-        at least 16 texts: smaller ones cost more to hand over than they save)."""
-        loop = asyncio.get_running_loop()
-        shares = max(1, min(self.settings.tokenize_threads, len(texts) // 16))
-        if shares == 1:
-            return await loop.run_in_executor(self._cpu_pool, self.enricher.tokenize, texts)
-        size = -(-len(texts) // shares)
-        parts = await asyncio.gather(
-            *(
-                loop.run_in_executor(self._cpu_pool, self.enricher.tokenize, texts[i : i + size])
-                for i in range(0, len(texts), size)
-            )
-        )
-        return Tokenized(
-            [ids for part in parts for ids in part.ids],
-            [offsets for part in parts for offsets in part.offsets],
-            [words for part in parts for words in part.word_ids],
-        )
+    async def _queue(self, docs: list[Pending]) -> None:
+        """Tokenize ``docs`` and hand them to the batcher."""
+        t0 = time.perf_counter()
+        tokenized = await self._tokenize([p.document.text for p in docs])
+        self._timed("tokenize", time.perf_counter() - t0)
+        for row, pending in enumerate(docs):
+            pending.ids = tokenized.ids[row]
+            if tokenized.offsets:
+                pending.offsets = tokenized.offsets[row]
+                pending.word_ids = tokenized.word_ids[row]
+            self.batcher.add(pending, len(pending.ids))
+        self._added.set()
+
+    # -- documents over HTTP (enrich/direct.py) ----------------------------------------
+
+    async def enrich_now(self, documents: list[Document]) -> list[Enriched | DeadLetter]:
+        """Enrich documents that came over HTTP with the stream's batcher and model thread,
+        in input order (a dead letter: the model failed on that one). Raises
+        :class:`~stream_aimass.enrich.direct.Refused` when not ready or full."""
+        self.direct.admit(len(documents), self.ready)
+        try:
+            items = [
+                Pending(d, [], API_PARTITION, b"", record_key(d.tenant, d.id)) for d in documents
+            ]
+            for item in items:
+                item.reply = self.direct.reply()
+            await self._queue(items)
+            replies = await asyncio.gather(*(item.reply for item in items if item.reply))
+            return [r for r in replies if isinstance(r, Enriched | DeadLetter)]
+        finally:
+            self.direct.release(len(documents))
+
+    async def embed_now(self, texts: list[str]) -> Any:
+        """Embeddings only, (n, dim) float32, on the model thread between batches."""
+        self.direct.admit(len(texts), self.ready)
+        try:
+            loop = asyncio.get_running_loop()
+            ids = (await self._tokenize(texts)).ids
+            batch = self.settings.batch_max_documents
+            return await loop.run_in_executor(self._model_pool, self.enricher.embed, ids, batch)
+        finally:
+            self.direct.release(len(texts))
 
     def _timed(self, stage: str, seconds: float) -> None:
         self.metrics.observe_stage(ROLE, stage, seconds)
@@ -380,6 +400,10 @@ class EnrichService:
             records: list[Outgoing] = []
             owners: list[int] = []  # the item each record derives from
             for row, (item, result) in enumerate(zip(items, results, strict=True)):
+                if item.reply is not None and (
+                    isinstance(result, DeadLetter) or not self.settings.api_publish_enriched
+                ):
+                    continue  # the HTTP caller gets it; nothing to publish
                 if isinstance(result, DeadLetter):
                     records.append(self._dead_record(result))
                     owners.append(row)
@@ -394,6 +418,9 @@ class EnrichService:
             given_up = {owners[i] for i in await self._deliver(records)}
             enriched = 0
             for row, (item, result) in enumerate(zip(items, results, strict=True)):
+                if item.reply is not None:
+                    self._answer(item.reply, result, given_up=row in given_up)
+                    continue
                 if row in given_up:
                     continue  # stopping: left uncommitted, delivered again next time
                 if isinstance(result, DeadLetter):
@@ -407,6 +434,14 @@ class EnrichService:
             self._progress.set()
         finally:
             self._publish_slots.release()
+
+    def _answer(self, reply: asyncio.Future[object], result: object, given_up: bool) -> None:
+        if reply.done():  # the caller went away
+            return
+        if given_up:
+            reply.set_exception(Refused(503, "the worker stopped before the record was stored"))
+        else:
+            reply.set_result(result)
 
     def _dead_record(self, dead: DeadLetter) -> Outgoing:
         return Outgoing(self.settings.topic_dlq, dead.to_json(), dead.dlq_key)

@@ -58,6 +58,8 @@ def _case_ok(surface: str, form: str) -> bool:
 
 # (alias, surface as written) -> entities whose case fits; cleared when this full.
 _FITS_REMEMBERED = 100_000
+# A NER mention as written -> its candidates; cleared when this full.
+_MENTIONS_REMEMBERED = 100_000
 
 
 def _token_end(token: str) -> str:
@@ -161,6 +163,7 @@ class AliasIndex:
         self._continued = {key[0] for key in self._prefixes}
         self._single = {key[0]: alias for key, alias in self.by_tokens.items() if len(key) == 1}
         self._fits: dict[tuple[str, str | None], tuple[int, ...]] = {}
+        self._mentions: dict[str, tuple[tuple[int, ...], bool]] = {}
 
     def __len__(self) -> int:
         return len(self.forms)
@@ -186,7 +189,9 @@ class AliasIndex:
 
     def prefix(self, prefix: str, limit: int = 20) -> list[str]:
         """Normalised aliases that start with ``prefix`` (for autocomplete-style lookup)."""
-        key = normalize(prefix)
+        return self._prefixed(normalize(prefix), limit)
+
+    def _prefixed(self, key: str, limit: int) -> list[str]:
         start = bisect.bisect_left(self._sorted, key)
         out: list[str] = []
         for alias in self._sorted[start:]:
@@ -201,18 +206,32 @@ class AliasIndex:
         return self.candidates_and_match(mention)[0]
 
     def candidates_and_match(self, mention: str) -> tuple[tuple[int, ...], bool]:
-        """:meth:`candidates`, and whether they come from an exact alias match."""
+        """:meth:`candidates`, and whether they come from an exact alias match. Remembered
+        per mention as written: a stream names the same people and places document after
+        document, and the lookup (tokenizing, prefix search, inner scan) costs more than
+        the link itself."""
+        known = self._mentions.get(mention)
+        if known is None:
+            known = self._candidates_and_match(mention)
+            if len(self._mentions) >= _MENTIONS_REMEMBERED:
+                self._mentions.clear()
+            self._mentions[mention] = known
+        return known
+
+    def _candidates_and_match(self, mention: str) -> tuple[tuple[int, ...], bool]:
+        alias = normalize(mention)
         # The case rules of scanning first ("puma" is the animal); then any case.
-        exact = self.lookup(mention) or self.lookup(mention, respect_case=False)
+        exact = self._entities(alias, mention) or self._entities(alias, None)
         if exact:
             return exact, True
-        return self._partial(mention), False
+        return self._partial(mention, alias), False
 
-    def _partial(self, mention: str) -> tuple[int, ...]:
+    def _partial(self, mention: str, alias: str) -> tuple[int, ...]:
         found: list[int] = []
-        for alias in self.prefix(mention, limit=10):
-            if alias != normalize(mention) and len(normalize(mention)) >= 4:
-                found.extend(i for i, _ in self.forms[alias])
+        if len(alias) >= 4:
+            for longer in self._prefixed(alias, limit=10):
+                if longer != alias:
+                    found.extend(i for i, _ in self.forms[longer])
         if found:
             return tuple(dict.fromkeys(found))
         inner = self.scan(mention)

@@ -33,6 +33,7 @@ from typing import Any
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
+from stream_aimass.clickhouse.queries import QueryResult, run_named_query
 from stream_aimass.decode import EventDecoder, unreadable_dead_letter
 from stream_aimass.kafka.clients import make_sink_consumer, replace_consumer, report_lag
 from stream_aimass.kafka.compat import unreadable_batch
@@ -352,6 +353,22 @@ class SinkService:
                     return True
         interval = self.settings.sink_min_interval_ms / 1000
         return held and caught_up and now - self._last_flush >= interval
+
+    async def query(
+        self, name: str, parameters: dict[str, Any], timeout_s: float = 10.0
+    ) -> QueryResult:
+        """Named query ``name`` on the sink's own client, between flushes (an embedded chdb
+        data dir has this one client). Raises LookupError before the sink has connected and
+        TimeoutError when a flush holds the client past ``timeout_s`` (ClickHouse down)."""
+        client = self.writer.client
+        if client is None:
+            raise LookupError("the sink has not connected to ClickHouse yet")
+        await asyncio.wait_for(self._flush_lock.acquire(), timeout_s)
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(None, run_named_query, client, name, parameters)
+        finally:
+            self._flush_lock.release()
 
     async def flush(self) -> None:
         """Insert everything buffered, then commit the offsets it came from."""

@@ -7,6 +7,9 @@ or echoed in errors. A request presents its key as ``Authorization: Bearer KEY``
 
 - ``/v1/recommendations/{tenant}/...`` needs a key of that tenant.
 - ``/v1/models`` needs any valid key.
+- ``POST /v1/enrich`` and ``/v1/embed`` act for the key's tenant.
+- Admin operations (``POST /v1/models/{name}/use``, every tenant's usage) need the admin key
+  (``AIMASS_API_ADMIN_KEY``), which also passes wherever a tenant's key does.
 - ``/healthz``, ``/readyz`` and ``/metrics`` stay open (ops endpoints; the web server binds
   127.0.0.1 by default).
 
@@ -28,6 +31,7 @@ from stream_aimass.records import TENANT_RE, TENANT_RULE
 from stream_aimass.settings import Settings
 
 KEYS_ENV = "AIMASS_API_KEYS"
+ADMIN_ENV = "AIMASS_API_ADMIN_KEY"
 ENABLED_ENV = "AIMASS_API_AUTH_ENABLED"
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="aimass"'}
 NO_KEYS_CONFIGURED = (
@@ -138,18 +142,25 @@ class ApiKeyAuth:
 
     enabled: bool
     keys: Mapping[str, frozenset[bytes]] = field(default_factory=dict)
+    admin: frozenset[bytes] = frozenset()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiKeyAuth:
         """Raises :class:`ApiKeyConfigError` when auth is on and the keys are unusable."""
         if not settings.api_auth_enabled:
             return cls(False)
-        return cls(True, parse_api_keys(settings.api_keys.get_secret_value()))
+        keys = parse_api_keys(settings.api_keys.get_secret_value())
+        admin = settings.api_admin_key.get_secret_value().strip()
+        if admin and not _valid_key(admin):
+            raise ApiKeyConfigError(f"{ADMIN_ENV} must be printable ASCII without spaces")
+        if admin and any(digest(admin) in d for d in keys.values()):
+            raise ApiKeyConfigError(f"{ADMIN_ENV} is also a tenant's key: use a key of its own")
+        return cls(True, keys, frozenset({digest(admin)}) if admin else frozenset())
 
     @property
     def misconfigured(self) -> bool:
         """Auth on and no keys: every ``/v1/`` request is refused."""
-        return self.enabled and not self.keys
+        return self.enabled and not self.keys and not self.admin
 
     def tenants(self) -> list[str]:
         return sorted(self.keys)
@@ -160,15 +171,34 @@ class ApiKeyAuth:
             found |= hmac.compare_digest(presented, d)
         return found
 
-    def check(self, headers: Mapping[str, str], tenant: str | None) -> Denied | None:
-        """None when the request may go on, else why not.
-
-        ``tenant``: the tenant whose data the request reads (a key of that tenant is
-        needed), or None for an endpoint any valid key may call.
-        """
+    def caller(self, headers: Mapping[str, str]) -> Caller | Denied:
+        """Who is calling: a tenant (by its key), the admin, or (auth off) anyone, as admin."""
         if not self.enabled:
+            return Caller(None, admin=True)
+        presented = self._presented(headers)
+        if isinstance(presented, Denied):
+            return presented
+        if self._matches(presented, self.admin):
+            return Caller(None, admin=True)
+        found: str | None = None
+        for tenant, digests in self.keys.items():  # every tenant: no early exit
+            if self._matches(presented, digests):
+                found = tenant
+        if found is None:
+            return Denied(403, {"error": "the API key is not valid"})
+        return Caller(found, admin=False)
+
+    def check_admin(self, headers: Mapping[str, str]) -> Denied | None:
+        """None when the request carries the admin key (or auth is off)."""
+        caller = self.caller(headers)
+        if isinstance(caller, Denied):
+            return caller
+        if caller.admin:
             return None
-        if not self.keys:
+        return Denied(403, {"error": f"this operation needs the admin key ({ADMIN_ENV})"})
+
+    def _presented(self, headers: Mapping[str, str]) -> bytes | Denied:
+        if not self.keys and not self.admin:
             return Denied(401, {"error": NO_KEYS_CONFIGURED}, dict(_CHALLENGE))
         key = presented_key(headers)
         if key is None:
@@ -178,7 +208,21 @@ class ApiKeyAuth:
                  "'X-API-Key: KEY'"},
                 dict(_CHALLENGE),
             )  # fmt: skip
-        presented = digest(key)
+        return digest(key)
+
+    def check(self, headers: Mapping[str, str], tenant: str | None) -> Denied | None:
+        """None when the request may go on, else why not.
+
+        ``tenant``: the tenant whose data the request reads (a key of that tenant, or the
+        admin key, is needed), or None for an endpoint any valid key may call.
+        """
+        if not self.enabled:
+            return None
+        presented = self._presented(headers)
+        if isinstance(presented, Denied):
+            return presented
+        if self._matches(presented, self.admin):
+            return None
         if tenant is None:
             granted = False
             for digests in self.keys.values():
@@ -191,3 +235,11 @@ class ApiKeyAuth:
         # The same answer for an unknown key and another tenant's key.
         shown = tenant[:140]
         return Denied(403, {"error": f"the API key does not grant access to tenant {shown!r}"})
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who a request comes from: a tenant's key (``tenant``), or the admin (``tenant`` None)."""
+
+    tenant: str | None
+    admin: bool

@@ -82,6 +82,42 @@ def test_candidates_for_ner_mentions(index: AliasIndex) -> None:
     assert index.candidates("Nothing Here") == ()
 
 
+MENTIONS = [
+    "apple",
+    "Apple",
+    "zurich",
+    "New York Sta",
+    "New York",
+    "new york",
+    "NYC",
+    "the World Health Organization's",
+    "Nothing Here",
+    "US",
+    "us",
+    "U.S.",
+    "Zürich",
+]
+
+
+def test_remembered_candidates_are_the_looked_up_ones_whatever_came_before() -> None:
+    data = "\n".join(json.dumps(e) for e in ENTITIES).encode()
+    fresh = [AliasIndex(parse_kb(data, "test")).candidates_and_match(m) for m in MENTIONS]
+    warm = AliasIndex(parse_kb(data, "test"))
+    for _ in range(3):  # in reversed order, then twice more: each answer as fresh
+        for mention, expected in reversed(list(zip(MENTIONS, fresh, strict=True))):
+            assert warm.candidates_and_match(mention) == expected
+
+
+def test_remembered_mentions_are_bounded(
+    index: AliasIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("stream_aimass.entities.aliases._MENTIONS_REMEMBERED", 4)
+    for n in range(50):
+        index.candidates_and_match(f"Mention {n}")
+    assert len(index._mentions) <= 4
+    assert ids(index, index.candidates("Zurich")) == {"city/zurich"}
+
+
 def test_ambiguous_aliases(index: AliasIndex) -> None:
     assert set(index.ambiguous()) == {"apple", "new york"}
 

@@ -13,6 +13,7 @@ from stream_aimass.web.auth import (
     NO_KEYS_CONFIGURED,
     ApiKeyAuth,
     ApiKeyConfigError,
+    Denied,
     parse_api_keys,
     presented_key,
 )
@@ -139,3 +140,47 @@ def test_auth_on_without_keys_refuses_everything_and_says_how_to_fix_it() -> Non
     assert "AIMASS_API_KEYS" in NO_KEYS_CONFIGURED
     assert "AIMASS_API_AUTH_ENABLED=false" in NO_KEYS_CONFIGURED
     assert not auth().misconfigured and not ApiKeyAuth(False).misconfigured
+
+
+def admin_auth() -> ApiKeyAuth:
+    settings = Settings(
+        api_keys=SecretStr(KEYS), api_admin_key=SecretStr("the-admin-key"), api_auth_enabled=True
+    )
+    return ApiKeyAuth.from_settings(settings)
+
+
+def test_callers_are_a_tenant_or_the_admin() -> None:
+    checks = admin_auth()
+    tenant = checks.caller(bearer("acme-key-2"))
+    assert not isinstance(tenant, Denied) and (tenant.tenant, tenant.admin) == ("acme", False)
+    admin = checks.caller({"X-API-Key": "the-admin-key"})
+    assert not isinstance(admin, Denied) and (admin.tenant, admin.admin) == (None, True)
+    unknown = checks.caller(bearer("nope"))
+    assert isinstance(unknown, Denied) and unknown.status == 403
+    missing = checks.caller({})
+    assert isinstance(missing, Denied) and missing.status == 401
+    off = ApiKeyAuth(False).caller({})
+    assert not isinstance(off, Denied) and off.admin
+
+
+def test_admin_operations_need_the_admin_key_which_passes_every_tenant_check() -> None:
+    checks = admin_auth()
+    assert checks.check_admin(bearer("the-admin-key")) is None
+    denied = checks.check_admin(bearer("acme-key-1"))
+    assert (
+        denied is not None
+        and denied.status == 403
+        and "AIMASS_API_ADMIN_KEY" in denied.body["error"]
+    )
+    assert checks.check(bearer("the-admin-key"), "globex") is None
+    assert checks.check(bearer("the-admin-key"), None) is None
+    assert ApiKeyAuth(True, parse_api_keys(KEYS)).check_admin(bearer("the-admin-key")) is not None
+
+
+def test_an_admin_key_that_is_also_a_tenants_key_is_refused() -> None:
+    with pytest.raises(ApiKeyConfigError, match="also a tenant's key"):
+        ApiKeyAuth.from_settings(
+            Settings(api_keys=SecretStr(KEYS), api_admin_key=SecretStr("globex-key"))
+        )
+    only_admin = ApiKeyAuth.from_settings(Settings(api_admin_key=SecretStr("k")))
+    assert not only_admin.misconfigured
