@@ -23,10 +23,12 @@ from typing import Any
 import faust
 import mode
 
+from stream_aimass.jobs.runner import JobRunner
 from stream_aimass.pipeline import Pipeline, Role, Stack, make_faust_app, serves_recs
 from stream_aimass.recs.service import RecsService
 from stream_aimass.settings import Settings
 from stream_aimass.web.auth import ApiKeyAuth, ApiKeyConfigError
+from stream_aimass.web.jobs_routes import register_jobs_routes
 from stream_aimass.web.routes import register_routes
 from stream_aimass.web.service_routes import register_service_routes
 
@@ -50,9 +52,12 @@ class PipelineService(mode.Service):  # type: ignore[misc]
         self.recs = recs
         self.pipeline: Pipeline | None = None
         self.failed: BaseException | None = None
+        # Training jobs: run by this worker in child processes (one per data dir trains).
+        self.jobs = JobRunner(settings)
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
+        self.add_future(self.jobs.run())
         loop = asyncio.get_running_loop()
         # Loading the model takes seconds: keep the event loop (and /healthz) responsive.
         self.pipeline = await loop.run_in_executor(
@@ -116,6 +121,7 @@ def build_app(
 
     register_routes(app, settings=settings, role=role, service=service, recs=recs, auth=auth)
     register_service_routes(app, settings=settings, role=role, service=service, auth=auth)
+    register_jobs_routes(app, settings=settings, runner=service.jobs, auth=auth)
     return app
 
 

@@ -420,6 +420,19 @@ class Settings(BaseSettings):
         "topic `api`), so the sink stores and meters it like stream documents.",
     )
 
+    training_jobs_concurrency: int = Field(
+        1,
+        ge=1,
+        le=8,
+        description="Training jobs (`POST /v1/training-jobs`) that run at once, each a process "
+        "of its own; the rest wait in the queue.",
+    )
+    training_max_upload_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="Largest training file a `POST /v1/training-jobs` accepts; larger: 413.",
+    )
+
     @field_validator("labels", mode="before")
     @classmethod
     def _labels_from_list(cls, value: Any) -> Any:

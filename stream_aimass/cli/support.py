@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from datetime import date, datetime
 from decimal import Decimal
@@ -21,6 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from stream_aimass.jobs.store import PROGRESS_FILE_ENV
 from stream_aimass.settings import Settings, load_settings
 
 console = Console(stderr=True, soft_wrap=True)
@@ -127,18 +130,34 @@ class ProgressReporter:
         self.task: TaskID | None = None
         self.plain = not progress.console.is_terminal
         self.stage, self.total, self.done, self.shown, self.began = "", 0, 0, 0, 0.0
+        # A training job (jobs/runner.py) reads progress as JSON lines from this file.
+        events = os.environ.get(PROGRESS_FILE_ENV)
+        self.events = Path(events) if events else None
+        self.reported = 0
+
+    def _event(self, event: dict[str, Any]) -> None:
+        if self.events is not None:
+            with self.events.open("a") as fh:
+                fh.write(json.dumps(event, default=str) + "\n")
 
     def start(self, stage: str, total: int) -> None:
         if self.task is not None:
             self.progress.update(self.task, visible=False)
         self.task = self.progress.add_task(stage, total=total)
-        self.stage, self.total, self.done, self.shown = stage, total, 0, 0
+        self.stage, self.total, self.done, self.shown, self.reported = stage, total, 0, 0, 0
         self.began = time.monotonic()
+        self._event({"stage": stage, "done": 0, "total": total, "percent": 0.0, "seconds": 0.0})
 
     def advance(self, n: int = 1) -> None:
         if self.task is not None:
             self.progress.advance(self.task, n)
         self.done += n
+        hundredth = self.done * 100 // max(1, self.total)
+        if hundredth > self.reported:
+            self.reported = hundredth
+            seconds = round(time.monotonic() - self.began, 1)
+            self._event({"stage": self.stage, "done": self.done, "total": self.total,
+                         "percent": float(min(100, hundredth)), "seconds": seconds})  # fmt: skip
         tenth = self.done * 10 // max(1, self.total)
         if self.plain and self.total >= 10 and tenth > self.shown:
             self.shown = tenth
@@ -150,6 +169,7 @@ class ProgressReporter:
     def epoch(self, epoch: int, metrics: dict[str, Any]) -> None:
         shown = "  ".join(f"{k}={v}" for k, v in metrics.items() if k != "epoch")
         self.progress.console.print(f"epoch {epoch}: {shown}")
+        self._event({"epoch": epoch, "metrics": {k: v for k, v in metrics.items() if k != "epoch"}})
 
 
 def progress_bar() -> Progress:

@@ -1,8 +1,8 @@
 """The worker's HTTP endpoints, on Faust's web server.
 
-Ops endpoints (``/healthz``, ``/readyz``, ``/metrics``) are open; every ``/v1/`` endpoint
-checks the per-tenant API key first (:mod:`.auth`). The service endpoints of the model
-service go here.
+Ops endpoints (``/healthz``, ``/readyz``, ``/metrics``, ``/openapi.json``) are open; every
+``/v1/`` endpoint checks the API key first (:mod:`.auth`). The model service's endpoints are
+in :mod:`.service_routes`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from stream_aimass.recs import lookup
 from stream_aimass.recs.service import RecsService, validate_request
 from stream_aimass.settings import Settings
 from stream_aimass.web.auth import ApiKeyAuth, Denied
+from stream_aimass.web.openapi import openapi_document
 
 
 def _denied(web: Any, denied: Denied) -> Any:
@@ -84,6 +85,10 @@ def register_routes(
         if isinstance(answer.body, str):
             return web.text(answer.body, content_type="application/json", status=answer.status)
         return web.json(answer.body, status=answer.status, headers=answer.headers)
+
+    @app.page("/openapi.json")
+    async def openapi(web: Any, request: Any) -> Any:
+        return web.json(openapi_document())
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:

@@ -213,3 +213,111 @@ def test_bad_requests_get_their_reason_and_the_worker_goes_on(worker: WorkerProc
         else:
             assert len(answer["records"]) == 8
     assert call(worker, "/v1/enrich", key, {"text": "still here"})[0] == 200
+
+
+def test_every_documented_operation_answers_as_documented(worker: WorkerProcess) -> None:
+    """The contract: /openapi.json passes an OpenAPI 3.1 validator, and every operation it
+    lists, called with its examples (with the admin key, and with no key), answers with a
+    documented status and a body its schema accepts."""
+    from openapi_spec_validator import validate
+
+    status, _, document = call(worker, "/openapi.json")
+    assert status == 200
+    validate(document)
+    components = document["components"]
+    values = {"name": "topic-head", "tenant": "acme", "user_id": "u-1", "job_id": "nojob"}
+    checked = 0
+    for path, operations in document["paths"].items():
+        for method, op in operations.items():
+            url = path.format(**{k: v for k, v in values.items() if "{" + k + "}" in path})
+            body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
+            keys: list[str | None] = [ADMIN, None] if op["security"] else [None]
+            for key in keys:
+                got, headers, answer = call(
+                    worker, url, key, body.get("example"), method=method.upper()
+                )
+                documented = op["responses"].get(str(got))
+                assert documented is not None, (method, path, key is None, got, answer)
+                kind = headers.get("Content-Type", "").split(";")[0]
+                content = documented.get("content", {})
+                if kind in content and kind == "application/json":
+                    schema = {**content[kind]["schema"], "components": components}
+                    jsonschema.Draft202012Validator(schema).validate(answer)
+                checked += 1
+            if op["security"]:
+                assert got == 401  # the last call had no key
+    assert checked >= 18
+
+
+ROWS = [
+    ("my card has not arrived", "card"), ("where is my new visa card", "card"),
+    ("the atm kept my card", "card"), ("card pin blocked", "card"),
+    ("send money abroad", "transfer"), ("wire transfer to iban", "transfer"),
+    ("how long does a transfer take", "transfer"), ("transfer failed", "transfer"),
+]  # fmt: skip
+
+
+def upload(worker: WorkerProcess, key: str | None, *fields: str) -> tuple[int, Any]:
+    args = [a for f in fields for a in ("-F", f)]
+    status, text = curl(worker, *(["-H", f"X-API-Key: {key}"] if key else []), *args,
+                        "/v1/training-jobs")  # fmt: skip
+    return status, json.loads(text)
+
+
+def test_training_jobs_run_in_their_own_process_and_land_in_the_library(
+    worker: WorkerProcess, broker_process: BrokerProcess, tmp_path: Path, topic_head: Path
+) -> None:
+    data = tmp_path / "intents.csv"
+    data.write_text("text,category\n" + "".join(f'"{t}",{c}\n' for t, c in ROWS))
+    one_label = tmp_path / "one.csv"
+    one_label.write_text("text,category\na,x\nb,x\n")
+    conll = tmp_path / "tags.conll"
+    conll.write_text("Paris B-LOC\nis O\nnice O\n\nAcme B-ORG\nhired O\nBob B-PER\n")
+
+    # Refusals: who, and what the CLI would say of the file.
+    assert upload(worker, None, f"file=@{data}", "kind=classifier")[0] == 401
+    assert upload(worker, KEYS["acme"], f"file=@{data}", "kind=classifier")[0] == 403
+    status, answer = upload(worker, ADMIN, f"file=@{one_label}", "kind=classifier")
+    assert status == 400 and "only one label" in answer["error"] and "one.csv" in answer["error"]
+    status, answer = upload(worker, ADMIN, f"file=@{data}", "kind=ner")
+    assert status == 400 and "CoNLL" in answer["error"]
+    status, answer = upload(worker, ADMIN, f"file=@{conll}", "kind=translator")
+    assert status == 400 and "kind must be one of" in answer["error"]
+    status, answer = upload(worker, ADMIN, f"file=@{data}", "kind=classifier", "epochs=0")
+    assert status == 400 and "epochs" in answer["error"]
+    got = call(worker, "/v1/training-jobs", ADMIN, {"kind": "classifier"}, method="POST")
+    assert got[0] == 400 and "multipart/form-data" in got[2]["error"]
+
+    status, job = upload(
+        worker, ADMIN, f"file=@{data}", f"dev=@{data}", "kind=classifier", "epochs=3",
+        "name=intent",
+    )  # fmt: skip
+    assert status == 202 and job["state"] == "queued", job
+    assert job["data"] == {"file": "intents.csv", "examples": 8, "labels": 2}
+    deadline = time.monotonic() + 300
+    while True:
+        status, _, job = call(worker, f"/v1/training-jobs/{job['id']}", ADMIN)
+        if job["state"] in ("succeeded", "failed", "cancelled"):
+            break
+        assert time.monotonic() < deadline, job
+        time.sleep(0.5)
+    status, _, log = call(worker, f"/v1/training-jobs/{job['id']}/log", ADMIN)
+    assert job["state"] == "succeeded", (job, log)
+    assert [e["epoch"] for e in job["epoch_metrics"]] == [1, 2, 3]
+    assert {"train_loss", "accuracy", "macro_f1"} <= set(job["epoch_metrics"][-1]["metrics"])
+    assert job["progress"]["percent"] == 100.0
+    assert job["model"]["name"] == "intent" and job["model"]["version"]
+    assert "train classifier" in log and "epoch 3" in log
+    status, _, detail = call(worker, "/v1/models/intent", ADMIN)
+    assert status == 200 and [v["version"] for v in detail["versions"]] == [job["model"]["version"]]
+    assert (topic_head / "intent" / job["model"]["version"] / "model.json").is_file()
+
+    # A queued job can be cancelled; the list keeps every job, oldest first.
+    status, queued = upload(worker, ADMIN, f"file=@{conll}", "kind=ner", "epochs=1", "name=tags")
+    assert status == 202
+    status, _, cancelled = call(worker, f"/v1/training-jobs/{queued['id']}/cancel", ADMIN, {},
+                                method="POST")  # fmt: skip
+    assert status == 200 and cancelled["state"] in ("cancelled", "running")
+    assert call(worker, "/v1/training-jobs/nope/log", ADMIN)[0] == 404
+    status, _, listed = call(worker, "/v1/training-jobs", ADMIN)
+    assert [j["id"] for j in listed["jobs"]] == [job["id"], queued["id"]]

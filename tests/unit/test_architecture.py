@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {"retry", "observability", "batching", "decode"},
     {"kafka", "clickhouse", "models"},
     {"entities"},
-    {"training", "evaluation", "enrich", "sink", "recs"},
+    {"training", "evaluation", "enrich", "sink", "recs", "jobs"},
     {"pipeline", "web"},
     {"app"},
     {"cli", "tools", "testing", "__init__"},
