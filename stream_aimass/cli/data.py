@@ -119,6 +119,16 @@ def query(
             "--entity", help="Knowledge-base entity id, e.g. company/apple (entity-trend)."
         ),
     ] = None,
+    stage: Annotated[
+        str | None, typer.Option("--stage", help="Dead letters of this stage (dead-letter-list).")
+    ] = None,
+    source_topic: Annotated[
+        str | None,
+        typer.Option("--source-topic", help="Dead letters from this topic (dead-letter-list)."),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=100_000, help="Most rows (dead-letter-list).")
+    ] = 100,
 ) -> None:
     """Run a named analytics query.
 
@@ -142,13 +152,20 @@ def query(
     end = _parse_when(to, "--to") if to else ALL_TIME[1]
     if start >= end:
         raise fail(f"--from {start.isoformat()} is not before --to {end.isoformat()}")
-    parameters = {"tenant": tenant or "", "from": start, "to": end, "entity": entity or ""}
+    parameters = {
+        "tenant": tenant or "", "from": start, "to": end, "entity": entity or "",
+        "stage": stage or "", "topic": source_topic or "", "limit": limit,
+    }  # fmt: skip
     wanted = query_parameters(name)
     if "entity" in wanted and not entity:
         # No entity has the id '': the query would quietly return nothing.
         raise fail(f"query {name} needs --entity ENTITY_ID (e.g. --entity company/apple)")
-    given = {"tenant": tenant, "from": from_, "to": to, "entity": entity}
-    ignored = [f"--{k}" for k, v in given.items() if v is not None and k not in wanted]
+    given = {"tenant": tenant, "from": from_, "to": to, "entity": entity, "stage": stage,
+             "topic": source_topic}  # fmt: skip
+    flags = {"topic": "source-topic"}
+    ignored = [
+        f"--{flags.get(k, k)}" for k, v in given.items() if v is not None and k not in wanted
+    ]
     if ignored:
         console.print(f"[yellow]note:[/] query {name} ignores {', '.join(ignored)}")
     settings = settings_or_exit(data_dir=data_dir, clickhouse_dsn=clickhouse)

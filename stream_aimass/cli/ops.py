@@ -1,4 +1,4 @@
-"""Operations: ``topics``, ``db``, ``lag`` and ``settings``."""
+"""Operations: ``topics``, ``db``, ``dlq``, ``lag`` and ``settings``."""
 
 from __future__ import annotations
 
@@ -30,6 +30,70 @@ topics_app = typer.Typer(help="Kafka topics of the pipeline.", no_args_is_help=T
 
 
 db_app = typer.Typer(help="ClickHouse schema.", no_args_is_help=True)
+
+
+dlq_app = typer.Typer(help="Dead letters (aimass.dlq).", no_args_is_help=True)
+
+
+def _when_ms(value: str | None, option: str) -> int | None:
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise fail(
+            f"{option} {value!r} is not an ISO date or datetime (2026-11-01T08:00)"
+        ) from None
+    when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1000)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    stage: Annotated[
+        str | None, typer.Option("--stage", help="Only this stage (decode, validate, enrich...).")
+    ] = None,
+    source_topic: Annotated[
+        str | None, typer.Option("--source-topic", help="Only dead letters from this topic.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Failed at or after (ISO, UTC unless zoned).")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Failed before (ISO).")] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Only reasons containing this text.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N.")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be replayed; send nothing.")
+    ] = False,
+    bootstrap: Bootstrap = None,
+    data_dir: DataDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Send selected dead letters back to their source topic, once the cause is fixed."""
+    from stream_aimass.kafka.replay import ReplayFilter, replay_dead_letters
+
+    settings = settings_or_exit(kafka_bootstrap=bootstrap, data_dir=data_dir)
+    address = resolve_bootstrap(settings)
+    selected = ReplayFilter(
+        stage, source_topic, _when_ms(since, "--since"), _when_ms(until, "--until"), reason
+    )
+    report = asyncio.run(
+        replay_dead_letters(settings, address, selected, dry_run=dry_run, limit=limit)
+    ).to_dict(dry_run)
+    if as_json:
+        out.print_json(json.dumps(report))
+        return
+    verb = "would replay" if dry_run else "replayed"
+    out.print(
+        f"scanned {report['scanned']} dead letters, {report['matched']} matched, {verb} "
+        f"{report['replayed']} ({report['to_topics'] or 'none'})"
+    )
+    for why, n in report["skipped"].items():
+        out.print(f"  skipped {n}: {why}")
 
 
 @commands.command()

@@ -225,6 +225,17 @@ async def report_lag(consumer: AIOKafkaConsumer, group: str, gauge: Any) -> None
         gauge.labels(group, tp.topic, str(tp.partition)).set(max(0, high - position))
 
 
+async def topic_partitions(consumer: Any, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of ``topics``, from fresh metadata (a client that subscribed to
+    nothing has none for them yet)."""
+    await consumer._client.force_metadata_update()
+    return [
+        TopicPartition(topic, p)
+        for topic in topics
+        for p in sorted(consumer.partitions_for_topic(topic) or ())
+    ]
+
+
 async def group_lag(
     settings: Settings, bootstrap: str, group_id: str, topics: Iterable[str]
 ) -> dict[TopicPartition, int]:
@@ -232,13 +243,7 @@ async def group_lag(
     consumer = make_consumer(settings, bootstrap, group_id)
     await consumer.start()
     try:
-        # A client that subscribed to nothing has no metadata for these topics yet.
-        await consumer._client.force_metadata_update()
-        tps = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        tps = await topic_partitions(consumer, topics)
         ends = await consumer.end_offsets(tps)
         lag = {}
         for tp in tps:

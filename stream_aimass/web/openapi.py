@@ -222,6 +222,23 @@ def openapi_document() -> dict[str, Any]:
                 ],
             )
         },
+        "/v1/dead-letters": {
+            "get": _op(
+                "List dead letters (admin)",
+                {
+                    "200": ok({"$ref": "#/components/schemas/DeadLetters"}, "Newest first"),
+                    **_errors(400, 401, 403, 404, 503),
+                },
+                tag="dead letters",
+                parameters=[
+                    _query("stage", {"type": "string"}, "decode, validate, enrich, retention..."),
+                    _query("topic", {"type": "string"}, "The source topic"),
+                    _query("from", {"type": "string"}, "Failed at or after (ISO)"),
+                    _query("to", {"type": "string"}, "Failed before (ISO)"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "At most"),
+                ],
+            ),
+        },
         "/v1/training-jobs": {
             "get": _op(
                 "List training jobs",

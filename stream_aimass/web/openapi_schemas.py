@@ -205,6 +205,33 @@ SCHEMAS: dict[str, Any] = {
             "model": {},
         },
     },
+    "DeadLetters": {
+        "type": "object",
+        "required": ["dead_letters", "parameters"],
+        "properties": {
+            "parameters": {"type": "object"},
+            "dead_letters": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["topic", "partition", "offset", "stage", "reason", "failed_at"],
+                    "properties": {
+                        "topic": {"type": "string"},
+                        "partition": {"type": "integer"},
+                        "offset": {"type": "integer"},
+                        "source_ts": {"type": "string"},
+                        "stage": {"type": "string"},
+                        "reason": {"type": "string"},
+                        "error_type": {"type": "string"},
+                        "raw_bytes": {"type": "integer"},
+                        "raw_truncated": {"type": "integer"},
+                        "raw_preview": {"type": "string"},
+                        "failed_at": {"type": "string"},
+                    },
+                },
+            },
+        },
+    },
     "TrainingJob": {
         "type": "object",
         "required": [

@@ -155,6 +155,24 @@ def register_service_routes(
             except BadRequest as exc:
                 return _error(self, exc.status, exc.reason)
 
+    @app.page("/v1/dead-letters")
+    async def dead_letters(web: Any, request: Any) -> Any:
+        denied = auth.check_admin(request.headers)
+        if denied is not None:
+            return _denied(web, denied)
+        try:
+            params = dead_letter_parameters(request.query)
+            result = await sink_of(service, role).query("dead-letter-list", params)
+        except BadRequest as exc:
+            return _error(web, exc.status, exc.reason)
+        except (LookupError, TimeoutError) as exc:
+            return _error(web, 503, f"ClickHouse is not available: {exc}", {"Retry-After": "5"})
+        return web.bytes(
+            orjson.dumps({"dead_letters": result.as_dicts(), "parameters": _shown(params)},
+                         option=orjson.OPT_NAIVE_UTC),
+            content_type=_JSON,
+        )  # fmt: skip
+
     @app.page("/v1/usage")
     async def usage(web: Any, request: Any) -> Any:
         caller = auth.caller(request.headers)
@@ -165,14 +183,7 @@ def register_service_routes(
             fmt = request.query.get("format", "json")
             if fmt not in ("json", "csv"):
                 raise BadRequest(400, f"format must be json or csv, not {fmt[:20]!r}")
-            pipeline = service.pipeline
-            sink = pipeline.sink if pipeline is not None else None
-            if sink is None:
-                raise BadRequest(
-                    404, f"role {role!r} has no ClickHouse client: ask a sink or all worker, or "
-                    "run `stream-aimass data query usage` where ClickHouse is"
-                )  # fmt: skip
-            result = await sink.query("usage", params)
+            result = await sink_of(service, role).query("usage", params)
         except BadRequest as exc:
             return _error(web, exc.status, exc.reason)
         except (LookupError, TimeoutError) as exc:
@@ -184,28 +195,35 @@ def register_service_routes(
             writer.writerow(result.columns)
             writer.writerows(result.rows)
             return web.text(out.getvalue(), content_type="text/csv")
-        shown = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in params.items()}
         return web.bytes(
-            orjson.dumps({"query": "usage", "parameters": shown, "rows": rows},
+            orjson.dumps({"query": "usage", "parameters": _shown(params), "rows": rows},
                          option=orjson.OPT_NAIVE_UTC),
             content_type=_JSON,
         )  # fmt: skip
 
 
-async def _has_body(request: Any) -> bool:
-    length = request.headers.get("Content-Length")
-    return bool(request.can_read_body) and length != "0"
+def sink_of(service: Any, role: str) -> Any:
+    """The sink service, whose ClickHouse client answers queries; 404 where there is none."""
+    pipeline = service.pipeline
+    sink = pipeline.sink if pipeline is not None else None
+    if sink is None:
+        raise BadRequest(
+            404, f"role {role!r} has no ClickHouse client: ask a sink or all worker, or run "
+            "`stream-aimass query NAME` where ClickHouse is"
+        )  # fmt: skip
+    return sink
 
 
-def usage_parameters(query: Any, caller: Caller) -> dict[str, Any]:
-    """The ``usage`` query's parameters from ``?from=&to=&tenant=``: a tenant's key reads
-    its own rows only; the admin key every tenant's (or ``tenant``'s)."""
-    start, end = ALL_TIME
-    bounds = {}
-    for key, default in (("from", start), ("to", end)):
+def _shown(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in params.items()}
+
+
+def _bounds(query: Any) -> tuple[datetime, datetime]:
+    """``?from=&to=``: ISO dates or times, UTC unless zoned; default all time."""
+    bounds = dict(zip(("from", "to"), ALL_TIME, strict=True))
+    for key in ("from", "to"):
         raw = query.get(key)
-        if raw is None or raw == "":
-            bounds[key] = default
+        if not raw:
             continue
         try:
             when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
@@ -217,9 +235,31 @@ def usage_parameters(query: Any, caller: Caller) -> dict[str, Any]:
         bounds[key] = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
     if bounds["from"] >= bounds["to"]:
         raise BadRequest(400, "'from' must be before 'to'")
+    return bounds["from"], bounds["to"]
+
+
+def dead_letter_parameters(query: Any) -> dict[str, Any]:
+    """``?stage=&topic=&from=&to=&limit=`` (failed_at in [from, to); limit 1 to 1000)."""
+    start, end = _bounds(query)
+    limit = query.get("limit", "100")
+    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+        raise BadRequest(400, f"limit must be a whole number from 1 to 1000, not {limit[:20]!r}")
+    return {"stage": query.get("stage", ""), "topic": query.get("topic", ""), "from": start,
+            "to": end, "limit": int(limit)}  # fmt: skip
+
+
+async def _has_body(request: Any) -> bool:
+    length = request.headers.get("Content-Length")
+    return bool(request.can_read_body) and length != "0"
+
+
+def usage_parameters(query: Any, caller: Caller) -> dict[str, Any]:
+    """The ``usage`` query's parameters from ``?from=&to=&tenant=``: a tenant's key reads
+    its own rows only; the admin key every tenant's (or ``tenant``'s)."""
+    start, end = _bounds(query)
     tenant = query.get("tenant", "")
     if caller.tenant is not None:
         if tenant not in ("", caller.tenant):
             raise BadRequest(403, f"the API key does not grant access to tenant {tenant[:140]!r}")
         tenant = caller.tenant
-    return {"tenant": tenant, "from": bounds["from"], "to": bounds["to"]}
+    return {"tenant": tenant, "from": start, "to": end}

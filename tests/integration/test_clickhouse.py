@@ -36,6 +36,7 @@ QUERY_PARAMETERS = {
     "recommendation-ctr": _EVERY_TENANT_EVER,
     "popular-items": _EVERY_TENANT_EVER,
     "entity-trend": {**_EVERY_TENANT_EVER, "entity": "company/apple"},
+    "dead-letter-list": {**_EVERY_TENANT_EVER, "stage": "", "topic": "", "limit": 10},
 }
 
 

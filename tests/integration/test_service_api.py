@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import json
+import shutil
 import subprocess
 import time
 import urllib.error
@@ -19,7 +20,15 @@ import numpy as np
 import pytest
 
 from stream_aimass.settings import Settings
-from stream_aimass.testing import BrokerProcess, WorkerProcess, read_topic, start_worker, wait_ready
+from stream_aimass.testing import (
+    BrokerProcess,
+    WorkerProcess,
+    cli,
+    produce,
+    read_topic,
+    start_worker,
+    wait_ready,
+)
 from stream_aimass.tools.corpus import generate_documents
 from stream_aimass.training.classifier import TrainConfig, train_classifier
 from stream_aimass.training.data import LabelledTexts
@@ -321,3 +330,71 @@ def test_training_jobs_run_in_their_own_process_and_land_in_the_library(
     assert call(worker, "/v1/training-jobs/nope/log", ADMIN)[0] == 404
     status, _, listed = call(worker, "/v1/training-jobs", ADMIN)
     assert [j["id"] for j in listed["jobs"]] == [job["id"], queued["id"]]
+
+
+def test_dead_letters_over_http_and_replayed_once_the_cause_is_fixed(
+    broker_process: BrokerProcess, tmp_path: Path
+) -> None:
+    """A document too large for the first worker's limit is a dead letter (GET
+    /v1/dead-letters shows it, admin only); with the limit raised, `dlq replay` sends it back
+    to aimass.documents with its key, and it is enriched and stored like any other."""
+    bootstrap = broker_process.bootstrap
+    env = {"AIMASS_API_KEYS": json.dumps(KEYS), "AIMASS_API_ADMIN_KEY": ADMIN,
+           "AIMASS_MAX_DOCUMENT_BYTES": "2000"}  # fmt: skip
+    big = {"id": "big-1", "tenant": "acme", "ts": 1_796_000_000_000,
+           "text": "Apple opened an office in Berlin. " * 80}  # fmt: skip
+    first = start_worker("all", bootstrap, tmp_path / "w", "first", env)
+    try:
+        wait_ready(first, 180)
+        produce(bootstrap, "aimass.documents", [json.dumps(big).encode(), b"{not json"],
+                [b"acme:big-1", None])  # fmt: skip
+        deadline = time.monotonic() + 90
+        while True:
+            status, _, answer = call(first, "/v1/dead-letters?stage=validate", ADMIN)
+            if status == 200 and answer["dead_letters"]:
+                break
+            assert time.monotonic() < deadline, answer
+            time.sleep(0.5)
+        (dead,) = answer["dead_letters"]
+        assert dead["topic"] == "aimass.documents" and "over the limit of 2000" in dead["reason"]
+        status, _, everything = call(first, "/v1/dead-letters", ADMIN)
+        assert {d["stage"] for d in everything["dead_letters"]} == {"validate", "decode"}
+        assert call(first, "/v1/dead-letters", KEYS["acme"])[0] == 403
+        assert call(first, "/v1/dead-letters?limit=0", ADMIN)[0] == 400
+        assert first.sigterm() == 0, first.tail()
+    finally:
+        if first.process.poll() is None:
+            first.sigkill()
+
+    replay = ["dlq", "replay", "--bootstrap", bootstrap, "--json"]
+    dry = subprocess.run(cli(*replay, "--stage", "validate", "--dry-run"), capture_output=True,
+                         text=True, timeout=120, check=True)  # fmt: skip
+    report = json.loads(dry.stdout[dry.stdout.index("{") :])
+    assert (report["matched"], report["replayed"], report["dry_run"]) == (1, 1, True)
+
+    env["AIMASS_MAX_DOCUMENT_BYTES"] = "262144"  # the cause, fixed
+    second = start_worker("all", bootstrap, tmp_path / "w", "second", env)
+    try:
+        wait_ready(second, 180)
+        done = subprocess.run(cli(*replay, "--reason", "over the limit"), capture_output=True,
+                              text=True, timeout=120, check=True)  # fmt: skip
+        report = json.loads(done.stdout[done.stdout.index("{") :])
+        assert report["replayed"] == 1 and report["to_topics"] == {"aimass.documents": 1}
+        deadline = time.monotonic() + 90
+        while True:
+            status, _, usage = call(second, "/v1/usage?tenant=acme", ADMIN)
+            if usage.get("rows") and usage["rows"][0]["documents"] == 1:
+                break
+            assert time.monotonic() < deadline, (usage, second.tail())
+            time.sleep(0.5)
+        # Where it went: aimass.documents again, with its key (read back with kcat when here).
+        if shutil.which("kcat"):
+            got = subprocess.run(
+                ["kcat", "-C", "-b", bootstrap, "-t", "aimass.documents", "-e", "-q",
+                 "-f", "%k\\n"], capture_output=True, text=True, timeout=60, check=True,
+            ).stdout.split()  # fmt: skip
+            assert got.count("acme:big-1") == 2  # the original and the replay
+        assert second.sigterm() == 0, second.tail()
+    finally:
+        if second.process.poll() is None:
+            second.sigkill()
