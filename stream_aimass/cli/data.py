@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +22,7 @@ from stream_aimass.cli.support import (
     fail,
     jsonable,
     out,
+    parse_when,
     print_rows,
     read_labelled,
     resolve_bootstrap,
@@ -81,18 +81,6 @@ def produce_items(
     _produce("items", file, bootstrap, data_dir)
 
 
-def _parse_when(value: str, option: str) -> datetime:
-    """An ISO date or datetime from the command line, UTC when it names no zone."""
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise fail(
-            f"{option} {value!r} is not an ISO date or datetime "
-            "(e.g. 2026-11-01, 2026-11-01T08:00 or 2026-11-01T08:00:00+01:00)"
-        ) from None
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-
-
 @commands.command()
 def query(
     name: Annotated[
@@ -148,8 +136,8 @@ def query(
         return
     if name not in query_names():
         raise fail(f"unknown query {name!r}; available: {', '.join(query_names())}")
-    start = _parse_when(from_, "--from") if from_ else ALL_TIME[0]
-    end = _parse_when(to, "--to") if to else ALL_TIME[1]
+    start = parse_when(from_, "--from") if from_ else ALL_TIME[0]
+    end = parse_when(to, "--to") if to else ALL_TIME[1]
     if start >= end:
         raise fail(f"--from {start.isoformat()} is not before --to {end.isoformat()}")
     parameters = {

@@ -18,6 +18,7 @@ from stream_aimass.cli.support import (
     console,
     fail,
     out,
+    parse_when,
     print_rows,
     resolve_bootstrap,
     settings_or_exit,
@@ -36,18 +37,7 @@ dlq_app = typer.Typer(help="Dead letters (aimass.dlq).", no_args_is_help=True)
 
 
 def _when_ms(value: str | None, option: str) -> int | None:
-    from datetime import UTC, datetime
-
-    if value is None:
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise fail(
-            f"{option} {value!r} is not an ISO date or datetime (2026-11-01T08:00)"
-        ) from None
-    when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-    return int(when.timestamp() * 1000)
+    return None if value is None else int(parse_when(value, option).timestamp() * 1000)
 
 
 @dlq_app.command("replay")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -102,6 +102,18 @@ def resolve_bootstrap(settings: Settings) -> str:
         "this command needs a running broker: start one with `stream-aimass broker` "
         "(it writes <data-dir>/broker.addr) or pass --bootstrap HOST:PORT"
     )
+
+
+def parse_when(value: str, option: str) -> datetime:
+    """An ISO date or datetime from the command line, UTC when it names no zone."""
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise fail(
+            f"{option} {value!r} is not an ISO date or datetime "
+            "(e.g. 2026-11-01, 2026-11-01T08:00 or 2026-11-01T08:00:00+01:00)"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def clickhouse_client(settings: Settings) -> Any:
