@@ -28,6 +28,7 @@ from stream_aimass.pipeline import Pipeline, Role, Stack, make_faust_app, serves
 from stream_aimass.recs.service import RecsService
 from stream_aimass.settings import Settings
 from stream_aimass.web.auth import ApiKeyAuth, ApiKeyConfigError
+from stream_aimass.web.console_routes import register_console_routes
 from stream_aimass.web.jobs_routes import register_jobs_routes
 from stream_aimass.web.routes import register_routes
 from stream_aimass.web.service_routes import register_service_routes
@@ -122,6 +123,7 @@ def build_app(
     register_routes(app, settings=settings, role=role, service=service, recs=recs, auth=auth)
     register_service_routes(app, settings=settings, role=role, service=service, auth=auth)
     register_jobs_routes(app, settings=settings, runner=service.jobs, auth=auth)
+    register_console_routes(app, settings=settings, role=role, service=service, auth=auth)
     return app
 
 

@@ -8,6 +8,7 @@ one data path per process).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,23 @@ def wait_ready(worker: WorkerProcess, timeout: float = 120) -> None:
             pass
         time.sleep(0.5)
     raise AssertionError(f"worker not ready after {timeout}s:\n{worker.tail()}")
+
+
+@contextlib.contextmanager
+def ready_worker(
+    role: str, bootstrap: str, data_dir: Path, name: str, env: dict[str, str] | None = None,
+    timeout: float = 180,
+) -> Iterator[WorkerProcess]:  # fmt: skip
+    """A worker started and ready; stopped by SIGTERM afterwards (and that must exit 0),
+    killed if it is still there."""
+    worker = start_worker(role, bootstrap, data_dir, name, env)
+    try:
+        wait_ready(worker, timeout)
+        yield worker
+        assert worker.sigterm() == 0, worker.tail()
+    finally:
+        if worker.process.poll() is None:
+            worker.sigkill()
 
 
 async def produce_async(

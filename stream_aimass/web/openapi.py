@@ -222,6 +222,68 @@ def openapi_document() -> dict[str, Any]:
                 ],
             )
         },
+        "/console": {
+            "get": _op(
+                "The management console",
+                {
+                    "200": {
+                        "description": "The console page (HTML)",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
+                tag="console",
+                security=_OPEN,
+            )
+        },
+        "/v1/console/overview": {
+            "get": _op(
+                "Console health overview (admin)",
+                {
+                    "200": ok(
+                        {"type": "object", "required": ["role", "ready", "records"]},
+                        "This worker's metrics, summed up",
+                    ),
+                    **_errors(401, 403, 503),
+                },
+                tag="console",
+            )
+        },
+        "/v1/library": {
+            "get": _op(
+                "List the model library",
+                {
+                    "200": ok(
+                        {
+                            "type": "object",
+                            "required": ["models"],
+                            "properties": {
+                                "models": {"type": "array", "items": {"type": "object"}}
+                            },
+                        },
+                        "Every version",
+                    ),
+                    **_errors(401, 403),
+                },
+                tag="models",
+            )
+        },
+        "/v1/queries/{name}": {
+            "get": _op(
+                "Run a named query (admin)",
+                {
+                    "200": ok({"type": "object", "required": ["query", "rows"]}, "The rows"),
+                    **_errors(400, 401, 403, 404, 503),
+                },
+                tag="console",
+                parameters=[
+                    _path_param("name", "top-entities"),
+                    _query("tenant", {"type": "string"}, "One tenant ('' = all)"),
+                    _query("from", {"type": "string"}, "ISO date or time"),
+                    _query("to", {"type": "string"}, "ISO date or time"),
+                    _query("entity", {"type": "string"}, "entity-trend: the entity id"),
+                ],
+            )
+        },
         "/v1/dead-letters": {
             "get": _op(
                 "List dead letters (admin)",

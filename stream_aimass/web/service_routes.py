@@ -218,7 +218,7 @@ def _shown(params: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in params.items()}
 
 
-def _bounds(query: Any) -> tuple[datetime, datetime]:
+def bounds(query: Any) -> tuple[datetime, datetime]:
     """``?from=&to=``: ISO dates or times, UTC unless zoned; default all time."""
     bounds = dict(zip(("from", "to"), ALL_TIME, strict=True))
     for key in ("from", "to"):
@@ -240,7 +240,7 @@ def _bounds(query: Any) -> tuple[datetime, datetime]:
 
 def dead_letter_parameters(query: Any) -> dict[str, Any]:
     """``?stage=&topic=&from=&to=&limit=`` (failed_at in [from, to); limit 1 to 1000)."""
-    start, end = _bounds(query)
+    start, end = bounds(query)
     limit = query.get("limit", "100")
     if not limit.isdigit() or not 1 <= int(limit) <= 1000:
         raise BadRequest(400, f"limit must be a whole number from 1 to 1000, not {limit[:20]!r}")
@@ -256,7 +256,7 @@ async def _has_body(request: Any) -> bool:
 def usage_parameters(query: Any, caller: Caller) -> dict[str, Any]:
     """The ``usage`` query's parameters from ``?from=&to=&tenant=``: a tenant's key reads
     its own rows only; the admin key every tenant's (or ``tenant``'s)."""
-    start, end = _bounds(query)
+    start, end = bounds(query)
     tenant = query.get("tenant", "")
     if caller.tenant is not None:
         if tenant not in ("", caller.tenant):

@@ -26,8 +26,7 @@ from stream_aimass.testing import (
     cli,
     produce,
     read_topic,
-    start_worker,
-    wait_ready,
+    ready_worker,
 )
 from stream_aimass.tools.corpus import generate_documents
 from stream_aimass.training.classifier import TrainConfig, train_classifier
@@ -100,14 +99,8 @@ def worker(broker_process: BrokerProcess, tmp_path: Path, topic_head: Path) -> A
         "AIMASS_API_MAX_PENDING_DOCUMENTS": "16",
         "AIMASS_CLASSIFIERS_FILE": str(tmp_path / "classifiers.json"),
     }  # fmt: skip
-    proc = start_worker("all", broker_process.bootstrap, tmp_path / "worker", "api", env)
-    try:
-        wait_ready(proc, 180)
+    with ready_worker("all", broker_process.bootstrap, tmp_path / "worker", "api", env) as proc:
         yield proc
-        assert proc.sigterm() == 0, proc.tail()
-    finally:
-        if proc.process.poll() is None:
-            proc.sigkill()
 
 
 def test_enrich_embed_models_and_usage_over_http(
@@ -343,9 +336,7 @@ def test_dead_letters_over_http_and_replayed_once_the_cause_is_fixed(
            "AIMASS_MAX_DOCUMENT_BYTES": "2000"}  # fmt: skip
     big = {"id": "big-1", "tenant": "acme", "ts": 1_796_000_000_000,
            "text": "Apple opened an office in Berlin. " * 80}  # fmt: skip
-    first = start_worker("all", bootstrap, tmp_path / "w", "first", env)
-    try:
-        wait_ready(first, 180)
+    with ready_worker("all", bootstrap, tmp_path / "w", "first", env) as first:
         produce(bootstrap, "aimass.documents", [json.dumps(big).encode(), b"{not json"],
                 [b"acme:big-1", None])  # fmt: skip
         deadline = time.monotonic() + 90
@@ -361,10 +352,6 @@ def test_dead_letters_over_http_and_replayed_once_the_cause_is_fixed(
         assert {d["stage"] for d in everything["dead_letters"]} == {"validate", "decode"}
         assert call(first, "/v1/dead-letters", KEYS["acme"])[0] == 403
         assert call(first, "/v1/dead-letters?limit=0", ADMIN)[0] == 400
-        assert first.sigterm() == 0, first.tail()
-    finally:
-        if first.process.poll() is None:
-            first.sigkill()
 
     replay = ["dlq", "replay", "--bootstrap", bootstrap, "--json"]
     dry = subprocess.run(cli(*replay, "--stage", "validate", "--dry-run"), capture_output=True,
@@ -373,9 +360,7 @@ def test_dead_letters_over_http_and_replayed_once_the_cause_is_fixed(
     assert (report["matched"], report["replayed"], report["dry_run"]) == (1, 1, True)
 
     env["AIMASS_MAX_DOCUMENT_BYTES"] = "262144"  # the cause, fixed
-    second = start_worker("all", bootstrap, tmp_path / "w", "second", env)
-    try:
-        wait_ready(second, 180)
+    with ready_worker("all", bootstrap, tmp_path / "w", "second", env) as second:
         done = subprocess.run(cli(*replay, "--reason", "over the limit"), capture_output=True,
                               text=True, timeout=120, check=True)  # fmt: skip
         report = json.loads(done.stdout[done.stdout.index("{") :])
@@ -394,7 +379,3 @@ def test_dead_letters_over_http_and_replayed_once_the_cause_is_fixed(
                  "-f", "%k\\n"], capture_output=True, text=True, timeout=60, check=True,
             ).stdout.split()  # fmt: skip
             assert got.count("acme:big-1") == 2  # the original and the replay
-        assert second.sigterm() == 0, second.tail()
-    finally:
-        if second.process.poll() is None:
-            second.sigkill()
