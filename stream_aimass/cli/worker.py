@@ -36,6 +36,14 @@ def demo(
     data_dir: DataDir = None,
     as_json: JsonFlag = False,
     seed: Annotated[int, typer.Option(help="Seed of the generated stream.")] = 7,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="Run the stream through a worker that keeps running, with its console and "
+            "API (no keys), and print their URLs.",
+        ),
+    ] = False,
 ) -> None:
     """Run the whole pipeline on the embedded stack over a generated news stream."""
     from stream_aimass.tools.demo import run_demo
@@ -43,6 +51,11 @@ def demo(
     settings = settings_or_exit(data_dir=data_dir, kafka_bootstrap="embedded")
     if settings.clickhouse_dsn:
         settings = settings.model_copy(update={"clickhouse_dsn": ""})
+    if serve:
+        from stream_aimass.tools.demo_serve import serve_demo
+
+        serve_demo(settings, documents, events, seed=seed, console=console)
+        return
     summary = run_demo(settings, documents, events, seed=seed, console=console, quiet=as_json)
     if as_json:
         out.print_json(json.dumps(summary, default=jsonable))
