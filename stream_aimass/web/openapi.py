@@ -219,6 +219,7 @@ def openapi_document() -> dict[str, Any]:
                         "tenant", {"type": "string"}, "Admin: one tenant; a tenant key: its own"
                     ),
                     _query("format", {"enum": ["json", "csv"]}, "json (default) or csv"),
+                    _query("by", {"enum": ["source"]}, "source: per source topic (api: HTTP)"),
                 ],
             )
         },

@@ -163,24 +163,17 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["query", "parameters", "rows"],
         "properties": {
-            "query": {"const": "usage"},
+            "query": {"enum": ["usage", "usage-by-source"]},
             "parameters": {"type": "object"},
             "rows": {
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "required": [
-                        "tenant",
-                        "hour",
-                        "documents",
-                        "tokens",
-                        "events",
-                        "recommendations",
-                        "compute_ms",
-                    ],
+                    "required": ["tenant", "hour", "documents", "tokens", "compute_ms"],
                     "properties": {
                         "tenant": {"type": "string"},
                         "hour": {"type": "string"},
+                        "source": {"type": "string", "description": "by=source: topic or api"},
                         "documents": {"type": "integer"},
                         "tokens": {"type": "integer"},
                         "events": {"type": "integer"},

@@ -183,7 +183,11 @@ def register_service_routes(
             fmt = request.query.get("format", "json")
             if fmt not in ("json", "csv"):
                 raise BadRequest(400, f"format must be json or csv, not {fmt[:20]!r}")
-            result = await sink_of(service, role).query("usage", params)
+            by = request.query.get("by", "")
+            if by not in ("", "source"):
+                raise BadRequest(400, f"by must be source (or left out), not {by[:20]!r}")
+            name = "usage-by-source" if by else "usage"
+            result = await sink_of(service, role).query(name, params)
         except BadRequest as exc:
             return _error(web, exc.status, exc.reason)
         except (LookupError, TimeoutError) as exc:
@@ -196,7 +200,7 @@ def register_service_routes(
             writer.writerows(result.rows)
             return web.text(out.getvalue(), content_type="text/csv")
         return web.bytes(
-            orjson.dumps({"query": "usage", "parameters": _shown(params), "rows": rows},
+            orjson.dumps({"query": name, "parameters": _shown(params), "rows": rows},
                          option=orjson.OPT_NAIVE_UTC),
             content_type=_JSON,
         )  # fmt: skip

@@ -32,6 +32,7 @@ _EVERY_TENANT_EVER = {
 }
 QUERY_PARAMETERS = {
     "usage": _EVERY_TENANT_EVER,
+    "usage-by-source": _EVERY_TENANT_EVER,
     "top-entities": _EVERY_TENANT_EVER,
     "recommendation-ctr": _EVERY_TENANT_EVER,
     "popular-items": _EVERY_TENANT_EVER,

@@ -172,6 +172,12 @@ def test_enrich_embed_models_and_usage_over_http(
             break
         assert time.monotonic() < deadline, usage
         time.sleep(0.3)
+    status, _, sources = call(worker, "/v1/usage?by=source", ADMIN)
+    assert status == 200 and sources["query"] == "usage-by-source"
+    assert {(r["tenant"], r["source"]) for r in sources["rows"]} == {
+        ("acme", "api"),
+        ("globex", "api"),
+    }
     status, _, own = call(worker, "/v1/usage", KEYS["globex"])
     assert status == 200 and {r["tenant"] for r in own["rows"]} == {"globex"}
     assert call(worker, "/v1/usage?tenant=acme", KEYS["globex"])[0] == 403

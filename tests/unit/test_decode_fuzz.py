@@ -242,9 +242,15 @@ def test_hostile_messages_become_valid_records_or_dead_letters(long_mode: bool) 
         tally[f"kind {msg.kind}"] += 1
 
     drawn = collect(st.tuples(hostile_messages(), kafka_ts), n, check)
+    assert len(drawn) == n
+    # n draws of a sampled class may leave a rare one out (which, depends on hypothesis'
+    # version: 6.170 left out nul_bytes in 500): each class left out gets draws of its own.
+    for kind, values in attack_classes().items():
+        if f"kind {kind}" not in tally:
+            alone = st.builds(Hostile, st.just(kind), values, hostile_keys)
+            drawn += collect(st.tuples(alone, kafka_ts), 20, check)
     tally["messages"] = len(drawn)
     summary("decode", tally, started)
-    assert len(drawn) == n
     # Every attack class was drawn, and both outcomes happened on every topic.
     kinds = {k for k in tally if k.startswith("kind ")}
     assert len(kinds) == len(attack_classes())
