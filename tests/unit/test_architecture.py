@@ -17,7 +17,7 @@ LAYERS: list[set[str]] = [
     {"settings", "records"},
     {"retry", "observability", "batching", "decode"},
     {"kafka", "clickhouse", "models"},
-    {"entities"},
+    {"entities", "privacy"},
     {"training", "evaluation", "enrich", "sink", "recs", "jobs"},
     {"pipeline", "web"},
     {"app"},

@@ -1,0 +1,1 @@
+"""Personal data: detection (patterns with validators) before anything is stored."""
