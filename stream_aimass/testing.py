@@ -35,6 +35,21 @@ from stream_aimass.settings import Settings
 
 # Small batches make a stream of a few hundred documents span many batches, so a kill
 # lands in the middle of real work.
+# A tiny two-label intent set (text, category): enough for a classifier head to train on.
+INTENT_ROWS = [
+    ("my card has not arrived", "card"), ("where is my new visa card", "card"),
+    ("the atm kept my card", "card"), ("card pin blocked", "card"),
+    ("send money abroad", "transfer"), ("wire transfer to iban", "transfer"),
+    ("how long does a transfer take", "transfer"), ("transfer failed", "transfer"),
+]  # fmt: skip
+
+
+def write_intent_csv(path: Path) -> Path:
+    """:data:`INTENT_ROWS` as a ``text,category`` CSV at ``path``."""
+    path.write_text("text,category\n" + "".join(f'"{t}",{c}\n' for t, c in INTENT_ROWS))
+    return path
+
+
 WORKER_ENV = {
     "AIMASS_BATCH_MAX_DOCUMENTS": "16",
     "AIMASS_BATCH_MAX_WAIT_MS": "20",

@@ -115,7 +115,7 @@ class JobRunner:
         try:
             while True:
                 self._wake.clear()
-                queued = [j for j in self.store.jobs() if j["state"] == "queued"]
+                queued = [j for j in self.store.jobs(progress=False) if j["state"] == "queued"]
                 for job in queued[: max(0, self.concurrency - len(tasks))]:
                     self.store.update(job["id"], state="running", started=now_iso())
                     task = asyncio.create_task(self._run(job["id"]))

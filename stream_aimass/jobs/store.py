@@ -111,15 +111,16 @@ class JobStore:
         job["epoch_metrics"] = epochs
         return job
 
-    def jobs(self) -> list[dict[str, Any]]:
-        """Every job, oldest first."""
+    def jobs(self, *, progress: bool = True) -> list[dict[str, Any]]:
+        """Every job, oldest first; ``progress=False``: ``job.json`` only (the runner's poll
+        needs states, not each job's progress file)."""
         if not self.root.is_dir():
             return []
         found = []
         for child in sorted(self.root.iterdir()):
             if (child / JOB_FILE).is_file():
                 try:
-                    found.append(self.get(child.name))
+                    found.append(self.get(child.name) if progress else self._read(child.name))
                 except KeyError:
                     continue
         return found
@@ -133,7 +134,7 @@ class JobStore:
         """Jobs left ``running`` by a worker that stopped: queued again (their uploads are
         here). Returns their ids."""
         again = []
-        for job in self.jobs():
+        for job in self.jobs(progress=False):
             if job["state"] == "running":
                 self.update(job["id"], state="queued", started=None,
                             note="queued again: the worker stopped while it ran")  # fmt: skip

@@ -237,6 +237,17 @@ class ApiKeyAuth:
         return Denied(403, {"error": f"the API key does not grant access to tenant {shown!r}"})
 
 
+def error_response(
+    web: Any, status: int, reason: str, headers: dict[str, str] | None = None
+) -> Any:
+    """The JSON error every endpoint answers with: ``{"error": reason}``."""
+    return web.json({"error": reason}, status=status, headers=headers or {})
+
+
+def denied_response(web: Any, denied: Denied) -> Any:
+    return web.json(denied.body, status=denied.status, headers=dict(denied.headers))
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     """Who a request comes from: a tenant's key (``tenant``), or the admin (``tenant`` None)."""

@@ -22,10 +22,10 @@ from stream_aimass.clickhouse.queries import query_names
 from stream_aimass.models.encoder import ModelLoadError
 from stream_aimass.models.library import list_models
 from stream_aimass.settings import Settings
-from stream_aimass.web.auth import ApiKeyAuth, Denied
+from stream_aimass.web.auth import ApiKeyAuth, denied_response, error_response
 from stream_aimass.web.console import overview
 from stream_aimass.web.documents import BadRequest
-from stream_aimass.web.service_routes import bounds, sink_of
+from stream_aimass.web.service_routes import bounds, clickhouse_unavailable, sink_of
 
 STATIC = {
     "index.html": "text/html",
@@ -45,9 +45,6 @@ def _static(name: str) -> str:
 def register_console_routes(
     app: faust.App, *, settings: Settings, role: str, service: Any, auth: ApiKeyAuth
 ) -> None:
-    def denied(web: Any, refusal: Denied) -> Any:
-        return web.json(refusal.body, status=refusal.status, headers=dict(refusal.headers))
-
     @app.page("/console")
     async def console(web: Any, request: Any) -> Any:
         return web.text(_static("index.html"), content_type="text/html")
@@ -56,29 +53,28 @@ def register_console_routes(
     async def static(web: Any, request: Any, name: str) -> Any:
         kind = STATIC.get(name)
         if kind is None:
-            return web.json({"error": f"no console file {name[:60]!r}"}, status=404)
+            return error_response(web, 404, f"no console file {name[:60]!r}")
         return web.text(_static(name), content_type=kind)
 
     @app.page("/v1/console/overview")
     async def console_overview(web: Any, request: Any) -> Any:
         refusal = auth.check_admin(request.headers)
         if refusal is not None:
-            return denied(web, refusal)
+            return denied_response(web, refusal)
         pipeline = service.pipeline
         if pipeline is None:
-            return web.json({"error": "the worker is starting"}, status=503,
-                            headers={"Retry-After": "1"})  # fmt: skip
+            return error_response(web, 503, "the worker is starting", {"Retry-After": "1"})
         return web.json(overview(pipeline.metrics, role, service.ready))
 
     @app.page("/v1/library")
     async def library(web: Any, request: Any) -> Any:
         refusal = auth.check(request.headers, None)
         if refusal is not None:
-            return denied(web, refusal)
+            return denied_response(web, refusal)
         try:
             found = [m.summary() for m in list_models(settings.resolved_models_dir)]
         except ModelLoadError as exc:
-            return web.json({"error": str(exc)}, status=500)
+            return error_response(web, 500, str(exc))
         for summary in found:
             summary.pop("path", None)
         return web.json({"models": found})
@@ -87,20 +83,19 @@ def register_console_routes(
     async def named_query(web: Any, request: Any, name: str) -> Any:
         refusal = auth.check_admin(request.headers)
         if refusal is not None:
-            return denied(web, refusal)
+            return denied_response(web, refusal)
         if name not in CONSOLE_QUERIES or name not in query_names():
-            return web.json({"error": f"no query {name[:60]!r} here (have: "
-                             f"{', '.join(sorted(CONSOLE_QUERIES))})"}, status=404)  # fmt: skip
+            have = ", ".join(sorted(CONSOLE_QUERIES))
+            return error_response(web, 404, f"no query {name[:60]!r} here (have: {have})")
         try:
             start, end = bounds(request.query)
             params = {"tenant": request.query.get("tenant", ""), "from": start, "to": end,
                       "entity": request.query.get("entity", "")}  # fmt: skip
             result = await sink_of(service, role).query(name, params)
         except BadRequest as exc:
-            return web.json({"error": exc.reason}, status=exc.status)
+            return error_response(web, exc.status, exc.reason)
         except (LookupError, TimeoutError) as exc:
-            return web.json({"error": f"ClickHouse is not available: {exc}"}, status=503,
-                            headers={"Retry-After": "5"})  # fmt: skip
+            return clickhouse_unavailable(web, exc)
         body = {"query": name, "rows": result.as_dicts()}
         return web.bytes(orjson.dumps(body, option=orjson.OPT_NAIVE_UTC | orjson.OPT_NON_STR_KEYS),
                          content_type="application/json")  # fmt: skip

@@ -26,16 +26,12 @@ from stream_aimass.jobs.store import KINDS, LOG_FILE, MODES
 from stream_aimass.jobs.uploads import check_upload, data_format
 from stream_aimass.settings import Settings
 from stream_aimass.training.data import DataError
-from stream_aimass.web.auth import ApiKeyAuth, Denied
+from stream_aimass.web.auth import ApiKeyAuth, denied_response, error_response
 from stream_aimass.web.documents import BadRequest
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _FIELDS = {"kind", "mode", "epochs", "name", "multi_label"}
 HOW = "send multipart/form-data, e.g. curl -F file=@train.csv -F kind=classifier -F name=intent"
-
-
-def _error(web: Any, status: int, reason: str) -> Any:
-    return web.json({"error": reason}, status=status)
 
 
 async def _save(part: Any, folder: Path, limit: int) -> tuple[Path, str]:
@@ -116,10 +112,7 @@ def register_jobs_routes(
 
     def denied(web: Any, request: Any) -> Any | None:
         refusal = auth.check_admin(request.headers)
-        if refusal is None:
-            return None
-        assert isinstance(refusal, Denied)
-        return web.json(refusal.body, status=refusal.status, headers=dict(refusal.headers))
+        return None if refusal is None else denied_response(web, refusal)
 
     @app.page("/v1/training-jobs")
     class Jobs(faust.web.View):  # type: ignore[misc]
@@ -136,7 +129,7 @@ def register_jobs_routes(
                         request, Path(tmp), settings.training_max_upload_bytes
                     )
                 except BadRequest as exc:
-                    return _error(self, exc.status, exc.reason)
+                    return error_response(self, exc.status, exc.reason)
                 job = store.create(asked["job"], asked["files"])
             runner.submitted()
             location = f"/v1/training-jobs/{job['id']}"
@@ -149,7 +142,7 @@ def register_jobs_routes(
         try:
             return web.json(store.get(job_id))
         except KeyError:
-            return _error(web, 404, f"no training job {job_id[:40]!r}")
+            return error_response(web, 404, f"no training job {job_id[:40]!r}")
 
     @app.page("/v1/training-jobs/{job_id}/log")
     async def job_log(web: Any, request: Any, job_id: str) -> Any:
@@ -157,12 +150,12 @@ def register_jobs_routes(
             return refusal
         offset = request.query.get("offset", "0")
         if not offset.isdigit():
-            return _error(web, 400, f"offset must be a byte offset, not {offset[:20]!r}")
+            return error_response(web, 400, f"offset must be a byte offset, not {offset[:20]!r}")
         try:
             store.get(job_id)
             path = store.folder(job_id) / LOG_FILE
         except KeyError:
-            return _error(web, 404, f"no training job {job_id[:40]!r}")
+            return error_response(web, 404, f"no training job {job_id[:40]!r}")
         data = path.read_bytes() if path.is_file() else b""
         start = min(int(offset), len(data))
         return web.text(
@@ -178,4 +171,4 @@ def register_jobs_routes(
             try:
                 return self.json(runner.cancel(job_id))
             except KeyError:
-                return _error(self, 404, f"no training job {job_id[:40]!r}")
+                return error_response(self, 404, f"no training job {job_id[:40]!r}")

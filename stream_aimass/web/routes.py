@@ -14,12 +14,8 @@ import faust
 from stream_aimass.recs import lookup
 from stream_aimass.recs.service import RecsService, validate_request
 from stream_aimass.settings import Settings
-from stream_aimass.web.auth import ApiKeyAuth, Denied
+from stream_aimass.web.auth import ApiKeyAuth, denied_response
 from stream_aimass.web.openapi import openapi_document
-
-
-def _denied(web: Any, denied: Denied) -> Any:
-    return web.json(denied.body, status=denied.status, headers=dict(denied.headers))
 
 
 def register_routes(
@@ -49,7 +45,7 @@ def register_routes(
     async def models(web: Any, request: Any) -> Any:
         denied = auth.check(request.headers, None)
         if denied is not None:
-            return _denied(web, denied)
+            return denied_response(web, denied)
         # What serves the document path right now: encoder, topic head, classifier versions.
         pipeline = service.pipeline
         if pipeline is None or pipeline.enrich is None:
@@ -62,7 +58,7 @@ def register_routes(
         # there: Faust forwards the headers).
         denied = auth.check(request.headers, tenant)
         if denied is not None:
-            return _denied(web, denied)
+            return denied_response(web, denied)
         if recs is None:
             return web.json({"error": f"role {role!r} serves no recommendations"}, status=404)
         if not recs.ready:

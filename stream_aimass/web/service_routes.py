@@ -25,19 +25,17 @@ from stream_aimass.clickhouse.queries import ALL_TIME
 from stream_aimass.enrich.direct import Refused
 from stream_aimass.records import DeadLetter
 from stream_aimass.settings import Settings
-from stream_aimass.web.auth import ApiKeyAuth, Caller, Denied
+from stream_aimass.web.auth import (
+    ApiKeyAuth,
+    Caller,
+    Denied,
+    denied_response,
+    error_response,
+)
 from stream_aimass.web.documents import BadRequest, embed_texts, enrich_documents, read_json
 from stream_aimass.web.library import model_detail, use_model
 
 _JSON = "application/json"
-
-
-def _error(web: Any, status: int, reason: str, headers: dict[str, str] | None = None) -> Any:
-    return web.json({"error": reason}, status=status, headers=headers or {})
-
-
-def _denied(web: Any, denied: Denied) -> Any:
-    return web.json(denied.body, status=denied.status, headers=dict(denied.headers))
 
 
 async def _body(request: Any, limit: int) -> Any:
@@ -53,7 +51,6 @@ def register_service_routes(
     app: faust.App, *, settings: Settings, role: str, service: Any, auth: ApiKeyAuth
 ) -> None:
     """Add the model service's pages to the worker's Faust ``app``."""
-    metrics = None
 
     def enrich_service() -> Any:
         pipeline = service.pipeline
@@ -61,12 +58,11 @@ def register_service_routes(
             raise Refused(503, "the worker is starting", 1)
         if pipeline.enrich is None:
             raise BadRequest(404, f"role {role!r} does not enrich: call an enrich or all worker")
-        nonlocal metrics
-        metrics = pipeline.metrics
         return pipeline.enrich
 
     def count(endpoint: str, status: int, tenant: str | None = None, documents: int = 0) -> None:
-        if metrics is not None:
+        if service.pipeline is not None:
+            metrics = service.pipeline.metrics
             metrics.api_requests.labels(endpoint, str(status)).inc()
             if documents:
                 metrics.api_documents.labels(endpoint, tenant or "").inc(documents)
@@ -77,7 +73,7 @@ def register_service_routes(
         retry = getattr(exc, "retry_after_s", None)
         if retry:
             headers["Retry-After"] = str(retry)
-        return _error(web, exc.status, exc.reason, headers)
+        return error_response(web, exc.status, exc.reason, headers)
 
     async def documents_request(request: Any) -> tuple[Caller, Any, Any]:
         """The caller, the enrich service and the JSON body of a POST of documents."""
@@ -134,13 +130,13 @@ def register_service_routes(
     async def model(web: Any, request: Any, name: str) -> Any:
         denied = auth.check(request.headers, None)
         if denied is not None:
-            return _denied(web, denied)
+            return denied_response(web, denied)
         pipeline = service.pipeline
         enrich = pipeline.enrich if pipeline is not None else None
         try:
             detail = model_detail(settings, name, enrich.enricher if enrich else None)
         except BadRequest as exc:
-            return _error(web, exc.status, exc.reason)
+            return error_response(web, exc.status, exc.reason)
         return web.json(detail)
 
     @app.page("/v1/models/{name}/use")
@@ -148,25 +144,25 @@ def register_service_routes(
         async def post(self, request: Any, name: str) -> Any:
             denied = auth.check_admin(request.headers)
             if denied is not None:
-                return _denied(self, denied)
+                return denied_response(self, denied)
             try:
-                value = await _body(request, 64 * 1024) if await _has_body(request) else {}
+                value = await _body(request, 64 * 1024) if _has_body(request) else {}
                 return self.json(use_model(settings, name, value))
             except BadRequest as exc:
-                return _error(self, exc.status, exc.reason)
+                return error_response(self, exc.status, exc.reason)
 
     @app.page("/v1/dead-letters")
     async def dead_letters(web: Any, request: Any) -> Any:
         denied = auth.check_admin(request.headers)
         if denied is not None:
-            return _denied(web, denied)
+            return denied_response(web, denied)
         try:
             params = dead_letter_parameters(request.query)
             result = await sink_of(service, role).query("dead-letter-list", params)
         except BadRequest as exc:
-            return _error(web, exc.status, exc.reason)
+            return error_response(web, exc.status, exc.reason)
         except (LookupError, TimeoutError) as exc:
-            return _error(web, 503, f"ClickHouse is not available: {exc}", {"Retry-After": "5"})
+            return clickhouse_unavailable(web, exc)
         return web.bytes(
             orjson.dumps({"dead_letters": result.as_dicts(), "parameters": _shown(params)},
                          option=orjson.OPT_NAIVE_UTC),
@@ -177,7 +173,7 @@ def register_service_routes(
     async def usage(web: Any, request: Any) -> Any:
         caller = auth.caller(request.headers)
         if isinstance(caller, Denied):
-            return _denied(web, caller)
+            return denied_response(web, caller)
         try:
             params = usage_parameters(request.query, caller)
             fmt = request.query.get("format", "json")
@@ -189,9 +185,9 @@ def register_service_routes(
             name = "usage-by-source" if by else "usage"
             result = await sink_of(service, role).query(name, params)
         except BadRequest as exc:
-            return _error(web, exc.status, exc.reason)
+            return error_response(web, exc.status, exc.reason)
         except (LookupError, TimeoutError) as exc:
-            return _error(web, 503, f"ClickHouse is not available: {exc}", {"Retry-After": "5"})
+            return clickhouse_unavailable(web, exc)
         rows = result.as_dicts()
         if fmt == "csv":
             out = io.StringIO()
@@ -204,6 +200,11 @@ def register_service_routes(
                          option=orjson.OPT_NAIVE_UTC),
             content_type=_JSON,
         )  # fmt: skip
+
+
+def clickhouse_unavailable(web: Any, exc: Exception) -> Any:
+    """503 for a query the sink's client cannot answer now (not connected, or busy)."""
+    return error_response(web, 503, f"ClickHouse is not available: {exc}", {"Retry-After": "5"})
 
 
 def sink_of(service: Any, role: str) -> Any:
@@ -252,7 +253,7 @@ def dead_letter_parameters(query: Any) -> dict[str, Any]:
             "to": end, "limit": int(limit)}  # fmt: skip
 
 
-async def _has_body(request: Any) -> bool:
+def _has_body(request: Any) -> bool:
     length = request.headers.get("Content-Length")
     return bool(request.can_read_body) and length != "0"
 

@@ -20,6 +20,7 @@ from stream_aimass.testing import (
     produce,
     produce_documents,
     ready_worker,
+    write_intent_csv,
 )
 from stream_aimass.tools.corpus import generate_documents, generate_events
 
@@ -27,9 +28,6 @@ pytestmark = pytest.mark.integration
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 ADMIN = "console-admin-key"
-ROWS = [("my card has not arrived", "card"), ("where is my new visa card", "card"),
-        ("card pin blocked", "card"), ("send money abroad", "transfer"),
-        ("wire transfer to iban", "transfer"), ("transfer failed", "transfer")]  # fmt: skip
 
 
 @pytest.fixture()
@@ -154,8 +152,7 @@ def test_every_panel_shows_data_and_a_training_job_finishes(
     assert items[0][0] == "1" and len(items) == 10
 
     # A training job from a file, followed to the end; its model joins the library.
-    data = tmp_path / "intents.csv"
-    data.write_text("text,category\n" + "".join(f'"{t}",{c}\n' for t, c in ROWS))
+    data = write_intent_csv(tmp_path / "intents.csv")
     browser.find_element(By.ID, "job-file").send_keys(str(data))
     browser.find_element(By.ID, "job-epochs").send_keys("2")
     browser.find_element(By.ID, "job-name").send_keys("intent")

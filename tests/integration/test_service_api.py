@@ -27,6 +27,7 @@ from stream_aimass.testing import (
     produce,
     read_topic,
     ready_worker,
+    write_intent_csv,
 )
 from stream_aimass.tools.corpus import generate_documents
 from stream_aimass.training.classifier import TrainConfig, train_classifier
@@ -257,14 +258,6 @@ def test_every_documented_operation_answers_as_documented(worker: WorkerProcess)
     assert checked >= 18
 
 
-ROWS = [
-    ("my card has not arrived", "card"), ("where is my new visa card", "card"),
-    ("the atm kept my card", "card"), ("card pin blocked", "card"),
-    ("send money abroad", "transfer"), ("wire transfer to iban", "transfer"),
-    ("how long does a transfer take", "transfer"), ("transfer failed", "transfer"),
-]  # fmt: skip
-
-
 def upload(worker: WorkerProcess, key: str | None, *fields: str) -> tuple[int, Any]:
     args = [a for f in fields for a in ("-F", f)]
     status, text = curl(worker, *(["-H", f"X-API-Key: {key}"] if key else []), *args,
@@ -275,8 +268,7 @@ def upload(worker: WorkerProcess, key: str | None, *fields: str) -> tuple[int, A
 def test_training_jobs_run_in_their_own_process_and_land_in_the_library(
     worker: WorkerProcess, broker_process: BrokerProcess, tmp_path: Path, topic_head: Path
 ) -> None:
-    data = tmp_path / "intents.csv"
-    data.write_text("text,category\n" + "".join(f'"{t}",{c}\n' for t, c in ROWS))
+    data = write_intent_csv(tmp_path / "intents.csv")
     one_label = tmp_path / "one.csv"
     one_label.write_text("text,category\na,x\nb,x\n")
     conll = tmp_path / "tags.conll"

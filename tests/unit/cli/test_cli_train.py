@@ -10,15 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from stream_aimass.cli.main import app
+from stream_aimass.testing import INTENT_ROWS as ROWS
 
 runner = CliRunner()
-
-ROWS = [
-    ("my card has not arrived", "card"), ("where is my new visa card", "card"),
-    ("the atm kept my card", "card"), ("card pin blocked", "card"),
-    ("send money abroad", "transfer"), ("wire transfer to iban", "transfer"),
-    ("how long does a transfer take", "transfer"), ("transfer failed", "transfer"),
-]  # fmt: skip
 
 
 def _csv(path: Path, rows: list[tuple[str, str]], header: tuple[str, str] = ("text", "category")):
