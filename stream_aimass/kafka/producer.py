@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -28,6 +29,21 @@ log = logging.getLogger("stream_aimass.kafka")
 
 POLL_S = 0.05
 QUEUE_FULL_WAIT_S = 0.005
+METADATA_TIMEOUT_S = 5.0
+
+
+@functools.cache
+def _topic_state_errors() -> frozenset[int]:
+    """librdkafka's local refusals that a fresh look at the topic's metadata may clear."""
+    from confluent_kafka import KafkaError as RdKafkaError
+
+    return frozenset(
+        {
+            RdKafkaError.TOPIC_AUTHORIZATION_FAILED,
+            RdKafkaError.UNKNOWN_TOPIC_OR_PART,
+            RdKafkaError._UNKNOWN_TOPIC,
+        }
+    )
 
 
 class DeliveryError(KafkaError):  # type: ignore[misc]
@@ -92,6 +108,7 @@ class RdKafkaProducer:
         def report(err: Any, _msg: Any) -> None:
             reports.append((future, err))
 
+        refreshed = False
         while True:
             try:
                 self._producer.produce(topic, value, key, on_delivery=report)
@@ -99,7 +116,24 @@ class RdKafkaProducer:
             except BufferError:  # librdkafka's queue is full: wait for deliveries
                 await asyncio.sleep(QUEUE_FULL_WAIT_S)
             except KafkaException as exc:  # refused before queueing (size, unknown topic)
-                raise DeliveryError(str(exc.args[0])) from exc
+                if refreshed or exc.args[0].code() not in _topic_state_errors():
+                    raise DeliveryError(str(exc.args[0])) from exc
+                # librdkafka keeps a topic error the broker once answered (a refused
+                # produce) until its next metadata refresh, and refuses every record to
+                # that topic locally meanwhile: ask the broker now, once.
+                await self._refresh_metadata(topic)
+                refreshed = True
+
+    async def _refresh_metadata(self, topic: str) -> None:
+        from confluent_kafka import KafkaException
+
+        producer = self._producer
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                None, lambda: producer.list_topics(topic, timeout=METADATA_TIMEOUT_S)
+            )
+        except KafkaException as exc:  # no broker answered: the produce refuses again
+            log.debug("metadata refresh for %s failed: %s", topic, exc)
 
     async def send_and_wait(
         self, topic: str, value: bytes | None = None, key: bytes | None = None
