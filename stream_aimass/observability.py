@@ -143,6 +143,24 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.pii_findings = Counter(
+            "aimass_pii_findings_total",
+            "Personal data found in documents, by type and the action the policy took",
+            ["type", "action"],
+            registry=r,
+        )
+        self.pii_policy_reloads = Counter(
+            "aimass_pii_policy_reloads_total",
+            "PII policy file reloads, by outcome (swapped, failed)",
+            ["outcome"],
+            registry=r,
+        )
+        self.dead_letters_protected = Counter(
+            "aimass_dead_letters_protected_total",
+            "Dead letters kept under the PII policy, by what they keep (redacted, hash)",
+            ["raw_kind"],
+            registry=r,
+        )
         self.model_info = Gauge(
             "aimass_model_info",
             "Models serving the document path now (value 1), by classifier, model and version",

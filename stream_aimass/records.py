@@ -150,6 +150,8 @@ class EnrichedDocument:
     models: dict[str, str] = field(default_factory=dict)  # every model used: name -> version
     entities: tuple[Any, ...] = ()  # LinkedEntity: anything with to_dict()
     entities_model: dict[str, dict[str, str]] | None = None  # {"ner": ref, "kb": ref}
+    pii: tuple[Any, ...] = ()  # privacy.redact.Applied: anything with to_dict()
+    include_text: bool = False  # the text (as the PII policy left it) goes in the record
 
     @property
     def key(self) -> bytes:
@@ -184,6 +186,8 @@ class EnrichedDocument:
                 "models": self.models or {self.model.name: self.model.version},
                 "entities": [e.to_dict() for e in self.entities],
                 "entities_model": self.entities_model,
+                "pii_findings": [f.to_dict() for f in self.pii],
+                **({"text": doc.text} if self.include_text else {}),
             }
         )
 
@@ -199,6 +203,11 @@ class DeadLetter:
     failed_at_ms: int
     error_type: str = ""
     key: bytes | None = None
+    # What ``raw`` is: the message ("raw"), a copy under the PII policy ("redacted"), or
+    # nothing but ``raw_sha256`` of the message ("hash"); the source coordinates say where
+    # the message itself is.
+    raw_kind: str = "raw"
+    raw_sha256: str = ""
 
     @property
     def kept_reason(self) -> str:
@@ -227,6 +236,8 @@ class DeadLetter:
                 "key_truncated": self.key is not None and len(self.key) > MAX_DLQ_KEY_BYTES,
                 "source": self.source.to_dict(),
                 "failed_at_ms": self.failed_at_ms,
+                "raw_kind": self.raw_kind,
+                "raw_sha256": self.raw_sha256 or None,
             }
         )
 

@@ -291,6 +291,35 @@ class Settings(BaseSettings):
         2.0, ge=0, description="How often the worker checks `classifiers_file` (0: never)."
     )
 
+    # Privacy
+    pii_policy: str = Field(
+        "keep",
+        description="What to do with personal data before anything is stored: one action for "
+        "every type (`keep`, `detect`, `mask`, `redact`, `hash`) or a JSON object per tenant "
+        '(`*`: the others) and type, e.g. `{"*": "redact", "acme": {"EMAIL": "hash"}}` '
+        "(docs/privacy.md).",
+    )
+    pii_policy_file: Path | None = Field(
+        None,
+        description="JSON file with the same shape as `pii_policy`; when it exists it wins and "
+        "is watched like `classifiers_file`. Default `<data_dir>/pii_policy.json`.",
+    )
+    pii_hash_key: SecretStr = Field(
+        SecretStr(""),
+        description="Key of the `hash` action's HMAC (the same on every worker, so equal values "
+        "hash alike); needed when a policy hashes.",
+    )
+    pii_region: str = Field(
+        "US",
+        description="Region phone numbers without a country code are read in (ISO 3166, e.g. "
+        "`GB`).",
+    )
+    enriched_include_text: bool = Field(
+        False,
+        description="Put the document's text (as the PII policy leaves it) in `aimass.enriched` "
+        "records; entity and PII offsets are into that text.",
+    )
+
     # Recommendations
     recs_enabled: bool = Field(
         True, description="Serve recommendations from user events (item index, profiles)."
@@ -493,6 +522,12 @@ class Settings(BaseSettings):
         if self.classifiers_file is not None:
             return self.classifiers_file
         return self.data_dir / "classifiers.json"
+
+    @property
+    def resolved_pii_policy_file(self) -> Path:
+        if self.pii_policy_file is not None:
+            return self.pii_policy_file
+        return self.data_dir / "pii_policy.json"
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -726,6 +761,8 @@ def settings_table(current: Settings | None = None) -> list[dict[str, str]]:
             shown_default = "bundled demo KB"
         elif name == "classifiers_file":
             shown_default = "<data_dir>/classifiers.json"
+        elif name == "pii_policy_file":
+            shown_default = "<data_dir>/pii_policy.json"
         elif name == "faust_dir":
             shown_default = "<data_dir>/faust"
         rows.append(

@@ -120,7 +120,8 @@ def query(
 ) -> None:
     """Run a named analytics query.
 
-    usage, top-entities, entity-trend: --tenant, --from, --to; entity-trend needs --entity.
+    usage, top-entities, entity-trend, pii-summary: --tenant, --from, --to; entity-trend
+    needs --entity.
     """
     from stream_aimass.clickhouse.client import ClickHouseConfigError
     from stream_aimass.clickhouse.queries import (

@@ -121,6 +121,13 @@ def worker(
         web_host=web_host,
         enrich_processes=processes,
     )
+    from stream_aimass.privacy.policy import PolicyError
+    from stream_aimass.privacy.stage import PiiStage
+
+    try:
+        PiiStage.from_settings(settings)  # a policy that cannot work, named, before the start
+    except PolicyError as exc:
+        raise fail(f"PII policy: {exc}") from None
     from stream_aimass.cli.processes import (
         check_processes,
         default_processes,

@@ -30,6 +30,7 @@ from stream_aimass.models.classify import (
 )
 from stream_aimass.models.encoder import Encoder, Tokenized
 from stream_aimass.observability import Metrics
+from stream_aimass.privacy.stage import PiiStage, Protected
 from stream_aimass.records import (
     Category,
     DeadLetter,
@@ -87,8 +88,13 @@ class DocumentEnricher:
     """The model side of the enrich role: encoder + heads, as one callable per batch.
 
     ``topic`` is the zero-shot head behind ``categories``/``top_category``; ``classifiers``
-    are the configured extra classifiers, swapped whole by :meth:`swap` between batches.
+    are the configured extra classifiers, swapped whole by :meth:`swap` between batches;
+    ``privacy`` is the PII stage (None: everything is kept as it came).
     """
+
+    privacy: PiiStage | None = None
+    include_text: bool = False
+    metrics: Metrics | None = None
 
     def __init__(
         self,
@@ -99,8 +105,12 @@ class DocumentEnricher:
         models_dir: Path | None = None,
         metrics: Metrics | None = None,
         entities: EntityExtractor | None = None,
+        privacy: PiiStage | None = None,
+        include_text: bool = False,
     ) -> None:
         self.encoder = encoder
+        self.privacy = privacy
+        self.include_text = include_text
         self.entities = entities
         self.topic = topic
         self.model = ModelRef(model_name or encoder.name, encoder.version)
@@ -139,9 +149,38 @@ class DocumentEnricher:
             settings.model_name,
             models_dir=settings.resolved_models_dir,
             entities=entities,
+            include_text=settings.enriched_include_text,
         )
+        enricher.privacy = PiiStage.from_settings(settings, on_reload=enricher._policy_reloaded)
         enricher.swap(enricher.load_classifiers(current_specs(settings)))
         return enricher
+
+    def _policy_reloaded(self, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.pii_policy_reloads.labels(outcome).inc()
+
+    def protect_dead_letter(self, dead: DeadLetter) -> DeadLetter:
+        """``dead`` as the DLQ may keep it under the PII policy."""
+        if self.privacy is None:
+            return dead
+        kept = self.privacy.protect_dead_letter(dead)
+        if kept is not dead and self.metrics is not None:
+            self.metrics.dead_letters_protected.labels(kept.raw_kind).inc()
+        return kept
+
+    def _protect(self, items: list[Pending], linked: list[list[LinkedEntity]]) -> list[Protected]:
+        """The PII stage: each document and its mentions as they may be stored."""
+        privacy = self.privacy
+        policy = privacy.policy() if privacy is not None else None
+        if privacy is None or policy is None or not policy.active:
+            return [Protected(p.document, tuple(e), ()) for p, e in zip(items, linked, strict=True)]
+        out = [privacy.protect(p.document, e, policy) for p, e in zip(items, linked, strict=True)]
+        if self.metrics is not None:
+            counter = self.metrics.pii_findings
+            for protected in out:
+                for f in protected.findings:
+                    counter.labels(f.type, f.action).inc()
+        return out
 
     def load_classifiers(self, specs: dict[str, Any]) -> ClassifierSet:
         """Load and warm up a classifier set (does not serve it: see :meth:`swap`)."""
@@ -218,11 +257,14 @@ class DocumentEnricher:
             linked = entities.extract(texts, tokenized, encoded)
             entities_model = entities.models()
         t3 = time.perf_counter()
+        protected = self._protect(items, linked)
+        t4 = time.perf_counter()
         timings = {
             "queue": round(queued_ms, 3),
             "forward": round((t1 - t0) * 1000, 3),
             "heads": round((t2 - t1) * 1000, 3),
             "entities": round((t3 - t2) * 1000, 3),
+            "pii": round((t4 - t3) * 1000, 3),
             "batch_size": float(len(items)),
         }
         models = {self.model.name: self.model.version}
@@ -234,7 +276,7 @@ class DocumentEnricher:
                 models[part["name"]] = part["version"]
         # Usage metering bills each document its share of the batch's model time by tokens.
         total_tokens = max(1, sum(encoded.tokens))
-        model_ms = (t3 - t0) * 1000
+        model_ms = (t4 - t0) * 1000
         now = _now_ms()
         out = []
         dim = self.encoder.dim
@@ -242,15 +284,17 @@ class DocumentEnricher:
             half = halves[row].tobytes()
             embedding = embedding_field(half, dim)  # once, for both records
             vector = None
+            safe = protected[row]
             if item_vectors:
                 vector = self._item_vector(
-                    item, encoded.embeddings[row], categories[row], now, embedding
-                )
+                    safe.document, item.catalogue, encoded.embeddings[row], categories[row], now,
+                    embedding,
+                )  # fmt: skip
             if item.catalogue:  # published as an item vector only: no record to build
                 out.append(Enriched(b"", vector))
                 continue
             enriched = EnrichedDocument(
-                document=item.document,
+                document=safe.document,
                 tokens=encoded.tokens[row],
                 categories=categories[row],
                 embedding=half,
@@ -262,28 +306,30 @@ class DocumentEnricher:
                 classifications=tuple(classified[row]),
                 compute_ms=round(model_ms * encoded.tokens[row] / total_tokens, 3),
                 models=models,
-                entities=tuple(linked[row]),
+                entities=safe.entities,
                 entities_model=entities_model,
+                pii=safe.findings,
+                include_text=self.include_text,
             )
             out.append(Enriched(enriched.to_json(embedding), vector))
         return out
 
     def _item_vector(
         self,
-        item: Pending,
+        doc: Document,
+        catalogue: bool,
         vector: np.ndarray,
         categories: tuple[Category, ...],
         now: int,
         embedding: dict[str, Any],
     ) -> bytes:
-        doc = item.document
         category = doc.meta.get("category")
         if not isinstance(category, str):
             category = max(categories, key=lambda c: c.score).label if categories else ""
         return ItemVector(
             tenant=doc.tenant,
             item_id=doc.id,
-            kind="catalogue" if item.catalogue else "document",
+            kind="catalogue" if catalogue else "document",
             ts_ms=doc.ts_ms,
             vector=vector,
             model=self.model,

@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stream_aimass.files import signature, write_json_atomically
 from stream_aimass.models.encoder import ModelLoadError
 from stream_aimass.observability import Metrics
 from stream_aimass.settings import Settings
@@ -75,20 +74,7 @@ def classifier_spec(ref: str, head: str | None, models_dir: Path) -> tuple[Any, 
 
 def write_classifier_file(path: Path, specs: dict[str, Any]) -> None:
     """Replace the file atomically: a watcher never reads half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(specs, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp, path)
-
-
-def _signature(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
+    write_json_atomically(path, specs)
 
 
 class ClassifierWatcher:
@@ -106,7 +92,7 @@ class ClassifierWatcher:
         self.metrics = metrics
         self.path = settings.resolved_classifiers_file
         self._sleep = sleep
-        self._seen = _signature(self.path)
+        self._seen = signature(self.path)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="aimass-model-load")
 
     async def run(self) -> None:
@@ -122,10 +108,10 @@ class ClassifierWatcher:
 
     async def check(self) -> bool:
         """Reload when the file changed since the last look; True when a new set is live."""
-        signature = _signature(self.path)
-        if signature == self._seen:
+        now_seen = signature(self.path)
+        if now_seen == self._seen:
             return False
-        self._seen = signature
+        self._seen = now_seen
         return await self.reload()
 
     async def reload(self) -> bool:

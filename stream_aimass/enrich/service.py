@@ -444,7 +444,8 @@ class EnrichService:
             reply.set_result(result)
 
     def _dead_record(self, dead: DeadLetter) -> Outgoing:
-        return Outgoing(self.settings.topic_dlq, dead.to_json(), dead.dlq_key)
+        kept = self.enricher.protect_dead_letter(dead)  # under the PII policy
+        return Outgoing(self.settings.topic_dlq, kept.to_json(), kept.dlq_key)
 
     def _count_dead(self, dead: DeadLetter) -> None:
         self.metrics.records.labels(ROLE, "dead_letter").inc()

@@ -31,7 +31,7 @@ def _tick_fontsize(count: int) -> float:
 
 
 @contextmanager
-def _figure(width: float, height: float, path: Path) -> Iterator[Figure]:
+def figure(width: float, height: float, path: Path) -> Iterator[Figure]:
     """A figure that is saved to ``path`` if drawing succeeds and closed either way."""
     # imported here so that importing this module never picks a backend or costs start-up time
     import matplotlib
@@ -69,7 +69,7 @@ def confusion_png(confusion: list[list[int]], labels: list[str], path: Path, tit
     fontsize = _tick_fontsize(n)
     ticks = np.arange(n)
     annotate = n <= ANNOTATE_MAX_LABELS
-    with _figure(side + 1.0, side, path) as fig:
+    with figure(side + 1.0, side, path) as fig:
         from matplotlib.colors import PowerNorm
 
         ax = fig.add_subplot()
@@ -109,7 +109,7 @@ def per_class_f1_png(per_class: Mapping[str, Mapping[str, float]], path: Path, t
     n = len(names)
 
     fontsize = _tick_fontsize(n)
-    with _figure(8.0, max(3.0, 0.2 * n + 1.5), path) as fig:
+    with figure(8.0, max(3.0, 0.2 * n + 1.5), path) as fig:
         ax = fig.add_subplot()
         bars = ax.barh(np.arange(n), scores, color="#1f77b4")
         ax.bar_label(bars, fmt="%.2f", padding=2, fontsize=fontsize)

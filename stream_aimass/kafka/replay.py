@@ -10,7 +10,8 @@ Replaying twice is harmless downstream: an enriched document is stored by id and
 
 Not replayed, and counted as skipped with the reason: dead letters whose raw bytes were cut
 (``raw_truncated``: the source topic still has the message, at ``source.offset``), and those
-without a source message (stage ``retention``: the broker deleted it before it was read).
+without a source message (stage ``retention``: the broker deleted it before it was read),
+and those kept under a PII policy (``raw_kind`` ``redacted`` or ``hash``: not the message).
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ def replayable(dead: dict[str, Any], allowed: set[str]) -> tuple[str, bytes, byt
         return "no source message (the broker deleted it before it was read)"
     if dead.get("raw_truncated") or dead.get("key_truncated"):
         return "raw bytes or key were truncated: re-read the source topic at source.offset"
+    if dead.get("raw_kind", "raw") != "raw":
+        return (
+            "raw bytes were kept only as the PII policy allows (raw_kind "
+            f"{dead.get('raw_kind')}): the source topic has the message at source.offset"
+        )
     if topic not in allowed:
         return f"source topic {topic!r} is not an input topic"
     key = dead.get("key_b64")

@@ -17,6 +17,7 @@ from stream_aimass.sink.rows import (
     DOCUMENT_COLUMNS,
     ENTITY_MENTION_COLUMNS,
     EVENT_COLUMNS,
+    PII_FINDING_COLUMNS,
 )
 
 
@@ -90,6 +91,7 @@ class Round:
         self.documents = TableBuffer("documents", DOCUMENT_COLUMNS)
         self.classifications = TableBuffer("classifications", CLASSIFICATION_COLUMNS)
         self.entity_mentions = TableBuffer("entity_mentions", ENTITY_MENTION_COLUMNS)
+        self.pii_findings = TableBuffer("pii_findings", PII_FINDING_COLUMNS)
         self.events = TableBuffer("events", EVENT_COLUMNS)
         self.items = TableBuffer("items", ITEM_COLUMNS)
         self.recommendations = TableBuffer("recommendations", RECOMMENDATION_COLUMNS)
@@ -98,6 +100,7 @@ class Round:
             self.documents,
             self.classifications,
             self.entity_mentions,
+            self.pii_findings,
             self.events,
             self.items,
             self.recommendations,

@@ -46,9 +46,19 @@ ENTITY_MENTION_COLUMNS = [
 ]  # fmt: skip
 
 
+PII_FINDING_COLUMNS = [
+    "tenant", "doc_id", "ts", "field", "type", "start", "end", "action", "detector", "score",
+    "enriched_topic", "enriched_partition", "enriched_offset", "enriched_at", "doc_version",
+]  # fmt: skip
+
+PII_ACTIONS = frozenset({"detect", "mask", "redact", "hash"})
+RAW_KINDS = frozenset({"raw", "redacted", "hash"})
+
+
 DEAD_LETTER_COLUMNS = [
     "source_topic", "source_partition", "source_offset", "source_ts", "stage", "reason",
     "error_type", "raw_b64", "raw_bytes", "raw_truncated", "raw_preview", "failed_at",
+    "raw_kind", "raw_sha256",
 ]  # fmt: skip
 
 
@@ -118,6 +128,7 @@ class EnrichedRows:
     document: list[Any]
     classifications: list[list[Any]]
     mentions: list[list[Any]]
+    findings: list[list[Any]]
 
 
 def enriched_rows(value: bytes, topic: str, partition: int, offset: int) -> EnrichedRows:
@@ -131,7 +142,64 @@ def enriched_rows(value: bytes, topic: str, partition: int, offset: int) -> Enri
         _document_row(rec, topic, partition, offset),
         _classification_rows(rec, topic, partition, offset),
         _entity_mention_rows(rec, topic, partition, offset),
+        _pii_finding_rows(rec, topic, partition, offset),
     )
+
+
+def _pii_finding_rows(
+    rec: dict[str, Any], topic: str, partition: int, offset: int
+) -> list[list[Any]]:
+    """``pii_findings`` rows (one per finding: where and what was done, no value)."""
+    try:
+        entries = rec.get("pii_findings") or []
+        if not isinstance(entries, list):
+            raise TypeError(f"pii_findings must be a list, not {v.show(entries)}")
+        if not entries:
+            return []
+        tenant, doc_id = v.identifier(rec["tenant"], "tenant"), v.identifier(rec["id"], "id")
+        ts = v.epoch_ms(rec["ts"], "ts")
+        enriched_at = v.epoch_ms(rec["enriched_at_ms"], "enriched_at_ms")
+        version = source_version(rec, "enriched record")
+        rows: list[list[Any]] = []
+        seen: set[tuple[str, int, int]] = set()
+        for entry in entries:
+            field = v.string(entry["field"], "field")
+            start = v.char_offset(entry["start"], "start")
+            end = v.char_offset(entry["end"], "end")
+            if start > end:
+                raise ValueError(f"finding start {start} is after its end {end}")
+            if (field, start, end) in seen:
+                raise ValueError(f"finding {field} {start}-{end} appears twice")
+            seen.add((field, start, end))
+            action = v.string(entry["action"], "action")
+            if action not in PII_ACTIONS:
+                raise ValueError(
+                    f"finding action {v.show(action)} is not one of {sorted(PII_ACTIONS)}"
+                )
+            rows.append(
+                [
+                    tenant,
+                    doc_id,
+                    ts,
+                    field,
+                    v.identifier(entry["type"], "type"),
+                    start,
+                    end,
+                    action,
+                    v.string(entry["detector"], "detector"),
+                    v.float32(entry["score"], "score"),
+                    topic,
+                    partition,
+                    offset,
+                    enriched_at,
+                    version,
+                ]
+            )
+        return rows
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise RowError(
+            f"enriched record has malformed pii findings: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def document_row(value: bytes, topic: str, partition: int, offset: int) -> list[Any]:
@@ -353,6 +421,8 @@ def dead_letter_row(value: bytes) -> list[Any]:
             raw_truncated=bool(rec.get("raw_truncated")),
             raw=raw,
             failed_at_ms=rec["failed_at_ms"],
+            raw_kind=rec.get("raw_kind") or "raw",
+            raw_sha256=rec.get("raw_sha256") or "",
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise RowError(f"dead-letter record is malformed: {type(exc).__name__}: {exc}") from exc
@@ -376,6 +446,8 @@ def dead_letter_row_of(dead: DeadLetter) -> list[Any]:
             raw_truncated=len(kept) < len(dead.raw),
             raw=kept,
             failed_at_ms=dead.failed_at_ms,
+            raw_kind=dead.raw_kind,
+            raw_sha256=dead.raw_sha256,
         )
     except (TypeError, ValueError) as exc:
         raise RowError(f"dead letter cannot become a row: {type(exc).__name__}: {exc}") from exc
@@ -395,7 +467,11 @@ def _dead_letter_columns(
     raw_truncated: bool,
     raw: bytes,
     failed_at_ms: Any,
+    raw_kind: Any,
+    raw_sha256: Any,
 ) -> list[Any]:
+    if raw_kind not in RAW_KINDS:
+        raise ValueError(f"raw_kind {v.show(raw_kind)} is not one of {sorted(RAW_KINDS)}")
     return [
         v.string(topic, "source.topic"),
         v.integer(partition, "source.partition", v.UINT32_MAX),
@@ -409,4 +485,6 @@ def _dead_letter_columns(
         1 if raw_truncated else 0,
         raw[: _PREVIEW_CHARS * 4].decode("utf-8", errors="replace")[:_PREVIEW_CHARS],
         v.epoch_ms(failed_at_ms, "failed_at_ms"),
+        raw_kind,
+        v.string(raw_sha256, "raw_sha256"),
     ]

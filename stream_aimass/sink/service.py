@@ -40,6 +40,7 @@ from stream_aimass.kafka.compat import unreadable_batch
 from stream_aimass.kafka.retention import LossWatch, Lost
 from stream_aimass.kafka.retention import report as report_losses
 from stream_aimass.observability import Metrics
+from stream_aimass.privacy.stage import PiiStage
 from stream_aimass.records import DeadLetter, Source
 from stream_aimass.retry import Backoff, sleep_unless
 from stream_aimass.settings import Settings
@@ -92,6 +93,11 @@ class SinkService:
         self.settings = settings
         self.bootstrap = bootstrap
         self.metrics = metrics or Metrics()
+        # Dead letters made here (bad events, broken records) follow the PII policy too.
+        self.privacy = PiiStage.from_settings(
+            settings,
+            on_reload=lambda outcome: self.metrics.pii_policy_reloads.labels(outcome).inc(),
+        )
         self._connect = connect
         self.writer = ClickHouseWriter(
             client,
@@ -236,7 +242,7 @@ class SinkService:
             tp = TopicPartition(gone.topic, gone.partition)
             msg = records[tp][0]
             dead = gone.dead_letter(ROLE, int(msg.timestamp))
-            self._round.dead.add(dead_letter_row_of(dead), tp, msg, now, message_digest(msg))
+            self._round.dead.add(self._dead_row(dead), tp, msg, now, message_digest(msg))
 
     def _caught_up(self, records: dict[TopicPartition, list[Any]]) -> bool:
         """Nothing more to read for now: this fetch brought nothing, and either the last one
@@ -267,7 +273,7 @@ class SinkService:
                 if bad is not None:  # the marker of a batch no consumer could decode
                     self.metrics.unreadable_batches.labels(ROLE, tp.topic).inc()
                     dead = unreadable_dead_letter(bad, tp.topic, tp.partition, msg.timestamp)
-                    self._round.dead.add(dead_letter_row_of(dead), tp, msg, now, digest)
+                    self._round.dead.add(self._dead_row(dead), tp, msg, now, digest)
                     continue
                 try:
                     build(tp, msg, now, digest)
@@ -281,7 +287,7 @@ class SinkService:
                         failed_at_ms=time.time_ns() // 1_000_000,
                         error_type="RowError",
                     )
-                    self._round.dead.add(dead_letter_row_of(dead), tp, msg, now, digest)
+                    self._round.dead.add(self._dead_row(dead), tp, msg, now, digest)
 
     # One row builder per topic: each buffers what one message becomes, or raises RowError.
 
@@ -294,15 +300,23 @@ class SinkService:
             r.classifications.add(classification, tp, msg, now, digest)
         for mention in rows.mentions:
             r.entity_mentions.add(mention, tp, msg, now, digest)
+        for finding in rows.findings:
+            r.pii_findings.add(finding, tp, msg, now, digest)
 
     def _buffer_event(self, tp: TopicPartition, msg: Any, now: float, digest: bytes) -> None:
         # Events come from users: a bad one is a dead letter of stage decode/validate.
         source = Source(tp.topic, tp.partition, msg.offset, int(msg.timestamp))
         result = self._event_decoder.decode(msg.value, source, msg.key)
         if isinstance(result, DeadLetter):
-            self._round.dead.add(dead_letter_row_of(result), tp, msg, now, digest)
+            self._round.dead.add(self._dead_row(result), tp, msg, now, digest)
         else:
             self._round.events.add(event_row(result), tp, msg, now, digest)
+
+    def _dead_row(self, dead: DeadLetter) -> list[Any]:
+        kept = self.privacy.protect_dead_letter(dead)
+        if kept is not dead:
+            self.metrics.dead_letters_protected.labels(kept.raw_kind).inc()
+        return dead_letter_row_of(kept)
 
     def _buffer_dead_letter(self, tp: TopicPartition, msg: Any, now: float, digest: bytes) -> None:
         self._round.dead.add(dead_letter_row(msg.value), tp, msg, now, digest)
@@ -441,7 +455,7 @@ class SinkService:
                 error_type="InsertRejected",
                 key=msg.key,
             )
-            r.dead.add(dead_letter_row_of(dead), tp, msg, now, message_digest(msg))
+            r.dead.add(self._dead_row(dead), tp, msg, now, message_digest(msg))
 
     def _observe_end_to_end(self, rows: list[list[Any]]) -> None:
         now = time.time()

@@ -35,7 +35,7 @@ STATIC = {
 # Queries the console may run: those whose parameters a query string can give.
 CONSOLE_QUERIES = {"top-entities", "category-mix", "classifier-mix", "usage", "dead-letters",
                    "popular-items", "recommendation-ctr", "latency", "model-versions",
-                   "documents-count", "events-by-type", "entity-trend"}  # fmt: skip
+                   "documents-count", "events-by-type", "entity-trend", "pii-summary"}  # fmt: skip
 
 
 def _static(name: str) -> str:

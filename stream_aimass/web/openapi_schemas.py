@@ -219,6 +219,8 @@ SCHEMAS: dict[str, Any] = {
                         "raw_bytes": {"type": "integer"},
                         "raw_truncated": {"type": "integer"},
                         "raw_preview": {"type": "string"},
+                        "raw_kind": {"type": "string", "enum": ["raw", "redacted", "hash"]},
+                        "raw_sha256": {"type": "string"},
                         "failed_at": {"type": "string"},
                     },
                 },

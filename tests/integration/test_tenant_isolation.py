@@ -54,7 +54,7 @@ NOT_TENANT_KEYED = {
 }
 TENANT_TABLES = {
     "classifications", "documents", "entity_mentions", "entity_mentions_hourly", "events",
-    "items", "recommendations", "usage_documents", "usage_hourly",
+    "items", "pii_findings", "recommendations", "usage_documents", "usage_hourly",
 }  # fmt: skip
 
 

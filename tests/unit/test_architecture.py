@@ -15,7 +15,7 @@ PACKAGE = Path(stream_aimass.__file__).parent
 # Rooms from the bottom up: a module imports only from its own room or from a lower layer.
 LAYERS: list[set[str]] = [
     {"settings", "records"},
-    {"retry", "observability", "batching", "decode"},
+    {"retry", "observability", "batching", "decode", "files"},
     {"kafka", "clickhouse", "models"},
     {"entities", "privacy"},
     {"training", "evaluation", "enrich", "sink", "recs", "jobs"},

@@ -46,6 +46,8 @@ from stream_aimass.tools.bench.scenarios import (
     entities_scenario,
     heads_scenario,
     model_ceiling,
+    privacy_scenario,
+    with_personal_data,
 )
 from stream_aimass.tools.corpus import generate_documents
 
@@ -79,6 +81,10 @@ def run_bench(
             standalone_rate = model_ceiling(enricher, texts, settings)
         with console.status("entities: model thread with NER + linking off and on"):
             entity_rates, entity_share = entities_scenario(enricher, texts[:HEADS_DOCS], settings)
+        with console.status("privacy: model thread under the PII policy keep and redact"):
+            pii_rates, pii_share = privacy_scenario(
+                enricher, with_personal_data(texts[:HEADS_DOCS]), settings
+            )
         heads_rates: dict[str, float] = {}
         heads_shares: dict[str, float] = {}
         if heads:
@@ -212,6 +218,9 @@ def run_bench(
         result["entities_docs_per_s"] = entity_rates
         result["entities_share_of_model_time"] = entity_share
         result["entities_detector"] = enricher.entities.describe() if enricher.entities else None
+    result["pii_docs_per_s"] = pii_rates
+    result["pii_share_of_model_time"] = pii_share
+    result["pii_texts"] = "the entity scenario's texts, every second with a PII-set line appended"
     if recs:
         result["recommendations"] = recs
     if heads_rates:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -20,6 +21,8 @@ from stream_aimass.records import Source
 from stream_aimass.settings import Settings
 
 HEADS_DOCS = 512
+# The model thread's stages in a record's timings_ms.
+MODEL_STAGES = ("forward", "heads", "entities", "pii")
 
 
 HEAD_LABELS = 77  # the size of Banking77's intent set: a realistic head
@@ -173,17 +176,79 @@ def entities_scenario(
             enricher.encoder, enricher.topic, enricher.model.name, entities=enricher.entities
         ),
     }
+    return _alternate(variants, batches, len(texts), rounds, "on", "entities")
+
+
+def _alternate(
+    variants: dict[str, DocumentEnricher],
+    batches: list[list[Any]],
+    n_texts: int,
+    rounds: int,
+    measured: str,
+    stage: str,
+) -> tuple[dict[str, float], float]:
+    """Each variant over the same batches, in alternating order for ``rounds`` rounds: the
+    best docs/s of each, and the share of ``measured``'s model time (forward, heads,
+    entities and pii, from the records' timings) that ``stage`` took."""
     best: dict[str, float] = {}
-    model_ms = entities_ms = 0.0
+    model_ms = stage_ms = 0.0
     for round_ in range(rounds):
         order = list(variants) if round_ % 2 == 0 else list(reversed(variants))
         for name in order:
             started = time.perf_counter()
             for items in batches:
                 timings = orjson.loads(variants[name].enrich(items, 0.0)[0])["timings_ms"]
-                if name == "on":
-                    entities_ms += timings["entities"]
-                    model_ms += timings["forward"] + timings["heads"] + timings["entities"]
-            rate = len(texts) / (time.perf_counter() - started)
+                if name == measured:
+                    stage_ms += timings[stage]
+                    model_ms += sum(timings.get(k, 0.0) for k in MODEL_STAGES)
+            rate = n_texts / (time.perf_counter() - started)
             best[name] = max(best.get(name, 0.0), rate)
-    return {k: round(v, 1) for k, v in best.items()}, round(entities_ms / max(model_ms, 1e-9), 5)
+    return {k: round(v, 1) for k, v in best.items()}, round(stage_ms / max(model_ms, 1e-9), 5)
+
+
+def with_personal_data(texts: list[str]) -> list[str]:
+    """``texts``, every second one with a line of the labelled PII set appended: the PII
+    stage has values to find and rewrite, as in customer-service traffic."""
+    from importlib import resources
+
+    from stream_aimass.evaluation.pii import read_pii_set
+
+    path = Path(str(resources.files("stream_aimass") / "resources" / "privacy" / "pii-eval.txt"))
+    lines = [e.text for e in read_pii_set(path)]
+    return [f"{t} {lines[i % len(lines)]}" if i % 2 else t for i, t in enumerate(texts)]
+
+
+def privacy_scenario(
+    enricher: DocumentEnricher, texts: list[str], settings: Settings, rounds: int = 3
+) -> tuple[dict[str, float], float]:
+    """The model thread under the PII policy ``keep`` (the stage does nothing) and
+    ``redact`` (every type looked for and rewritten), on the same texts.
+
+    Returns docs/s for each, and the share of the ``redact`` model time (forward, heads,
+    entities and the PII stage, from the records' timings) spent in the PII stage.
+    """
+    from stream_aimass.enrich.enricher import Pending
+    from stream_aimass.privacy.policy import PolicySource
+    from stream_aimass.privacy.stage import PiiStage
+    from stream_aimass.records import Document
+
+    tokenized = enricher.tokenize(texts)
+    batcher: TokenBudgetBatcher[Pending] = TokenBudgetBatcher(
+        settings.batch_max_tokens, settings.batch_max_documents, 0.0
+    )
+    tp = TopicPartition("aimass.documents", 0)
+    for i, text in enumerate(texts):
+        doc = Document(f"p{i}", "bench", 0, text, Source(tp.topic, 0, i, 0))
+        item = Pending(doc, tokenized.ids[i], tp, b"", None)
+        if tokenized.offsets:
+            item.offsets, item.word_ids = tokenized.offsets[i], tokenized.word_ids[i]
+        batcher.add(item, len(item.ids))
+    batches = [b.items for b in batcher.flush()]
+    variants: dict[str, DocumentEnricher] = {}
+    for policy in ("keep", "redact"):
+        variant = DocumentEnricher(
+            enricher.encoder, enricher.topic, enricher.model.name, entities=enricher.entities
+        )
+        variant.privacy = PiiStage(PolicySource(policy, None, 0), None, settings.pii_region)
+        variants[policy] = variant
+    return _alternate(variants, batches, len(texts), rounds, "redact", "pii")

@@ -60,6 +60,22 @@ def test_worker_rejects_an_unknown_role() -> None:
     assert "--role must be one of" in result.output
 
 
+@pytest.mark.parametrize(
+    ("policy", "reason"),
+    [
+        ("hash", "needs a key: set AIMASS_PII_HASH_KEY"),
+        ('{"*": "blur"}', "'blur' is not an action"),
+    ],
+)
+def test_worker_refuses_a_pii_policy_that_cannot_work(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, policy: str, reason: str
+) -> None:
+    monkeypatch.setenv("AIMASS_PII_POLICY", policy)
+    result = runner.invoke(app, ["worker", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "PII policy" in result.output and reason in result.output
+
+
 def test_topics_create_needs_a_real_cluster() -> None:
     result = runner.invoke(app, ["topics", "create"])
     assert result.exit_code == 2

@@ -626,6 +626,8 @@ def test_dead_letter_row_columns_and_values() -> None:
         0,
         raw.decode(),
         utc(ENRICHED_AT_MS),
+        "raw",
+        "",
     ]
 
 

@@ -1,5 +1,6 @@
 -- Dead letters one by one, newest first: where each message was found, the stage, the reason
--- and a preview (the DLQ topic keeps the bytes: `stream-aimass dlq replay` sends them back).
+-- and a preview (the DLQ topic keeps the bytes: `stream-aimass dlq replay` sends them back);
+-- raw_kind says whether the bytes are the message or what the PII policy let through.
 -- Parameters: stage ('' = any), topic (the source topic, '' = any), from, to (failed_at),
 -- limit.
 SELECT
@@ -13,6 +14,8 @@ SELECT
     raw_bytes,
     raw_truncated,
     raw_preview,
+    raw_kind,
+    raw_sha256,
     failed_at
 FROM dead_letters FINAL
 WHERE ({stage:String} = '' OR stage = {stage:String})
