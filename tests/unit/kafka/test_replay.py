@@ -37,3 +37,13 @@ def test_what_goes_back_and_what_cannot() -> None:
     assert "deleted" in str(replayable(dead(stage="retention"), INPUTS))
     assert "not an input topic" in str(replayable(dead(topic="aimass.enriched"), INPUTS))
     assert "truncated" in str(replayable(dead(raw=b"x" * 2_000_000), INPUTS))
+
+
+def test_a_dead_letter_kept_under_a_pii_policy_is_not_sent_back() -> None:
+    """Its bytes are a redacted copy or nothing: sending them would replace the document
+    with the copy. The reason says where the message itself is."""
+    for kind in ("redacted", "hash"):
+        letter = {**dead(), "raw_kind": kind, "raw_sha256": "ab" * 32}
+        reason = str(replayable(letter, INPUTS))
+        assert f"raw_kind {kind}" in reason and "source.offset" in reason
+    assert isinstance(replayable({**dead(), "raw_kind": "raw"}, INPUTS), tuple)
