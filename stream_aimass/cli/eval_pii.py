@@ -23,12 +23,6 @@ from stream_aimass.cli.support import (
 BATCH = 32
 
 
-def _default_set() -> Path:
-    from importlib import resources
-
-    return Path(str(resources.files("stream_aimass") / "resources" / "privacy" / "pii-eval.txt"))
-
-
 def run_detect(
     enricher: Any, texts: list[str]
 ) -> tuple[list[list[tuple[int, int, str]]], dict[str, float]]:
@@ -82,11 +76,17 @@ def eval_pii(
     time. Runs the enrich role's model step (encoder, heads, entity stage, PII stage under the
     policy ``detect``) on every example, with the entity settings in force."""
     from stream_aimass.enrich.enricher import DocumentEnricher
-    from stream_aimass.evaluation.pii import PiiSetError, pii_png, read_pii_set, score
+    from stream_aimass.evaluation.pii import (
+        PiiSetError,
+        pii_png,
+        read_pii_set,
+        score,
+        shipped_set,
+    )
     from stream_aimass.privacy.policy import PolicySource
     from stream_aimass.privacy.stage import PiiStage
 
-    path = data or _default_set()
+    path = data or shipped_set()
     settings = settings_or_exit(data_dir=data_dir, model_dir=model_dir)
     try:
         examples = read_pii_set(path)

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import typer
 
-from stream_aimass.cli import bench, data, eval, eval_pii, models, ops, train, worker
+from stream_aimass.cli import (
+    bench,
+    data,
+    eval,
+    eval_pii,  # noqa: F401  (adds `eval pii` to eval_app)
+    models,
+    ops,
+    train,
+    worker,
+)
 
 app = typer.Typer(
     name="stream-aimass",
@@ -28,8 +37,7 @@ app.add_typer(ops.dlq_app, name="dlq")
 app.add_typer(ops.commands)
 app.add_typer(bench.commands)
 app.add_typer(train.train_app, name="train")
-app.add_typer(eval.eval_app, name="eval")  # eval_pii adds `eval pii` to it
-assert eval_pii.eval_pii is not None
+app.add_typer(eval.eval_app, name="eval")
 app.add_typer(models.models_app, name="models")
 app.add_typer(data.data_app, name="data")
 

@@ -28,6 +28,13 @@ from stream_aimass.privacy.policy import TYPES
 _MARK = re.compile(r"\[\[([A-Z_]+)\|(.*?)\]\]", re.S)
 
 
+def shipped_set() -> Path:
+    """The labelled set shipped with the package (``resources/privacy/pii-eval.txt``)."""
+    from importlib import resources
+
+    return Path(str(resources.files("stream_aimass") / "resources" / "privacy" / "pii-eval.txt"))
+
+
 class PiiSetError(ValueError):
     """A labelled set that cannot be read (the message says where)."""
 

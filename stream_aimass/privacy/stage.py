@@ -105,7 +105,9 @@ class PiiStage:
 
     # -- documents ---------------------------------------------------------------------
 
-    def _findings(self, text: str, tenant: TenantPolicy, extra: Sequence[Finding] = ()) -> Any:
+    def _findings(
+        self, text: str, tenant: TenantPolicy, extra: Sequence[Finding] = ()
+    ) -> list[Finding]:
         types = tenant.looked_for()
         if not text:
             return []

@@ -209,12 +209,9 @@ def _alternate(
 def with_personal_data(texts: list[str]) -> list[str]:
     """``texts``, every second one with a line of the labelled PII set appended: the PII
     stage has values to find and rewrite, as in customer-service traffic."""
-    from importlib import resources
+    from stream_aimass.evaluation.pii import read_pii_set, shipped_set
 
-    from stream_aimass.evaluation.pii import read_pii_set
-
-    path = Path(str(resources.files("stream_aimass") / "resources" / "privacy" / "pii-eval.txt"))
-    lines = [e.text for e in read_pii_set(path)]
+    lines = [e.text for e in read_pii_set(shipped_set())]
     return [f"{t} {lines[i % len(lines)]}" if i % 2 else t for i, t in enumerate(texts)]
 
 
