@@ -10,8 +10,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# CPU-only torch first, from its own index, so `pip install .` does not pull CUDA wheels.
-RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+# torch first, from its own index (CPU unless --build-arg TORCH_INDEX=.../whl/cu126: the
+# GPU image of ops/k8s/overlays/gpu), so `pip install .` does not pull CUDA wheels.
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+RUN pip install torch==2.13.0 --index-url ${TORCH_INDEX}
 
 # Then the package itself (dependency resolution keeps the torch installed above).
 COPY pyproject.toml README.md ./

@@ -22,7 +22,7 @@ from stream_aimass.enrich.service import EnrichService
 from stream_aimass.kafka import compat
 from stream_aimass.kafka.clients import adapt_to_broker
 from stream_aimass.kafka.embedded import EmbeddedBroker
-from stream_aimass.kafka.topics import configured_topics, load_specs
+from stream_aimass.kafka.topics import configured_topics, events_partitions
 from stream_aimass.models.encoder import resolve_device
 from stream_aimass.observability import Metrics
 from stream_aimass.recs.service import RecsService
@@ -31,8 +31,8 @@ from stream_aimass.sink.service import SinkService
 
 log = logging.getLogger("stream_aimass.pipeline")
 
-Role = Literal["enrich", "sink", "all"]
-ROLES: tuple[str, ...] = ("enrich", "sink", "all")
+Role = Literal["enrich", "sink", "events", "all"]
+ROLES: tuple[str, ...] = ("enrich", "sink", "events", "all")
 
 
 @dataclass
@@ -62,8 +62,12 @@ class Stack:
 
 
 def serves_recs(settings: Settings, role: Role) -> bool:
-    """Whether a worker of ``role`` runs the recommendation path."""
-    return settings.recs_enabled and role in ("enrich", "all")
+    """Whether a worker of ``role`` runs the recommendation path (events, profiles,
+    recommendations): ``events`` and ``all`` do, ``enrich`` unless ``enrich_runs_events`` is
+    off (a separate ``events`` deployment runs it)."""
+    if not settings.recs_enabled:
+        return False
+    return role in ("events", "all") or (role == "enrich" and settings.enrich_runs_events)
 
 
 def make_faust_app(settings: Settings, bootstrap: str, *, web: bool) -> faust.App:
@@ -76,7 +80,7 @@ def make_faust_app(settings: Settings, bootstrap: str, *, web: bool) -> faust.Ap
         # The embedded broker has no CreateTopics; real clusters get `topics create`.
         topic_allow_declare=False,
         topic_disable_leader=True,
-        topic_partitions=load_specs()["aimass.events"].partitions,
+        topic_partitions=events_partitions(settings),
         web_enabled=web,
         web_bind=settings.web_host,
         web_port=settings.web_port,
@@ -155,6 +159,8 @@ class Pipeline:
                 connect=None if clickhouse is not None else (lambda: open_clickhouse(settings)),
             )
         self._tasks: list[asyncio.Task[None]] = []
+        # Set by stop(): what an events-only pipeline (no batch services) waits for.
+        self._stopped = asyncio.Event()
 
     @property
     def services(self) -> list[EnrichService | SinkService]:
@@ -185,6 +191,9 @@ class Pipeline:
 
     async def wait(self) -> None:
         """Until every service has stopped; the first failure stops the others."""
+        if not self._tasks:  # the events role: Faust runs the recommendation path
+            await self._stopped.wait()
+            return
         done, pending = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
         failed = [t for t in done if t.exception() is not None]
         if failed:
@@ -194,6 +203,7 @@ class Pipeline:
         await asyncio.gather(*pending)
 
     def stop(self) -> None:
+        self._stopped.set()
         # Enrich first: it produces what the sink stores.
         for service in self.services:
             service.stop()

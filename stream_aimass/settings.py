@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     clickhouse_verify: bool = Field(
         True, description="Verify the https:// ClickHouse server's certificate."
     )
+    clickhouse_cluster: str = Field(
+        "",
+        pattern=r"^([A-Za-z_][A-Za-z0-9_-]*)?$",
+        description="ClickHouse cluster name (`remote_servers`): migrations run `ON CLUSTER` with "
+        "Replicated tables and Distributed tables for reads; empty: one server.",
+    )
 
     # Kafka security (passed to every client)
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
@@ -138,6 +144,21 @@ class Settings(BaseSettings):
         "aimass.item-vectors",
         description="Log-compacted item vectors (every document and catalogue item); every "
         "worker reads it whole into its item index.",
+    )
+    topic_partitions: int = Field(
+        0,
+        ge=0,
+        le=10000,
+        description="Partitions of every topic but the DLQ, as `topics create` and the embedded "
+        "broker make them: the most consumers of one group that get work (0: "
+        "`topics/*.config.json`, 6).",
+    )
+    topic_replication_factor: int = Field(
+        0,
+        ge=0,
+        le=16,
+        description="Replication factor `topics create` gives every topic (0: "
+        "`topics/*.config.json`, 1; 3 on a production cluster).",
     )
     enrich_group: str = Field("aimass-enrich", description="Consumer group of the enrich role.")
     sink_group: str = Field("aimass-sink", description="Consumer group of the sink role.")
@@ -323,6 +344,12 @@ class Settings(BaseSettings):
     # Recommendations
     recs_enabled: bool = Field(
         True, description="Serve recommendations from user events (item index, profiles)."
+    )
+    enrich_runs_events: bool = Field(
+        True,
+        description="`--role enrich` also runs the events path (profiles, recommendations); "
+        "off where a separate `--role events` deployment runs it (the enrich role still "
+        "encodes catalogue items while `recs_enabled`).",
     )
     recs_store: str = Field(
         "rocksdb://",

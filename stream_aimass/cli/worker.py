@@ -90,7 +90,7 @@ def demo(
 
 @commands.command()
 def worker(
-    role: Annotated[str, typer.Option(help="enrich | sink | all")] = "all",
+    role: Annotated[str, typer.Option(help="enrich | sink | events | all")] = "all",
     bootstrap: Bootstrap = None,
     clickhouse: ClickHouseDsn = None,
     data_dir: DataDir = None,
@@ -108,7 +108,7 @@ def worker(
         ),
     ] = None,
 ) -> None:
-    """Run a worker (Faust app) until SIGTERM: enrich, sink or both roles."""
+    """Run a worker (Faust app) until SIGTERM: the enrich, sink or events role, or all."""
     from stream_aimass.pipeline import ROLES
 
     if role not in ROLES:

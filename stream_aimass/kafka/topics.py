@@ -49,6 +49,11 @@ def load_schema(default_name: str) -> dict[str, Any]:
     return loaded
 
 
+def events_partitions(settings: Settings) -> int:
+    """Partitions of the events topic (and of the profile table's changelog)."""
+    return settings.topic_partitions or load_specs()["aimass.events"].partitions
+
+
 def configured_topics(settings: Settings) -> list[TopicSpec]:
     """The topics this deployment uses, under their configured names."""
     specs = load_specs()
@@ -62,19 +67,23 @@ def configured_topics(settings: Settings) -> list[TopicSpec]:
         "aimass.item-vectors": settings.topic_item_vectors,
     }
     out = []
+    replicas = settings.topic_replication_factor
     for default, actual in names.items():
         spec = specs[default]
+        partitions = spec.partitions
+        if settings.topic_partitions and default != "aimass.dlq":
+            partitions = settings.topic_partitions
         out.append(
             TopicSpec(
                 name=actual,
-                partitions=spec.partitions,
-                replication_factor=spec.replication_factor,
+                partitions=partitions,
+                replication_factor=replicas or spec.replication_factor,
                 retention_ms=spec.retention_ms,
                 cleanup_policy=spec.cleanup_policy,
                 key=spec.key,
             )
         )
-    events = specs["aimass.events"]
+    events = out[1]
     # Faust's changelog of the profile table: co-partitioned with the events it is keyed by.
     out.append(
         TopicSpec(

@@ -39,7 +39,7 @@ from stream_aimass.decode import EventDecoder
 from stream_aimass.kafka.clients import make_consumer, make_producer
 from stream_aimass.kafka.compat import unreadable_batch
 from stream_aimass.kafka.deliver import Outgoing, deliver
-from stream_aimass.kafka.topics import load_specs
+from stream_aimass.kafka.topics import events_partitions
 from stream_aimass.observability import Metrics
 from stream_aimass.records import (
     TENANT_RE,
@@ -101,7 +101,7 @@ class RecsService:
         self.scorer = Scorer(self.index, scoring_config(settings), device=device)
         self.model = {"name": MODEL_NAME, "version": self.scorer.config.version}
         self.decoder = EventDecoder(settings.max_event_bytes)
-        partitions = load_specs()["aimass.events"].partitions
+        partitions = events_partitions(settings)
         self.partitions = partitions
         self.events_topic = app.topic(
             settings.topic_events,
