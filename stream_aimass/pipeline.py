@@ -102,7 +102,7 @@ def make_faust_app(settings: Settings, bootstrap: str, *, web: bool) -> faust.Ap
 def open_clickhouse(settings: Settings) -> Any:
     """A client with the schema migrated (the sink role owns an embedded data dir)."""
     client = get_client(settings)
-    applied = migrate(client)
+    applied = migrate(client, settings.clickhouse_cluster)
     if applied:
         log.info("applied ClickHouse migrations: %s", ", ".join(applied))
     return client

@@ -141,7 +141,7 @@ def db_migrate(data_dir: DataDir = None, clickhouse: ClickHouseDsn = None) -> No
 
     settings = settings_or_exit(data_dir=data_dir, clickhouse_dsn=clickhouse)
     try:
-        applied = migrate(get_client(settings))
+        applied = migrate(get_client(settings), settings.clickhouse_cluster)
     except Exception as exc:
         dsn = redact_dsn(settings.resolved_clickhouse_dsn)
         raise fail(f"migration on {dsn} failed: {exc}") from None

@@ -122,7 +122,7 @@ def clickhouse_client(settings: Settings) -> Any:
 
     try:
         client = get_client(settings)
-        migrate(client)
+        migrate(client, settings.clickhouse_cluster)
         return client
     except Exception as exc:
         dsn = redact_dsn(settings.resolved_clickhouse_dsn)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from stream_aimass.clickhouse.cluster import CLUSTER_QUERY_SETTINGS
 from stream_aimass.settings import Settings
 from stream_aimass.settings import redact_dsn as redact_dsn  # public here since before
 
@@ -60,6 +61,11 @@ def get_client(settings: Settings, *, create_database: bool = True) -> Any:
     dsn = settings.resolved_clickhouse_dsn
     database = settings.clickhouse_database
     if dsn.startswith("chdb://"):
+        if settings.clickhouse_cluster:
+            raise ClickHouseConfigError(
+                f"clickhouse_cluster={settings.clickhouse_cluster} needs a ClickHouse server "
+                "(http(s):// DSN): the embedded chdb is one node"
+            )
         path = dsn[len("chdb://") :]
         if path not in ("memory", ""):
             Path(path).mkdir(parents=True, exist_ok=True)
@@ -72,8 +78,12 @@ def get_client(settings: Settings, *, create_database: bool = True) -> Any:
     if ca_cert and not Path(ca_cert).is_file():
         raise ClickHouseConfigError(f"AIMASS_CLICKHOUSE_CA_CERT={ca_cert}: no such file")
     database = kwargs.pop("database")
+    on_cluster = ""
+    if settings.clickhouse_cluster:
+        kwargs["settings"] = dict(CLUSTER_QUERY_SETTINGS)
+        on_cluster = f" ON CLUSTER {settings.clickhouse_cluster}"
     if create_database:
         admin = clickhouse_connect.get_client(**kwargs)
-        admin.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+        admin.command(f"CREATE DATABASE IF NOT EXISTS {database}{on_cluster}")
         admin.close()
     return clickhouse_connect.get_client(database=database, **kwargs)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from stream_aimass.clickhouse.cluster import ClusterDDL, bookkeeping_tables
+
 MIGRATIONS_TABLE = "schema_migrations"
 
 
@@ -48,28 +50,56 @@ def load_migrations() -> list[Migration]:
     return found
 
 
-def migrate(client: Any) -> list[str]:
-    """Apply pending migrations in order; returns the names applied now."""
-    client.command(
-        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} "
-        "(version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
-        "ENGINE = ReplacingMergeTree ORDER BY version"
-    )
-    client.command(
-        f"CREATE TABLE IF NOT EXISTS {MIGRATION_STEPS_TABLE} "
-        "(version UInt32, step UInt32, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
-        "ENGINE = ReplacingMergeTree ORDER BY (version, step)"
-    )
+# The runner's own tables: name -> (columns, ORDER BY).
+BOOKKEEPING = {
+    MIGRATIONS_TABLE: (
+        "version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)",
+        "version",
+    ),
+    MIGRATION_STEPS_TABLE: (
+        "version UInt32, step UInt32, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)",
+        "(version, step)",
+    ),
+}
+
+
+def planned_statements(cluster: str = "") -> list[tuple[Migration, list[str]]]:
+    """Each migration with the statements it runs: as written, or rewritten for ``cluster``
+    (:mod:`.cluster`)."""
+    if not cluster:
+        return [(m, m.statements()) for m in load_migrations()]
+    ddl = ClusterDDL(cluster)
+    return [
+        (m, [out for statement in m.statements() for out in ddl.rewrite(statement)])
+        for m in load_migrations()
+    ]
+
+
+def bookkeeping_statements(cluster: str = "") -> list[str]:
+    if cluster:
+        return bookkeeping_tables(cluster, BOOKKEEPING)
+    return [
+        f"CREATE TABLE IF NOT EXISTS {name} ({columns}) ENGINE = ReplacingMergeTree "
+        f"ORDER BY {order}"
+        for name, (columns, order) in BOOKKEEPING.items()
+    ]
+
+
+def migrate(client: Any, cluster: str = "") -> list[str]:
+    """Apply pending migrations in order; returns the names applied now. ``cluster``: the
+    ClickHouse cluster to create the tables on (``ON CLUSTER``, Replicated, Distributed)."""
+    for statement in bookkeeping_statements(cluster):
+        client.command(statement)
     done = {row[0] for row in client.query(f"SELECT version FROM {MIGRATIONS_TABLE}").result_rows}
     steps = {
         (row[0], row[1])
         for row in client.query(f"SELECT version, step FROM {MIGRATION_STEPS_TABLE}").result_rows
     }
     applied = []
-    for migration in load_migrations():
+    for migration, statements in planned_statements(cluster):
         if migration.version in done:
             continue
-        for step, statement in enumerate(migration.statements()):
+        for step, statement in enumerate(statements):
             if (migration.version, step) in steps:
                 continue
             client.command(statement)
