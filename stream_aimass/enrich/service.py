@@ -172,7 +172,10 @@ class EnrichService:
                 await asyncio.gather(*self._publishing, return_exceptions=True)
             if self._failure is not None:
                 raise self._failure
-            await self._commit()
+            try:
+                await self._commit()
+            except KafkaError as exc:  # the group rebalanced meanwhile: nothing is lost
+                log.warning("final enrich commit failed, the new owner re-delivers: %s", exc)
         finally:
             self.ready = False
             self.direct.close("the worker is stopping; retry on another")

@@ -69,7 +69,7 @@ async def recommendations(
     request: Any,
 ) -> Answer:
     """The answer for this user, from this worker's profile store or another worker's."""
-    local = recs.lookup(tenant, user_id) is not None
+    local = recs.holds(tenant, user_id)
     if local or request.headers.get(ROUTED_HEADER):
         status, body = recs.recommend(tenant, user_id, k, cold_start)
         return Answer(status, body)

@@ -10,12 +10,10 @@ profile sits in the partition of its user's events and Faust restores it from th
 changelog after a restart or a rebalance. The agent waits until the item index has read
 ``aimass.item-vectors`` up to the end offsets it saw at start.
 
-Bad events are not re-published here: the sink role reads the same topic and stores them
-as dead letters with the reason. An event replayed by Kafka (at-least-once) is recognised by
-the profile's last applied offset and changes nothing.
-
-A user's events that land in the same scoring batch share one recommendation (its
-``trigger_event_ids`` lists them; ``trigger_event_id`` is the last one).
+Bad events are stored as dead letters by the sink role (it reads the same topic). An event
+replayed by Kafka (at-least-once) is recognised by the profile's last applied offset. A
+user's events in one scoring batch share one recommendation (``trigger_event_ids``; the
+last is ``trigger_event_id``).
 """
 
 from __future__ import annotations
@@ -81,8 +79,7 @@ class RecsService:
     """Registers the profile table and the events agent on a Faust app; scores and publishes.
 
     Build it before the Faust app starts (agents and tables must exist by then), then
-    :meth:`start` it inside the running event loop.
-    """
+    :meth:`start` it inside the running event loop."""
 
     def __init__(
         self,
@@ -103,6 +100,8 @@ class RecsService:
         self.decoder = EventDecoder(settings.max_event_bytes)
         partitions = events_partitions(settings)
         self.partitions = partitions
+        # Profile key -> the events partition the agent last wrote it from (see holds).
+        self._written_partition: dict[bytes, int] = {}
         self.events_topic = app.topic(
             settings.topic_events,
             key_type=bytes,
@@ -341,6 +340,7 @@ class RecsService:
             self.metrics.recs_events.labels("replayed").inc()
             return None
         self.profiles[table_key] = updated.to_bytes()
+        self._written_partition[table_key] = source.partition
         self.index.add_interaction(
             event.tenant, event.item_id, self.config.weight(event.type), event.ts_ms
         )
@@ -458,6 +458,18 @@ class RecsService:
             )
 
     # -- HTTP --------------------------------------------------------------------------
+
+    def holds(self, tenant: str, user_id: str) -> bool:
+        """Whether this worker has the user's profile and holds its partition now (Faust's
+        memory store keeps what the agent wrote to a partition that moved away: stale)."""
+        key = profile_key(tenant, user_id)
+        if self.profiles.get(key) is None:
+            return False
+        partition = self._written_partition.get(key)
+        if partition is None:  # restored from the changelog: Faust drops those it gives away
+            return True
+        actives = self.app.assignor.assigned_actives()
+        return (self.settings.topic_events, partition) in {(t.topic, t.partition) for t in actives}
 
     def lookup(self, tenant: str, user_id: str) -> Profile | None:
         raw = self.profiles.get(profile_key(tenant, user_id))
