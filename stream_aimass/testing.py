@@ -72,10 +72,11 @@ class BrokerProcess:
             self.process.kill()
 
 
-def start_broker(data_dir: Path) -> BrokerProcess:
+def start_broker(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> BrokerProcess:
     """A standalone embedded broker in its own process (its address is its first line)."""
     proc = subprocess.Popen(
-        cli("broker", "--data-dir", str(data_dir)),
+        cli("broker", "--data-dir", str(data_dir), *args),
+        env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -157,8 +157,15 @@ def worker(
 @commands.command()
 def broker(
     data_dir: DataDir = None,
+    brokers: Annotated[
+        int,
+        typer.Option(
+            min=1, max=9, help="Brokers in the embedded cluster (partition leaders spread)."
+        ),
+    ] = 1,
 ) -> None:
-    """Run a standalone embedded Kafka-protocol broker with the pipeline's topics."""
+    """Run a standalone embedded Kafka-protocol broker with the pipeline's topics
+    (`AIMASS_TOPIC_PARTITIONS` each)."""
     from stream_aimass.kafka.embedded import EmbeddedBroker, write_address
     from stream_aimass.kafka.topics import configured_topics
 
@@ -171,7 +178,7 @@ def broker(
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    with EmbeddedBroker() as embedded:
+    with EmbeddedBroker(num_brokers=brokers) as embedded:
         embedded.create_topics((t.name, t.partitions) for t in configured_topics(settings))
         addr_file = settings.data_dir / "broker.addr"
         write_address(addr_file, embedded.bootstrap)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -47,3 +49,22 @@ def test_config_differences_are_mismatches_too() -> None:
         "replication factor 1, below 3",
         "retention.ms=5, not 1000",
     ]
+
+
+def test_the_standalone_broker_runs_several_brokers_with_the_configured_partitions(
+    tmp_path: Path,
+) -> None:
+    from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
+
+    from stream_aimass.testing import start_broker
+
+    broker = start_broker(tmp_path, "--brokers", "3", env={"AIMASS_TOPIC_PARTITIONS": "12"})
+    try:
+        metadata = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=10)
+        assert sorted(metadata.brokers) == [1, 2, 3]
+        documents = metadata.topics["aimass.documents"].partitions
+        assert len(documents) == 12
+        assert len({p.leader for p in documents.values()}) == 3, "leaders spread over brokers"
+        assert len(metadata.topics["aimass.dlq"].partitions) == 2
+    finally:
+        broker.stop()
