@@ -83,7 +83,7 @@ def configured_topics(settings: Settings) -> list[TopicSpec]:
                 key=spec.key,
             )
         )
-    events = out[1]
+    events = next(t for t in out if t.name == settings.topic_events)
     # Faust's changelog of the profile table: co-partitioned with the events it is keyed by.
     out.append(
         TopicSpec(

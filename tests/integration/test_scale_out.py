@@ -25,12 +25,12 @@ from stream_aimass.kafka.topics import configured_topics
 from stream_aimass.settings import Settings
 from stream_aimass.testing import (
     WorkerProcess,
-    pipeline_lag,
     produce,
     produce_documents,
     query_data_dir,
     read_topic,
     start_worker,
+    wait_drained,
     wait_ready,
 )
 from stream_aimass.tools.corpus import generate_documents
@@ -72,13 +72,6 @@ def _profile_events(worker: WorkerProcess, user: str) -> int:
             return int(json.loads(response.read())["profile"]["events"])
     except OSError:
         return -1
-
-
-def _wait_drained(bootstrap: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while sum(pipeline_lag(bootstrap).values()) > 0:
-        assert time.monotonic() < deadline, pipeline_lag(bootstrap)
-        time.sleep(1)
 
 
 def _union(dirs: list[Path], sql: str) -> list[list[Any]]:
@@ -141,7 +134,7 @@ def test_four_enrich_two_sink_processes_on_three_brokers_through_scaling_and_a_b
             # Scale in mid-stream: one enrich process leaves (SIGTERM: drain, then go).
             assert enrich.pop("enrich-1").sigterm(90) == 0
             send(3, chunks[3])
-            _wait_drained(bootstrap)
+            wait_drained(bootstrap, timeout=300, events=True)
             # Drained: everything is there. Rebalances may have re-enriched a few documents
             # (at-least-once on the topic), so read past len(docs), for a while.
             enriched = read_topic(bootstrap, "aimass.enriched", 3 * len(docs), timeout=30)
