@@ -152,6 +152,9 @@ class EnrichedDocument:
     entities_model: dict[str, dict[str, str]] | None = None  # {"ner": ref, "kb": ref}
     pii: tuple[Any, ...] = ()  # privacy.redact.Applied: anything with to_dict()
     include_text: bool = False  # the text (as the PII policy left it) goes in the record
+    summary: Any = None  # summaries.extractive.Summary: anything with to_dict()
+    # The generative stage's output: {"summary", "headline", "model": {"name", "version"}}.
+    generated: dict[str, Any] | None = None
 
     @property
     def key(self) -> bytes:
@@ -187,6 +190,8 @@ class EnrichedDocument:
                 "entities": [e.to_dict() for e in self.entities],
                 "entities_model": self.entities_model,
                 "pii_findings": [f.to_dict() for f in self.pii],
+                "summary": self.summary.to_dict() if self.summary is not None else None,
+                **({"generated": self.generated} if self.generated is not None else {}),
                 **({"text": doc.text} if self.include_text else {}),
             }
         )

@@ -312,6 +312,64 @@ class Settings(BaseSettings):
         2.0, ge=0, description="How often the worker checks `classifiers_file` (0: never)."
     )
 
+    # Summaries
+    summary_sentences: int = Field(
+        3,
+        ge=0,
+        le=50,
+        description="Sentences in each document's extractive `summary` (picked from the "
+        "encoder's one pass; a document with no more sentences is its own summary); 0: none.",
+    )
+    summary_mmr_weight: float = Field(
+        0.65,
+        ge=0,
+        le=1,
+        description="Extractive summaries: relevance against redundancy in the maximal "
+        "marginal relevance pick (1: relevance only).",
+    )
+    summary_position_weight: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Extractive summaries: the bonus of the first sentence over the last "
+        "(news puts what matters early); 0: centrality only.",
+    )
+    summary_model: str = Field(
+        "",
+        description="Generative summaries and headlines: a local Hugging Face seq2seq or causal "
+        "LM directory (safetensors, no remote code); empty: none.",
+    )
+    summary_search: Literal["greedy", "beam"] = Field(
+        "greedy", description="Generation search: `greedy`, or `beam` with `summary_num_beams`."
+    )
+    summary_num_beams: int = Field(4, ge=2, le=16, description="Beams of `beam` search.")
+    summary_max_new_tokens: int = Field(
+        60, ge=1, le=1024, description="New tokens at most per generated summary."
+    )
+    headline_max_new_tokens: int = Field(
+        16, ge=0, le=256, description="New tokens at most per generated headline; 0: no headline."
+    )
+    summary_max_input_tokens: int = Field(
+        512, ge=16, le=8192, description="The generator reads at most this many tokens of a text."
+    )
+    summary_batch_size: int = Field(
+        8,
+        ge=1,
+        le=256,
+        description="Documents per generation batch (the generator's own "
+        "micro-batches, formed from everything waiting).",
+    )
+    summary_prompt: str = Field(
+        "",
+        description="Generation input for a summary, `{text}` the document; empty: `summarize: "
+        "{text}` (seq2seq) or `{text}\\nTL;DR:` (causal LM).",
+    )
+    headline_prompt: str = Field(
+        "",
+        description="Generation input for a headline; empty: `headline: {text}` (seq2seq) or "
+        "`{text}\\nHeadline:` (causal LM).",
+    )
+
     # Privacy
     pii_policy: str = Field(
         "keep",
@@ -488,6 +546,13 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest training file a `POST /v1/training-jobs` accepts; larger: 413.",
     )
+
+    @field_validator("summary_prompt", "headline_prompt")
+    @classmethod
+    def _prompt_has_text(cls, value: str) -> str:
+        if value and "{text}" not in value:
+            raise ValueError("a prompt must say where the document goes with {text}")
+        return value
 
     @field_validator("labels", mode="before")
     @classmethod

@@ -419,16 +419,9 @@ def query_data_dir(data_dir: Path, sql: str) -> list[list[Any]]:
     return rows
 
 
-def make_tiny_encoder(path: Path, *, seed: int = 0, hidden: int = 32, layers: int = 1) -> Path:
-    """A small randomly initialised BERT encoder with the bundled MiniLM tokenizer.
-
-    It loads and runs like a real checkpoint in milliseconds: for tests of training code
-    and model plumbing, not of model quality.
-    """
+def _copy_minilm_tokenizer(path: Path) -> None:
+    """The bundled MiniLM tokenizer's files into ``path`` (created)."""
     import shutil
-
-    import torch
-    from transformers import BertConfig, BertModel
 
     from stream_aimass.settings import default_model_dir
 
@@ -437,6 +430,18 @@ def make_tiny_encoder(path: Path, *, seed: int = 0, hidden: int = 32, layers: in
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
         if (source / name).exists():
             shutil.copy(source / name, path / name)
+
+
+def make_tiny_encoder(path: Path, *, seed: int = 0, hidden: int = 32, layers: int = 1) -> Path:
+    """A small randomly initialised BERT encoder with the bundled MiniLM tokenizer.
+
+    It loads and runs like a real checkpoint in milliseconds: for tests of training code
+    and model plumbing, not of model quality.
+    """
+    import torch
+    from transformers import BertConfig, BertModel
+
+    _copy_minilm_tokenizer(path)
     torch.manual_seed(seed)
     config = BertConfig(
         vocab_size=30522,
@@ -447,6 +452,33 @@ def make_tiny_encoder(path: Path, *, seed: int = 0, hidden: int = 32, layers: in
         max_position_embeddings=512,
     )
     model = BertModel(config)  # type: ignore[no-untyped-call]
+    model.save_pretrained(str(path), safe_serialization=True)
+    return path
+
+
+def make_tiny_generator(path: Path, *, kind: str = "seq2seq", seed: int = 0) -> Path:
+    """A small randomly initialised T5 (``seq2seq``) or GPT-2 (``causal``) with the bundled
+    MiniLM tokenizer, for tests of the generative stage's mechanics (it writes noise)."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5ForConditionalGeneration
+
+    _copy_minilm_tokenizer(path)
+    torch.manual_seed(seed)
+    # [PAD] 0, [SEP] 102 (the end of a text), [CLS] 101 (T5's decoder start here).
+    special: dict[str, Any] = {"pad_token_id": 0, "eos_token_id": 102}
+    model: Any
+    if kind == "seq2seq":
+        config: Any = T5Config(
+            vocab_size=30522, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
+            **special, decoder_start_token_id=101,
+        )  # type: ignore[call-arg]  # fmt: skip
+        model = T5ForConditionalGeneration(config)
+    else:
+        config = GPT2Config(
+            vocab_size=30522, n_embd=16, n_layer=1, n_head=2, n_positions=256,
+            bos_token_id=101, **special,
+        )  # fmt: skip
+        model = GPT2LMHeadModel(config)  # type: ignore[no-untyped-call]
     model.save_pretrained(str(path), safe_serialization=True)
     return path
 

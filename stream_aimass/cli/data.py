@@ -115,13 +115,16 @@ def query(
         typer.Option("--source-topic", help="Dead letters from this topic (dead-letter-list)."),
     ] = None,
     limit: Annotated[
-        int, typer.Option("--limit", min=1, max=100_000, help="Most rows (dead-letter-list).")
+        int,
+        typer.Option(
+            "--limit", min=1, max=100_000, help="Most rows (dead-letter-list, summaries)."
+        ),
     ] = 100,
 ) -> None:
     """Run a named analytics query.
 
-    usage, top-entities, entity-trend, pii-summary: --tenant, --from, --to; entity-trend
-    needs --entity.
+    usage, top-entities, entity-trend, pii-summary, summaries: --tenant, --from, --to;
+    entity-trend needs --entity.
     """
     from stream_aimass.clickhouse.client import ClickHouseConfigError
     from stream_aimass.clickhouse.queries import (

@@ -28,24 +28,13 @@ def run_detect(
 ) -> tuple[list[list[tuple[int, int, str]]], dict[str, float]]:
     """Every text through ``enricher.run`` (its policy: ``detect``): the text findings per
     text, and the summed stage times (ms) of the batches."""
-    from aiokafka import TopicPartition
-
-    from stream_aimass.enrich.enricher import Pending
-    from stream_aimass.records import Document, Source
+    from stream_aimass.enrich.enricher import pending_texts
 
     found: list[list[tuple[int, int, str]]] = []
     times: dict[str, float] = {}
-    tp = TopicPartition("eval", 0)
     for first in range(0, len(texts), BATCH):
         part = texts[first : first + BATCH]
-        tokenized = enricher.tokenize(part)
-        items = []
-        for row, text in enumerate(part):
-            doc = Document(f"e{first + row}", "eval", 0, text, Source("eval", 0, first + row, 0))
-            item = Pending(doc, tokenized.ids[row], tp, b"", None)
-            if tokenized.offsets:
-                item.offsets, item.word_ids = tokenized.offsets[row], tokenized.word_ids[row]
-            items.append(item)
+        items = pending_texts(enricher, part, first=first)
         for result in enricher.run(items, 0.0, item_vectors=False):
             record = json.loads(result.record)
             for stage in ("forward", "heads", "entities", "pii"):

@@ -13,6 +13,7 @@ from stream_aimass.cli import (
     data,
     eval,
     eval_pii,  # noqa: F401  (adds `eval pii` to eval_app)
+    eval_summaries,  # noqa: F401  (adds `eval summaries` to eval_app)
     models,
     ops,
     train,

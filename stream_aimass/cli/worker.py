@@ -6,6 +6,7 @@ import json
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -128,6 +129,14 @@ def worker(
         PiiStage.from_settings(settings)  # a policy that cannot work, named, before the start
     except PolicyError as exc:
         raise fail(f"PII policy: {exc}") from None
+    if settings.summary_model and role in ("enrich", "all"):
+        from stream_aimass.models.encoder import ModelLoadError
+        from stream_aimass.summaries.generative import check_generator_dir
+
+        try:  # a model that cannot generate, named, before the start
+            check_generator_dir(Path(settings.summary_model).expanduser())
+        except ModelLoadError as exc:
+            raise fail(f"AIMASS_SUMMARY_MODEL: {exc}") from None
     from stream_aimass.cli.processes import (
         check_processes,
         default_processes,

@@ -28,7 +28,7 @@ from stream_aimass.models.classify import (
     ZeroShotClassifier,
     load_classifier_set,
 )
-from stream_aimass.models.encoder import Encoder, Tokenized
+from stream_aimass.models.encoder import EncodedBatch, Encoder, Tokenized
 from stream_aimass.observability import Metrics
 from stream_aimass.privacy.stage import PiiStage, Protected
 from stream_aimass.records import (
@@ -38,9 +38,11 @@ from stream_aimass.records import (
     EnrichedDocument,
     ItemVector,
     ModelRef,
+    Source,
     embedding_field,
 )
 from stream_aimass.settings import Settings
+from stream_aimass.summaries.extractive import ExtractiveSummarizer, Summary
 
 log = logging.getLogger("stream_aimass.enrich")
 
@@ -67,6 +69,24 @@ class Pending:
     reply: asyncio.Future[object] | None = None
 
 
+def pending_texts(
+    enricher: DocumentEnricher, texts: list[str], *, tenant: str = "eval", first: int = 0
+) -> list[Pending]:
+    """``texts`` as pending documents of ``tenant`` (ids ``p<n>`` from ``first``), tokenized
+    as the enrich role tokenizes them: for evaluations and benchmarks of the model step."""
+    tp = TopicPartition(tenant, 0)
+    tokenized = enricher.tokenize(texts)
+    out = []
+    for row, text in enumerate(texts):
+        n = first + row
+        doc = Document(f"p{n}", tenant, 0, text, Source(tp.topic, 0, n, 0))
+        item = Pending(doc, tokenized.ids[row], tp, b"", None)
+        if tokenized.offsets:
+            item.offsets, item.word_ids = tokenized.offsets[row], tokenized.word_ids[row]
+        out.append(item)
+    return out
+
+
 def free_accelerator_memory(exc: BaseException) -> None:
     """After an out-of-memory error on CUDA, hand cached blocks back before smaller retries."""
     import torch
@@ -82,6 +102,7 @@ class Enriched:
 
     record: bytes  # empty for a catalogue item (no enriched record)
     item_vector: bytes | None = None
+    text: str = ""  # the text as the PII policy left it (what a later stage may read)
 
 
 class DocumentEnricher:
@@ -95,6 +116,7 @@ class DocumentEnricher:
     privacy: PiiStage | None = None
     include_text: bool = False
     metrics: Metrics | None = None
+    summarizer: ExtractiveSummarizer | None = None
 
     def __init__(
         self,
@@ -107,8 +129,10 @@ class DocumentEnricher:
         entities: EntityExtractor | None = None,
         privacy: PiiStage | None = None,
         include_text: bool = False,
+        summarizer: ExtractiveSummarizer | None = None,
     ) -> None:
         self.encoder = encoder
+        self.summarizer = summarizer
         self.privacy = privacy
         self.include_text = include_text
         self.entities = entities
@@ -151,6 +175,12 @@ class DocumentEnricher:
             entities=entities,
             include_text=settings.enriched_include_text,
         )
+        if settings.summary_sentences:
+            enricher.summarizer = ExtractiveSummarizer(
+                settings.summary_sentences,
+                settings.summary_mmr_weight,
+                settings.summary_position_weight,
+            )
         enricher.privacy = PiiStage.from_settings(settings, on_reload=enricher._policy_reloaded)
         enricher.swap(enricher.load_classifiers(current_specs(settings)))
         return enricher
@@ -196,14 +226,16 @@ class DocumentEnricher:
         return old
 
     def tokenize(self, texts: list[str]) -> Tokenized:
-        """Token ids for the batcher; offsets and word ids too when entities are on."""
-        if self.entities is not None:
+        """Token ids for the batcher; offsets and word ids too when entities or summaries
+        are on."""
+        if self.entities is not None or self.summarizer is not None:
             return self.encoder.tokenize_with_offsets(texts)
         return Tokenized(self.encoder.tokenize(texts), [], [])
 
     def describe(self) -> dict[str, Any]:
         return {
             "entities": self.entities.describe() if self.entities is not None else None,
+            "summary": self.summarizer.describe() if self.summarizer is not None else None,
             "encoder": self.encoder.describe(),
             "topic": self.topic.describe() if self.topic is not None else None,
             "classifiers": self.classifiers.describe(),
@@ -231,7 +263,8 @@ class DocumentEnricher:
         t0 = time.perf_counter()
         ids = [p.ids for p in items]
         entities = self.entities
-        encoded = self.encoder.encode_ids(ids, token_states=entities is not None)
+        states = entities is not None or self.summarizer is not None
+        encoded = self.encoder.encode_ids(ids, token_states=states)
         t1 = time.perf_counter()
         texts = [p.document.text for p in items]
         head_input = HeadInput(encoded.embeddings, ids, texts)
@@ -259,12 +292,15 @@ class DocumentEnricher:
         t3 = time.perf_counter()
         protected = self._protect(items, linked)
         t4 = time.perf_counter()
+        summaries = self._summaries(items, encoded, protected)
+        t5 = time.perf_counter()
         timings = {
             "queue": round(queued_ms, 3),
             "forward": round((t1 - t0) * 1000, 3),
             "heads": round((t2 - t1) * 1000, 3),
             "entities": round((t3 - t2) * 1000, 3),
             "pii": round((t4 - t3) * 1000, 3),
+            "summary": round((t5 - t4) * 1000, 3),
             "batch_size": float(len(items)),
         }
         models = {self.model.name: self.model.version}
@@ -276,7 +312,7 @@ class DocumentEnricher:
                 models[part["name"]] = part["version"]
         # Usage metering bills each document its share of the batch's model time by tokens.
         total_tokens = max(1, sum(encoded.tokens))
-        model_ms = (t4 - t0) * 1000
+        model_ms = (t5 - t0) * 1000
         now = _now_ms()
         out = []
         dim = self.encoder.dim
@@ -291,7 +327,7 @@ class DocumentEnricher:
                     embedding,
                 )  # fmt: skip
             if item.catalogue:  # published as an item vector only: no record to build
-                out.append(Enriched(b"", vector))
+                out.append(Enriched(b"", vector, safe.document.text))
                 continue
             enriched = EnrichedDocument(
                 document=safe.document,
@@ -310,8 +346,32 @@ class DocumentEnricher:
                 entities_model=entities_model,
                 pii=safe.findings,
                 include_text=self.include_text,
+                summary=summaries[row],
             )
-            out.append(Enriched(enriched.to_json(embedding), vector))
+            out.append(Enriched(enriched.to_json(embedding), vector, safe.document.text))
+        return out
+
+    def _summaries(
+        self, items: list[Pending], encoded: EncodedBatch, protected: list[Protected]
+    ) -> list[Summary | None]:
+        """Each document's extractive summary, on its text as stored (None: summaries are
+        off, or a catalogue item)."""
+        summarizer = self.summarizer
+        states = encoded.token_states
+        if summarizer is None or states is None:
+            return [None for _ in items]
+        out: list[Summary | None] = []
+        for row, item in enumerate(items):
+            if item.catalogue:
+                out.append(None)
+                continue
+            summary = summarizer.summarize(
+                item.document.text, item.offsets or [], states[row], encoded.embeddings[row]
+            )
+            edits = protected[row].edits
+            if edits is not None:  # the PII policy rewrote the text: the summary follows
+                summary = summary.moved(protected[row].document.text, edits.span)
+            out.append(summary)
         return out
 
     def _item_vector(

@@ -1,7 +1,8 @@
 """The enrich role: the document hot path, as a service.
 
 fetch (aiokafka getmany) -> decode/validate -> tokenize -> token-budget batcher -> the model
-step (:mod:`.enricher`, in the model thread) -> produce to ``aimass.enriched`` and
+step (:mod:`.enricher`, in the model thread) -> [the generative stage (:mod:`.generation`, its
+own thread), with ``summary_model``] -> produce to ``aimass.enriched`` and
 ``aimass.item-vectors`` -> commit the source offsets once every record derived from them is
 acknowledged.
 
@@ -24,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from stream_aimass.batching import AdaptiveBatching, Batch, TokenBudgetBatcher
@@ -36,6 +37,8 @@ from stream_aimass.enrich.enricher import (
     Pending,
     run_isolating_failures,
 )
+from stream_aimass.enrich.generation import GenerationStage
+from stream_aimass.enrich.rebalance import Rebalance
 from stream_aimass.enrich.reload import ClassifierWatcher
 from stream_aimass.enrich.tokenizing import PooledTokenizer
 from stream_aimass.kafka.clients import (
@@ -62,20 +65,6 @@ def _now_ms() -> int:
 
 
 ROLE = "enrich"
-
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, service: EnrichService) -> None:
-        self.service = service
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        self.service.losses.forget(revoked)
-        await self.service.drain(revoked)
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        log.info("enrich assigned %s", sorted((tp.topic, tp.partition) for tp in assigned))
-        if self.service._paused and assigned:
-            self.service.consumer.pause(*assigned)
 
 
 class EnrichService:
@@ -125,6 +114,7 @@ class EnrichService:
         enricher.swap(enricher.classifiers)  # publish the serving models as metrics
         self.metrics.batch_token_budget.set(settings.batch_max_tokens)
         self.watcher = ClassifierWatcher(settings, enricher, self.metrics)
+        self.generation = GenerationStage.from_settings(settings, self.metrics)
         self._clock = clock
         self._stopping = asyncio.Event()
         self._model_pool = ThreadPoolExecutor(1, thread_name_prefix="aimass-model")
@@ -187,6 +177,8 @@ class EnrichService:
             await self.producer.stop()
             self._model_pool.shutdown(wait=True)
             self._cpu_pool.shutdown(wait=True)
+            if self.generation is not None:
+                self.generation.close()
 
     def stop(self) -> None:
         """Stop fetching; in-flight batches are finished, produced and committed."""
@@ -213,7 +205,7 @@ class EnrichService:
     def _subscribe(self, consumer: Any) -> None:
         s = self.settings
         topics = [s.topic_documents, s.topic_items] if s.recs_enabled else [s.topic_documents]
-        consumer.subscribe(topics, listener=_Rebalance(self))
+        consumer.subscribe(topics, listener=Rebalance(self))
 
     # -- fetch, decode, batch ----------------------------------------------------------
 
@@ -398,6 +390,8 @@ class EnrichService:
     async def _publish(self, items: list[Pending], results: list[Enriched | DeadLetter]) -> None:
         t0 = time.perf_counter()
         try:
+            if self.generation is not None:  # the records wait for their generated summaries
+                results = await self.generation.complete(items, results)
             topic = self.settings.topic_enriched
             vectors = self.settings.topic_item_vectors
             records: list[Outgoing] = []

@@ -51,6 +51,8 @@ class Protected:
     document: Document
     entities: tuple[Any, ...]
     findings: tuple[Applied, ...]
+    # Where the text's replaced spans went (None: the text is as it came).
+    edits: Edits | None = None
 
 
 def _persons(entities: Iterable[Any]) -> list[Finding]:
@@ -138,7 +140,7 @@ class PiiStage:
         if text is doc.text and title is doc.title and meta is doc.meta:
             return Protected(doc, moved, tuple(applied))
         new = dataclasses.replace(doc, text=text, title=title, meta=meta)
-        return Protected(new, moved, tuple(applied))
+        return Protected(new, moved, tuple(applied), edits if text is not doc.text else None)
 
     @staticmethod
     def _move(entities: Sequence[Any], text: str, edits: Edits, applied: list[Applied]) -> Any:

@@ -28,6 +28,7 @@ DOCUMENT_COLUMNS = [
     "source_topic", "source_partition", "source_offset", "source_ts",
     "enriched_topic", "enriched_partition", "enriched_offset", "enriched_at",
     "compute_ms", "models", "version",
+    "summary", "summary_starts", "summary_ends", "generated_summary", "headline",
 ]  # fmt: skip
 
 
@@ -248,9 +249,38 @@ def _document_row(rec: dict[str, Any], topic: str, partition: int, offset: int) 
             v.float32(0.0 if compute_ms is None else compute_ms, "compute_ms"),
             _models(rec.get("models")),
             source_version(rec, "enriched record"),
+            *_summary_values(rec),
         ]
     except (KeyError, TypeError, ValueError) as exc:
         raise RowError(f"enriched record is malformed: {type(exc).__name__}: {exc}") from exc
+
+
+def _summary_values(rec: dict[str, Any]) -> list[Any]:
+    """``summary``, ``summary_starts``, ``summary_ends``, ``generated_summary``, ``headline``
+    (empty for a record without them: older producers, summaries off)."""
+    summary = rec.get("summary")
+    text, starts, ends = "", [], []
+    if summary is not None:
+        summary = v.json_object(summary, "summary")
+        text = v.string(summary["text"], "summary.text")
+        sentences = summary["sentences"]
+        if not isinstance(sentences, list):
+            raise TypeError(f"summary.sentences must be a list, not {v.show(sentences)}")
+        for i, entry in enumerate(sentences):
+            entry = v.json_object(entry, f"summary.sentences[{i}]")
+            start = v.char_offset(entry["start"], f"summary.sentences[{i}].start")
+            end = v.char_offset(entry["end"], f"summary.sentences[{i}].end")
+            if start > end:
+                raise ValueError(f"summary sentence start {start} is after its end {end}")
+            starts.append(start)
+            ends.append(end)
+    generated = rec.get("generated")
+    written, headline = "", ""
+    if generated is not None:
+        generated = v.json_object(generated, "generated")
+        written = v.optional_string(generated.get("summary"), "generated.summary")
+        headline = v.optional_string(generated.get("headline"), "generated.headline")
+    return [text, starts, ends, written, headline]
 
 
 def classification_rows(value: bytes, topic: str, partition: int, offset: int) -> list[list[Any]]:

@@ -108,6 +108,11 @@ SCHEMAS: dict[str, Any] = {
             "topic": {"type": ["object", "null"]},
             "classifiers": {"type": "array"},
             "entities": {"type": ["object", "null"]},
+            "summary": {"type": ["object", "null"], "description": "The extractive summarizer."},
+            "generator": {
+                "type": ["object", "null"],
+                "description": "The summary_model generator (null: none configured).",
+            },
         },
     },
     "ModelVersion": {

@@ -50,7 +50,10 @@ def register_routes(
         pipeline = service.pipeline
         if pipeline is None or pipeline.enrich is None:
             return web.json({"role": role, "models": None}, status=404 if pipeline else 503)
-        return web.json({"role": role, **pipeline.enrich.enricher.describe()})
+        generation = pipeline.enrich.generation
+        generator = generation.describe() if generation is not None else None
+        return web.json({"role": role, **pipeline.enrich.enricher.describe(),
+                         "generator": generator})  # fmt: skip
 
     @app.page("/v1/recommendations/{tenant}/{user_id}")
     async def recommendations(web: Any, request: Any, tenant: str, user_id: str) -> Any:

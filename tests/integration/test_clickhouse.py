@@ -39,6 +39,7 @@ QUERY_PARAMETERS = {
     "entity-trend": {**_EVERY_TENANT_EVER, "entity": "company/apple"},
     "dead-letter-list": {**_EVERY_TENANT_EVER, "stage": "", "topic": "", "limit": 10},
     "pii-summary": _EVERY_TENANT_EVER,
+    "summaries": {**_EVERY_TENANT_EVER, "limit": 10},
 }
 
 
@@ -85,7 +86,7 @@ def test_migrations_apply_once(settings: Settings) -> None:
     client = get_client(settings)
     first = migrate(client)
     assert "0001_documents.sql" in first and "0002_dead_letters.sql" in first
-    assert first[-3:] == ["0008_recommendations.sql", "0009_versions.sql", "0010_pii.sql"]
+    assert first[-3:] == ["0009_versions.sql", "0010_pii.sql", "0011_summaries.sql"]
     assert migrate(client) == []
 
 

@@ -17,7 +17,7 @@ LAYERS: list[set[str]] = [
     {"settings", "records"},
     {"retry", "observability", "batching", "decode", "files"},
     {"kafka", "clickhouse", "models"},
-    {"entities", "privacy"},
+    {"entities", "privacy", "summaries"},
     {"training", "evaluation", "enrich", "sink", "recs", "jobs"},
     {"pipeline", "web"},
     {"app"},

@@ -76,6 +76,19 @@ def test_worker_refuses_a_pii_policy_that_cannot_work(
     assert "PII policy" in result.output and reason in result.output
 
 
+def test_worker_refuses_a_summary_model_that_cannot_generate(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_encoder_dir: Path
+) -> None:
+    for model, reason in [
+        (tmp_path / "missing", "no config.json"),
+        (tiny_encoder_dir, "not a seq2seq or causal LM"),
+    ]:
+        monkeypatch.setenv("AIMASS_SUMMARY_MODEL", str(model))
+        result = runner.invoke(app, ["worker", "--data-dir", str(tmp_path)])
+        assert result.exit_code == 2, result.output
+        assert "AIMASS_SUMMARY_MODEL" in result.output and reason in result.output
+
+
 def test_topics_create_needs_a_real_cluster() -> None:
     result = runner.invoke(app, ["topics", "create"])
     assert result.exit_code == 2

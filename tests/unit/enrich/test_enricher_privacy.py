@@ -110,3 +110,28 @@ def test_a_hash_policy_without_a_key_is_refused_at_start(tmp_path: Path) -> None
         PiiStage.from_settings(Settings(data_dir=tmp_path, pii_policy="hash"))
     stage = PiiStage.from_settings(Settings(data_dir=tmp_path, pii_policy="hash", pii_hash_key="k"))
     assert stage.policy().hashes
+
+
+def test_the_summary_is_taken_from_the_text_as_stored(
+    settings: Settings, tiny_encoder: Encoder
+) -> None:
+    """Sentences are scored on the text the encoder read, then moved onto the rewritten text:
+    the summary holds no value the policy removed, and its offsets point into ``text``."""
+    from stream_aimass.summaries.extractive import ExtractiveSummarizer
+
+    enricher = enricher_for(settings, tiny_encoder)
+    enricher.summarizer = ExtractiveSummarizer(2, position_weight=0.0)
+    text = ("Write to jane.roe@example.com about the order. The parcel left on Monday. "
+            "Call (415) 555-0132 if it is late. The courier has the address already.")  # fmt: skip
+    tok = enricher.tokenize([text])
+    doc = Document("d0", "acme", 0, text, Source(TP.topic, 0, 0, 1))
+    item = Pending(doc, tok.ids[0], TP, b"", None, tok.offsets[0], tok.word_ids[0])
+    (out,) = enricher.run([item], 0.0, item_vectors=False)
+    record = orjson.loads(out.record)
+    jsonschema.validate(record, json.loads((SCHEMAS / "aimass.enriched.schema.json").read_text()))
+    summary = record["summary"]
+    assert summary["sentences_total"] == 4 and len(summary["sentences"]) == 2
+    stored = record["text"]
+    assert "jane.roe" not in summary["text"] and "555-0132" not in summary["text"]
+    assert summary["text"] == " ".join(stored[s["start"] : s["end"]] for s in summary["sentences"])
+    assert record["timings_ms"]["summary"] >= 0

@@ -76,6 +76,7 @@ def enriched(**document_fields: Any) -> EnrichedDocument:
 # Keys the producer added later; records written before them lack them.
 NEWER_KEYS = (
     "compute_ms", "models", "classifications", "entities", "entities_model", "version",
+    "summary", "generated",
 )  # fmt: skip
 
 
@@ -124,13 +125,21 @@ def test_document_row_has_the_columns_in_order_with_right_values() -> None:
         0.0,
         {},
         (SRC_TS_MS << 64) | 4711,  # the version: the source's Kafka timestamp, then offset
+        "",  # summary, its sentences' starts and ends, generated summary, headline: none
+        [],
+        [],
+        "",
+        "",
     ]
 
 
 def test_document_columns_keep_source_ts_where_the_sink_finds_it() -> None:
     row = document_row(enriched().to_json(), "t", 0, 0)
     assert row[DOCUMENT_COLUMNS.index("source_ts")] == utc(SRC_TS_MS)
-    assert DOCUMENT_COLUMNS[-3:] == ["compute_ms", "models", "version"]
+    assert DOCUMENT_COLUMNS[-8:] == [
+        "compute_ms", "models", "version",
+        "summary", "summary_starts", "summary_ends", "generated_summary", "headline",
+    ]  # fmt: skip
 
 
 def test_document_row_carries_compute_ms_and_models() -> None:

@@ -1,0 +1,1 @@
+"""Summaries: extractive on the shared encoder pass, generative with a local checkpoint."""
