@@ -46,7 +46,9 @@ from stream_aimass.tools.bench.scenarios import (
     entities_scenario,
     heads_scenario,
     model_ceiling,
+    news_articles,
     privacy_scenario,
+    summaries_scenario,
     with_personal_data,
 )
 from stream_aimass.tools.corpus import generate_documents
@@ -84,6 +86,10 @@ def run_bench(
         with console.status("privacy: model thread under the PII policy keep and redact"):
             pii_rates, pii_share = privacy_scenario(
                 enricher, with_personal_data(texts[:HEADS_DOCS]), settings
+            )
+        with console.status("summaries: model thread with extractive summaries off and on"):
+            summary_rates, summary_share = summaries_scenario(
+                enricher, news_articles(min(HEADS_DOCS, len(texts))), settings
             )
         heads_rates: dict[str, float] = {}
         heads_shares: dict[str, float] = {}
@@ -221,6 +227,11 @@ def run_bench(
     result["pii_docs_per_s"] = pii_rates
     result["pii_share_of_model_time"] = pii_share
     result["pii_texts"] = "the entity scenario's texts, every second with a PII-set line appended"
+    result["summary_docs_per_s"] = summary_rates
+    result["summary_share_of_model_time"] = summary_share
+    result["summary_texts"] = (
+        f"the shipped news test set's articles, repeated to {min(HEADS_DOCS, len(texts))}"
+    )
     if recs:
         result["recommendations"] = recs
     if heads_rates:

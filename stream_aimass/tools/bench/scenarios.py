@@ -22,7 +22,7 @@ from stream_aimass.settings import Settings
 
 HEADS_DOCS = 512
 # The model thread's stages in a record's timings_ms.
-MODEL_STAGES = ("forward", "heads", "entities", "pii")
+MODEL_STAGES = ("forward", "heads", "entities", "pii", "summary")
 
 
 HEAD_LABELS = 77  # the size of Banking77's intent set: a realistic head
@@ -187,23 +187,25 @@ def _alternate(
     measured: str,
     stage: str,
 ) -> tuple[dict[str, float], float]:
-    """Each variant over the same batches, in alternating order for ``rounds`` rounds: the
-    best docs/s of each, and the share of ``measured``'s model time (forward, heads,
-    entities and pii, from the records' timings) that ``stage`` took."""
-    best: dict[str, float] = {}
+    """Each variant over the same batches for ``rounds`` rounds, interleaved batch by batch
+    (the order alternating), so a drift in the machine's speed touches every variant alike:
+    the docs/s of each over all rounds, and the share of ``measured``'s model time (forward,
+    heads, entities, pii and summary, from the records' timings) that ``stage`` took."""
+    spent = dict.fromkeys(variants, 0.0)
     model_ms = stage_ms = 0.0
+    names = list(variants)
     for round_ in range(rounds):
-        order = list(variants) if round_ % 2 == 0 else list(reversed(variants))
-        for name in order:
-            started = time.perf_counter()
-            for items in batches:
+        for i, items in enumerate(batches):
+            order = names if (round_ + i) % 2 == 0 else names[::-1]
+            for name in order:
+                started = time.perf_counter()
                 timings = orjson.loads(variants[name].enrich(items, 0.0)[0])["timings_ms"]
+                spent[name] += time.perf_counter() - started
                 if name == measured:
                     stage_ms += timings[stage]
                     model_ms += sum(timings.get(k, 0.0) for k in MODEL_STAGES)
-            rate = n_texts / (time.perf_counter() - started)
-            best[name] = max(best.get(name, 0.0), rate)
-    return {k: round(v, 1) for k, v in best.items()}, round(stage_ms / max(model_ms, 1e-9), 5)
+    rates = {k: round(n_texts * rounds / max(v, 1e-9), 1) for k, v in spent.items()}
+    return rates, round(stage_ms / max(model_ms, 1e-9), 5)
 
 
 def with_personal_data(texts: list[str]) -> list[str]:
@@ -215,6 +217,18 @@ def with_personal_data(texts: list[str]) -> list[str]:
     return [f"{t} {lines[i % len(lines)]}" if i % 2 else t for i, t in enumerate(texts)]
 
 
+def _batches(enricher: DocumentEnricher, texts: list[str], settings: Settings) -> list[Any]:
+    """``texts`` tokenized and cut into the pipeline's batches (with their offsets)."""
+    from stream_aimass.enrich.enricher import Pending, pending_texts
+
+    batcher: TokenBudgetBatcher[Pending] = TokenBudgetBatcher(
+        settings.batch_max_tokens, settings.batch_max_documents, 0.0
+    )
+    for item in pending_texts(enricher, texts, tenant="bench"):
+        batcher.add(item, len(item.ids))
+    return [b.items for b in batcher.flush()]
+
+
 def privacy_scenario(
     enricher: DocumentEnricher, texts: list[str], settings: Settings, rounds: int = 3
 ) -> tuple[dict[str, float], float]:
@@ -224,23 +238,10 @@ def privacy_scenario(
     Returns docs/s for each, and the share of the ``redact`` model time (forward, heads,
     entities and the PII stage, from the records' timings) spent in the PII stage.
     """
-    from stream_aimass.enrich.enricher import Pending
     from stream_aimass.privacy.policy import PolicySource
     from stream_aimass.privacy.stage import PiiStage
-    from stream_aimass.records import Document
 
-    tokenized = enricher.tokenize(texts)
-    batcher: TokenBudgetBatcher[Pending] = TokenBudgetBatcher(
-        settings.batch_max_tokens, settings.batch_max_documents, 0.0
-    )
-    tp = TopicPartition("aimass.documents", 0)
-    for i, text in enumerate(texts):
-        doc = Document(f"p{i}", "bench", 0, text, Source(tp.topic, 0, i, 0))
-        item = Pending(doc, tokenized.ids[i], tp, b"", None)
-        if tokenized.offsets:
-            item.offsets, item.word_ids = tokenized.offsets[i], tokenized.word_ids[i]
-        batcher.add(item, len(item.ids))
-    batches = [b.items for b in batcher.flush()]
+    batches = _batches(enricher, texts, settings)
     variants: dict[str, DocumentEnricher] = {}
     for policy in ("keep", "redact"):
         variant = DocumentEnricher(
@@ -249,3 +250,39 @@ def privacy_scenario(
         variant.privacy = PiiStage(PolicySource(policy, None, 0), None, settings.pii_region)
         variants[policy] = variant
     return _alternate(variants, batches, len(texts), rounds, "redact", "pii")
+
+
+def news_articles(n: int) -> list[str]:
+    """``n`` texts from the shipped news test set (repeated as needed): articles of 8-14
+    sentences, what extractive summaries are for."""
+    from stream_aimass.evaluation.summaries import read_articles, shipped_set
+
+    texts = [a.text for a in read_articles(shipped_set())]
+    return [texts[i % len(texts)] for i in range(n)]
+
+
+def summaries_scenario(
+    enricher: DocumentEnricher, texts: list[str], settings: Settings, rounds: int = 3
+) -> tuple[dict[str, float], float]:
+    """The model thread with extractive summaries off and on, on the same texts (the entity
+    stage as the settings have it, in both).
+
+    Returns docs/s for each, and the share of the ``on`` model time (forward, heads,
+    entities, PII and summaries, from the records' timings) spent summarising.
+    """
+    from stream_aimass.summaries.extractive import ExtractiveSummarizer
+
+    batches = _batches(enricher, texts, settings)
+    variants: dict[str, DocumentEnricher] = {}
+    for name in ("off", "on"):
+        variant = DocumentEnricher(
+            enricher.encoder, enricher.topic, enricher.model.name, entities=enricher.entities
+        )
+        if name == "on":
+            variant.summarizer = ExtractiveSummarizer(
+                settings.summary_sentences or 3,
+                settings.summary_mmr_weight,
+                settings.summary_position_weight,
+            )
+        variants[name] = variant
+    return _alternate(variants, batches, len(texts), rounds, "on", "summary")
