@@ -105,12 +105,14 @@ class Generator:
             )  # fmt: skip
         except ValueError as exc:  # a config transformers has no generation model for
             raise ModelLoadError(f"{model_dir} is not a seq2seq or causal LM: {exc}") from exc
-        if info.get("missing_keys"):  # a head initialised at random would write noise
-            missing = sorted(info["missing_keys"])
+        missing = sorted(info.get("missing_keys") or ())
+        if any(_is_head(k) for k in missing):  # a head initialised at random writes noise
             raise ModelLoadError(
                 f"{model_dir} is not a seq2seq or causal LM checkpoint: its weights lack "
                 f"{', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}"
             )
+        if missing:  # buffers or tied copies some checkpoints leave out
+            log.warning("generator %s: weights initialised, not loaded: %s", model_dir, missing)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         if self.device == "cuda" and self.dtype == "bf16":
@@ -222,6 +224,11 @@ class Generator:
         if self.headline_max_new_tokens:
             headlines = self._run(texts, self.headline_prompt, self.headline_max_new_tokens)
         return [Written(s, h) for s, h in zip(summaries, headlines, strict=True)]
+
+
+def _is_head(key: str) -> bool:
+    """Whether a weight belongs to a language-model head (``lm_head``, BERT's ``cls.``)."""
+    return key.startswith(("lm_head", "cls.")) or ".lm_head." in key
 
 
 def _eos_id(model: Any, tokenizer: Any) -> int | None:
