@@ -146,6 +146,7 @@ class Generator:
         elif positions:
             max_input_tokens = min(max_input_tokens, positions)
         self.max_input_tokens = max_input_tokens
+        self._frames: dict[str, int] = {}
         # Generation from several threads would fight over the same cores.
         self._lock = threading.Lock()
         log.info(
@@ -185,7 +186,11 @@ class Generator:
 
     def _cut(self, text: str, prompt: str) -> str:
         """``prompt`` around ``text`` cut so the whole input fits ``max_input_tokens``."""
-        frame = len(self.tokenizer(prompt.replace("{text}", ""))["input_ids"])
+        frame = self._frames.get(prompt)
+        if frame is None:  # the prompt's own tokens: counted once per prompt, not per text
+            frame = self._frames[prompt] = len(
+                self.tokenizer(prompt.replace("{text}", ""))["input_ids"]
+            )
         budget = max(1, self.max_input_tokens - frame)
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         if len(ids) > budget:
